@@ -1,0 +1,1 @@
+"""Product-analytics export service: ClickHouse -> Polars -> object storage, orchestrated by Dagster."""

@@ -1,0 +1,291 @@
+"""`export-pipeline`: set up, seed, manage members, request exports and follow them.
+
+Exit codes: 0 success, 1 the export (or command) failed, 2 invalid input or refused access.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+
+import click
+import zstandard
+
+from export_pipeline.access import Role, add_member, list_members, now_utc, remove_member, require_role
+from export_pipeline.clickhouse.connection import ClickHouse
+from export_pipeline.clickhouse.schema import EventsTable, init_schema
+from export_pipeline.clickhouse.seed import seed_events
+from export_pipeline.db import get_engine
+from export_pipeline.errors import AccessDenied, ExportPipelineError, InvalidRequest
+from export_pipeline.exports.lifecycle import sweep_expired
+from export_pipeline.exports.requests import ExportRequest, ExportState, ExportStore, parse_spec
+from export_pipeline.exports.run import ExportDeps, describe
+from export_pipeline.exports.storage import storage_from_url
+from export_pipeline.settings import Settings
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DAEMON_HEARTBEAT_FRESH_SECONDS = 60
+
+
+def _deps(settings: Settings) -> ExportDeps:
+    return ExportDeps(
+        settings=settings,
+        clickhouse=ClickHouse.from_settings(settings),
+        storage=storage_from_url(settings.storage_url),
+        store=ExportStore(get_engine(settings.database_url)),
+        table=EventsTable.from_settings(settings),
+    )
+
+
+def _emit(payload: dict) -> None:
+    click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+
+
+class _Cli(click.Group):
+    """Print errors we can explain as one clear message (and the hint), never as a traceback."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except ExportPipelineError as error:
+            click.secho(f"error: {error.message}", fg="red", err=True)
+            if error.hint:
+                click.echo(f"hint: {error.hint}", err=True)
+            ctx.exit(2 if isinstance(error, (InvalidRequest, AccessDenied)) else 1)
+
+
+@click.group(cls=_Cli)
+def main() -> None:
+    """Export product-analytics events from ClickHouse to files, through Dagster."""
+
+
+@main.command()
+def init() -> None:
+    """Create the ClickHouse schema, the app database and the Dagster home (idempotent)."""
+    settings = Settings()
+    clickhouse = ClickHouse.from_settings(settings)
+    table = EventsTable.from_settings(settings)
+    with clickhouse.session("init") as session:
+        init_schema(session.client, table)
+    get_engine(settings.database_url)
+    home = ensure_dagster_home(settings)
+    click.echo(f"ClickHouse: {clickhouse.display_url} -> {table.qualified_name} ready")
+    click.echo(f"App database: {settings.database_url.split('@')[-1]} ready")
+    click.echo(f"Dagster home: {home}")
+
+
+@main.command()
+@click.option("--events", type=click.IntRange(min=0), default=100_000, show_default=True)
+@click.option("--projects", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--seed", "seed_value", type=click.IntRange(min=0), default=0, show_default=True)
+def seed(events: int, projects: int, seed_value: int) -> None:
+    """Load deterministic demo events into ClickHouse (generated inside ClickHouse)."""
+    settings = Settings()
+    clickhouse = ClickHouse.from_settings(settings)
+    table = EventsTable.from_settings(settings)
+    started = time.monotonic()
+    with clickhouse.session("seed") as session:
+        init_schema(session.client, table)
+        inserted = seed_events(session.client, table, events=events, projects=projects, seed=seed_value)
+    click.echo(f"Inserted {inserted:,} events into {table.qualified_name} in {time.monotonic() - started:.1f} s")
+
+
+@main.group()
+def members() -> None:
+    """Project members and their GitLab access levels."""
+
+
+@members.command("add")
+@click.option("--project-id", type=click.IntRange(min=1), required=True)
+@click.option("--user", required=True)
+@click.option("--role", required=True, help="guest, planner, reporter, developer, maintainer or owner")
+def members_add(project_id: int, user: str, role: str) -> None:
+    parsed = Role.parse(role)
+    add_member(get_engine(Settings().database_url), project_id, user, parsed)
+    click.echo(f"{user} is now {parsed.label} on project {project_id}")
+
+
+@members.command("remove")
+@click.option("--project-id", type=click.IntRange(min=1), required=True)
+@click.option("--user", required=True)
+def members_remove(project_id: int, user: str) -> None:
+    remove_member(get_engine(Settings().database_url), project_id, user)
+    click.echo(f"{user} removed from project {project_id}")
+
+
+@members.command("list")
+@click.option("--project-id", type=click.IntRange(min=1), required=True)
+def members_list(project_id: int) -> None:
+    for user, role in list_members(get_engine(Settings().database_url), project_id):
+        click.echo(f"{user}\t{role.name.lower()}\t{int(role)}")
+
+
+@main.command()
+@click.option("--project-id", required=True)
+@click.option("--requested-by", required=True)
+@click.option("--format", "fmt", default="ndjson", show_default=True, help="ndjson, json, csv or parquet")
+@click.option("--compression", default=None, help="gzip, zstd or none [default: gzip; zstd for parquet]")
+@click.option("--date-from", default=None, help="ISO 8601 date or datetime, inclusive (UTC if no zone)")
+@click.option("--date-to", default=None, help="ISO 8601; exclusive, but a bare date includes that day")
+@click.option("--event", "events", multiple=True, help="Only these event names (repeatable)")
+@click.option("--wait", is_flag=True, help="Wait for the export and print its result")
+def export(
+    project_id: str,
+    requested_by: str,
+    fmt: str,
+    compression: str | None,
+    date_from: str | None,
+    date_to: str | None,
+    events: tuple[str, ...],
+    wait: bool,
+) -> None:
+    """Request an export of a project's events; it runs as a partition of Dagster's export_job."""
+    settings = Settings()
+    deps = _deps(settings)
+    spec = parse_spec(
+        project_id=project_id,
+        requested_by=requested_by,
+        format=fmt,
+        compression=compression,
+        date_from=date_from,
+        date_to=date_to,
+        events=events,
+    )
+    try:
+        require_role(deps.store.engine, spec.project_id, spec.requested_by, action="exporting events")
+    except AccessDenied as denied:
+        _emit({"export_id": None, "status": "refused", "error": {"code": denied.code, "message": str(denied)}})
+        raise
+    request = deps.store.create(spec, source="cli")
+    instance = dagster_instance(settings)
+    from export_pipeline.defs.exports import EXPORT_PARTITIONS
+
+    instance.add_dynamic_partitions(EXPORT_PARTITIONS.name, [request.id])  # type: ignore[arg-type]
+    if not wait:
+        _emit({**describe(request, deps), "note": "Queued: the Dagster daemon's sensor will run it (make dev)."})
+        return
+    if daemon_is_running(instance):
+        click.echo(f"Export {request.id} queued; the Dagster daemon will run it.", err=True)
+    else:
+        click.echo(f"Export {request.id}: no Dagster daemon running, exporting in this process.", err=True)
+        _run_in_process(instance, request.id)
+    final = _follow(deps.store, request)
+    _emit(describe(final, deps))
+    if final.state is not ExportState.SUCCEEDED:
+        sys.exit(1)
+
+
+def _run_in_process(instance, export_id: str) -> None:
+    """Execute the partition's run on a thread (recorded in the same Dagster instance, so the UI shows it)."""
+    from export_pipeline.definitions import defs
+
+    job = defs.resolve_job_def("export_job")
+
+    def execute() -> None:
+        # The CLI prints progress itself; the run's full log is in the Dagster UI.
+        quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+        job.execute_in_process(instance=instance, partition_key=export_id, run_config=quiet, raise_on_error=False)
+
+    threading.Thread(target=execute, name="export-run", daemon=True).start()
+
+
+def _follow(store: ExportStore, request: ExportRequest) -> ExportRequest:
+    """Poll the request until it finishes, printing progress to stderr."""
+    shown = None
+    while True:
+        current = store.require(request.id)
+        line = f"{current.state.value}: {current.row_count:,} rows, {current.byte_count / 1e6:,.1f} MB"
+        if line != shown:
+            click.echo(line, err=True)
+            shown = line
+        if current.is_terminal:
+            return current
+        time.sleep(0.5)
+
+
+@main.command()
+@click.argument("export_id")
+def status(export_id: str) -> None:
+    """Print an export's state, files and download links as JSON."""
+    deps = _deps(Settings())
+    _emit(describe(deps.store.require(export_id), deps))
+
+
+@main.command()
+@click.argument("export_id")
+@click.option("--lines", type=click.IntRange(min=1), default=3, show_default=True)
+def preview(export_id: str, lines: int) -> None:
+    """Print the first lines of an export's first file (decompressed)."""
+    deps = _deps(Settings())
+    request = deps.store.require(export_id)
+    if request.state is not ExportState.SUCCEEDED or not request.manifest_key:
+        raise InvalidRequest(f"Export {export_id} is {request.state.value}, not succeeded: nothing to preview.")
+    manifest = json.loads(deps.storage.read_bytes(request.manifest_key))
+    first = manifest["files"][0]["name"]
+    if first.endswith(".parquet"):
+        import polars as pl
+
+        frame = pl.read_parquet(io.BytesIO(deps.storage.read_bytes(f"{request.storage_prefix}/{first}")))
+        click.echo(frame.head(lines))
+        return
+    raw = deps.storage.open_reader(f"{request.storage_prefix}/{first}")
+    if first.endswith(".gz"):
+        raw = gzip.GzipFile(fileobj=raw)
+    elif first.endswith(".zst"):
+        raw = zstandard.ZstdDecompressor().stream_reader(raw)
+    text = io.TextIOWrapper(raw, encoding="utf-8")
+    for _ in range(lines):
+        line = text.readline()
+        if not line:
+            break
+        click.echo(line[:400] + (" …" if len(line) > 400 else ""), nl=not line.endswith("\n") or len(line) > 400)
+
+
+@main.command()
+def sweep() -> None:
+    """Delete expired exports now (the Dagster schedule does this hourly)."""
+    settings = Settings()
+    deps = _deps(settings)
+    swept = sweep_expired(deps.store, deps.storage, now=now_utc())
+    instance = dagster_instance(settings)
+    from export_pipeline.defs.exports import drop_partition
+
+    for request, deleted in swept:
+        drop_partition(instance, request.id)
+        click.echo(f"expired {request.id}: {deleted} file(s) deleted")
+    click.echo(f"{len(swept)} export(s) expired")
+
+
+def ensure_dagster_home(settings: Settings) -> Path:
+    """Default DAGSTER_HOME to <data folder>/dagster with the project's dagster.yaml."""
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.home / "dagster"))).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists() and (PROJECT_ROOT / "dagster.yaml").exists():
+        shutil.copyfile(PROJECT_ROOT / "dagster.yaml", config)
+    return home
+
+
+def dagster_instance(settings: Settings):
+    from dagster import DagsterInstance
+
+    ensure_dagster_home(settings)
+    return DagsterInstance.get()
+
+
+def daemon_is_running(instance) -> bool:
+    """Whether a Dagster daemon (with its sensor loop) has reported in recently."""
+    heartbeats = instance.get_daemon_heartbeats()
+    sensor = heartbeats.get("SENSOR")
+    return bool(sensor and time.time() - sensor.timestamp < DAEMON_HEARTBEAT_FRESH_SECONDS)
+
+
+if __name__ == "__main__":
+    main()

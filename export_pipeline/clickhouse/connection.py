@@ -1,0 +1,203 @@
+"""Sessions on ClickHouse through clickhouse-connect: a server over HTTP(S), or the embedded chDB engine.
+
+chDB locks its data folder: only one process may have the engine open, and a process may only ever open
+one path. So for `chdb://` every session takes a cross-process lease (two `flock` files) and closes the
+engine when it ends, letting the API, Dagster runs and the CLI take turns. A long reader (an export)
+calls `Session.checkpoint()` between queries: it hands the engine over when another process is waiting.
+
+The lease is two locks. A waiter first takes the *queue* lock and keeps it while it waits for the
+*engine* lock. The holder, at a checkpoint, tries the queue lock without blocking: if it cannot get it,
+somebody is waiting, so it closes the engine, releases it, and queues up behind them.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+
+from export_pipeline.errors import ClickHouseUnavailable, EngineBusy
+from export_pipeline.settings import Settings, redact_url, scrub_secret
+
+_POLL_SECONDS = 0.02
+
+
+@dataclass
+class _FileLock:
+    path: Path
+    fd: int | None = None
+
+    def try_acquire(self) -> bool:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self.fd = fd
+        return True
+
+    def acquire(self, deadline: float) -> bool:
+        while not self.try_acquire():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(_POLL_SECONDS)
+        return True
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor drops the flock
+            self.fd = None
+
+
+class Session:
+    """One client on ClickHouse, valid for the duration of a `ClickHouse.session()` block."""
+
+    def __init__(self, owner: ClickHouse, purpose: str):
+        self._owner = owner
+        self._purpose = purpose
+        self._client: Client | None = None
+        self._engine = _FileLock(owner.lock_dir / "clickhouse.engine.lock") if owner.is_embedded else None
+        self._queue = _FileLock(owner.lock_dir / "clickhouse.queue.lock") if owner.is_embedded else None
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            self._open()
+        assert self._client is not None
+        return self._client
+
+    def checkpoint(self) -> None:
+        """Between queries of a long read: let a waiting process use the embedded engine, then resume."""
+        if self._engine is None or self._client is None:
+            return
+        assert self._queue is not None
+        if self._queue.try_acquire():
+            self._queue.release()  # nobody is queued
+            return
+        self.close()
+        self._open()
+
+    def _open(self) -> None:
+        if self._engine is not None:
+            self._acquire_engine()
+        try:
+            self._client = self._owner.connect()
+        except BaseException:
+            if self._engine is not None:
+                self._engine.release()
+            raise
+
+    def _acquire_engine(self) -> None:
+        assert self._engine is not None and self._queue is not None
+        self._owner.lock_dir.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self._owner.busy_timeout
+        if not self._queue.acquire(deadline):
+            raise self._busy()
+        try:
+            if not self._engine.acquire(deadline):
+                raise self._busy()
+        finally:
+            self._queue.release()
+        assert self._engine.fd is not None
+        os.ftruncate(self._engine.fd, 0)
+        os.pwrite(self._engine.fd, f"pid {os.getpid()}: {self._purpose}".encode(), 0)
+
+    def _busy(self) -> EngineBusy:
+        holder = (self._owner.lock_dir / "clickhouse.engine.lock").read_text(errors="replace").strip()
+        return EngineBusy(
+            f"The embedded ClickHouse ({self._owner.display_url}) stayed busy for "
+            f"{self._owner.busy_timeout:g} s" + (f", held by {holder}." if holder else "."),
+            hint="It serves one process at a time. Try again when that work finishes, raise "
+            "CLICKHOUSE_BUSY_TIMEOUT_SECONDS, or point CLICKHOUSE_URL at a ClickHouse server.",
+        )
+
+    def close(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.close()
+            finally:
+                self._client = None
+                if self._engine is not None:
+                    self._engine.release()
+
+
+class ClickHouse:
+    """Factory of ClickHouse sessions for one configured URL."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        lock_dir: Path,
+        busy_timeout: float = 60.0,
+        connect_timeout: float = 3.0,
+        send_receive_timeout: float = 600.0,
+    ):
+        self.url = url
+        self.lock_dir = lock_dir
+        self.busy_timeout = busy_timeout
+        self.connect_timeout = connect_timeout
+        self.send_receive_timeout = send_receive_timeout
+        self.is_embedded = url.startswith("chdb:")
+        self.display_url = redact_url(url)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ClickHouse:
+        return cls(
+            settings.clickhouse_url,
+            lock_dir=settings.lock_dir,
+            busy_timeout=settings.clickhouse_busy_timeout_seconds,
+            connect_timeout=settings.clickhouse_connect_timeout_seconds,
+        )
+
+    @property
+    def cluster_name(self) -> str:
+        """Short name of the target for messages and run tags: `embedded` or host:port."""
+        if self.is_embedded:
+            return "embedded"
+        parts = urlsplit(self.url)
+        return f"{parts.hostname}:{parts.port or (8443 if parts.scheme == 'https' else 8123)}"
+
+    @contextmanager
+    def session(self, purpose: str = "query") -> Iterator[Session]:
+        """A client for a block of work; for chDB the engine is held only inside the block.
+
+        Each lease opens its own lock descriptors, so threads of one process queue like processes do.
+        """
+        session = Session(self, purpose)
+        try:
+            yield session
+        finally:
+            session.close()
+
+    def connect(self) -> Client:
+        """Open a client, translating connection failures into a message that names the cluster."""
+        if self.is_embedded:
+            Path(urlsplit(self.url).path).mkdir(parents=True, exist_ok=True)
+            transport: dict = {}
+        else:
+            transport = {
+                "connect_timeout": self.connect_timeout,
+                "send_receive_timeout": self.send_receive_timeout,
+                "query_retries": 1,
+                "autogenerate_session_id": False,
+            }
+        try:
+            return clickhouse_connect.get_client(dsn=self.url, **transport)
+        except Exception as exc:  # the driver raises several unrelated types for "cannot reach"
+            reason = scrub_secret(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc), self.url)
+            raise ClickHouseUnavailable(
+                f"Cannot reach ClickHouse at {self.display_url}: {reason}",
+                hint="Check CLICKHOUSE_URL (host, port, credentials) and that the server is up; "
+                "unset it to use the embedded engine.",
+                details={"cluster": self.cluster_name},
+            ) from None

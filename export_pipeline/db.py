@@ -1,0 +1,86 @@
+"""Application state (members, access refusals, export requests) in SQLite by default, Postgres in production."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+metadata = sa.MetaData()
+
+project_members = sa.Table(
+    "project_members",
+    metadata,
+    sa.Column("project_id", sa.BigInteger, primary_key=True),
+    sa.Column("user_name", sa.String(255), primary_key=True),
+    sa.Column("access_level", sa.Integer, nullable=False),
+    sa.Column("added_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+access_refusals = sa.Table(
+    "access_refusals",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project_id", sa.BigInteger, nullable=False),
+    sa.Column("user_name", sa.String(255), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("access_level", sa.Integer, nullable=True),
+    sa.Column("required_level", sa.Integer, nullable=False),
+    sa.Column("export_id", sa.String(64), nullable=True),
+    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_access_refusals_project", "project_id", "occurred_at"),
+)
+
+export_requests = sa.Table(
+    "export_requests",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("project_id", sa.BigInteger, nullable=False),
+    sa.Column("requested_by", sa.String(255), nullable=False),
+    sa.Column("resource", sa.String(32), nullable=False),
+    sa.Column("format", sa.String(16), nullable=False),
+    sa.Column("compression", sa.String(16), nullable=False),
+    sa.Column("date_from", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("date_to", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("events", sa.JSON, nullable=False),
+    # Ingestion-time snapshot: rows ingested after the request are not exported.
+    sa.Column("as_of", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Column("row_count", sa.BigInteger, nullable=False, default=0),
+    sa.Column("byte_count", sa.BigInteger, nullable=False, default=0),
+    sa.Column("file_count", sa.Integer, nullable=False, default=0),
+    sa.Column("manifest_key", sa.String(512), nullable=True),
+    sa.Column("error_code", sa.String(64), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Index("ix_export_requests_state", "state", "created_at"),
+    sa.Index("ix_export_requests_project", "project_id", "created_at"),
+)
+
+
+@cache
+def get_engine(database_url: str) -> Engine:
+    """One engine per URL per process; creates the schema on first use (idempotent)."""
+    if database_url.startswith("sqlite:///"):
+        Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        # The Dagster daemon, runs, CLI and API write concurrently: wait on locks rather than fail.
+        engine = sa.create_engine(database_url, connect_args={"timeout": 30})
+        sa.event.listen(engine, "connect", _sqlite_wal)
+    else:
+        engine = sa.create_engine(database_url, pool_pre_ping=True)
+    metadata.create_all(engine)
+    return engine
+
+
+def _sqlite_wal(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()

@@ -1,0 +1,31 @@
+"""The Dagster code location: `dagster dev -m export_pipeline.definitions` (see workspace.yaml)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from export_pipeline.clickhouse.connection import ClickHouse
+from export_pipeline.defs.exports import (
+    build_export_job,
+    event_export,
+    export_request_sensor,
+    sweep_expired_exports_job,
+    sweep_schedule,
+)
+from export_pipeline.defs.resources import build_resources
+from export_pipeline.settings import Settings
+
+
+def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+    settings = settings or Settings()
+    cluster = ClickHouse.from_settings(settings).cluster_name
+    return dg.Definitions(
+        assets=[event_export],
+        jobs=[build_export_job(cluster), sweep_expired_exports_job],
+        sensors=[export_request_sensor],
+        schedules=[sweep_schedule],
+        resources=build_resources(settings),
+    )
+
+
+defs = build_definitions()

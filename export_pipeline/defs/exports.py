@@ -1,0 +1,179 @@
+"""Exports in Dagster: one dynamic partition per export request, a sensor that turns queued requests into
+runs, and a schedule that sweeps expired exports (files, state and partitions)."""
+
+
+import dagster as dg
+from pydantic import Field
+
+from export_pipeline.access import now_utc
+from export_pipeline.errors import ExportPipelineError
+from export_pipeline.exports.requests import Compression, ExportFormat, ExportState, parse_spec
+from export_pipeline.exports.lifecycle import sweep_expired
+from export_pipeline.exports.run import ExportResult, describe, run_export
+from export_pipeline.defs.resources import (
+    AppDatabaseResource,
+    ClickHouseResource,
+    ExportStorageResource,
+    export_deps,
+)
+
+EXPORT_PARTITIONS = dg.DynamicPartitionsDefinition(name="export_requests")
+CLICKHOUSE_TAG = "export-pipeline/clickhouse"
+EXPORT_ID_TAG = "export-pipeline/export-id"
+
+
+class EventExportConfig(dg.Config):
+    """Parameters for a new export. Used when the run's partition has no stored request yet (Launchpad,
+    GraphQL); a request made through the CLI or API is already stored and this config is ignored."""
+
+    project_id: int | None = None
+    requested_by: str | None = None
+    format: ExportFormat = ExportFormat.NDJSON
+    compression: Compression | None = None
+    date_from: str | None = Field(None, description="ISO 8601 date or datetime, inclusive (UTC if naive)")
+    date_to: str | None = Field(None, description="ISO 8601; exclusive, a bare date means through that day")
+    events: list[str] = []
+
+
+def _run_is_active(instance: dg.DagsterInstance, run_id: str) -> bool:
+    run = instance.get_run_by_id(run_id)
+    return run is not None and not run.is_finished
+
+
+@dg.asset(
+    partitions_def=EXPORT_PARTITIONS,
+    group_name="exports",
+    kinds={"clickhouse", "polars", "s3"},
+    description="Raw events of one export request, as files in export storage with a manifest.",
+)
+def event_export(
+    context: dg.AssetExecutionContext,
+    config: EventExportConfig,
+    clickhouse: ClickHouseResource,
+    export_storage: ExportStorageResource,
+    app_db: AppDatabaseResource,
+) -> dg.MaterializeResult:
+    export_id = context.partition_key
+    deps = export_deps(clickhouse, export_storage, app_db)
+    try:
+        if deps.store.get(export_id) is None:
+            spec = parse_spec(
+                project_id=config.project_id,
+                requested_by=config.requested_by,
+                format=config.format,
+                compression=config.compression,
+                date_from=config.date_from,
+                date_to=config.date_to,
+                events=config.events,
+            )
+            deps.store.create(spec, source="dagster", export_id=export_id)
+            context.log.info("Created export request %s from the run config.", export_id)
+        result = run_export(
+            export_id,
+            deps,
+            run_id=context.run_id,
+            run_is_active=lambda run_id: _run_is_active(context.instance, run_id),
+            log=context.log,
+        )
+    except ExportPipelineError as error:
+        # A message the requester can act on, shown in the UI without a traceback.
+        raise dg.Failure(
+            description=str(error),
+            metadata={"error_code": error.code, **{k: str(v) for k, v in error.details.items()}},
+            allow_retries=False,
+        ) from None
+    return dg.MaterializeResult(metadata=_metadata(result, describe(result.request, deps)))
+
+
+def _metadata(result: ExportResult, described: dict) -> dict[str, object]:
+    request = result.request
+    seconds = result.seconds
+    return {
+        "export_id": request.id,
+        "project_id": request.spec.project_id,
+        "requested_by": request.spec.requested_by,
+        "format": request.spec.format.value,
+        "compression": request.spec.compression.value,
+        "rows": dg.MetadataValue.int(result.rows),
+        "bytes": dg.MetadataValue.int(result.bytes_written),
+        "files": dg.MetadataValue.int(len(result.files)),
+        "duration_seconds": dg.MetadataValue.float(round(seconds, 3)),
+        "rows_per_second": dg.MetadataValue.float(round(result.rows / seconds, 1) if seconds else 0.0),
+        "manifest": dg.MetadataValue.text(described["manifest"] or ""),
+        "expires_at": described.get("expires_at", ""),
+        "already_done": result.already_done,
+    }
+
+
+def export_job_tags(cluster_name: str) -> dict[str, str]:
+    """Runs on the embedded engine are tagged so the run queue runs at most one of them at a time."""
+    return {CLICKHOUSE_TAG: cluster_name}
+
+
+def build_export_job(cluster_name: str):
+    return dg.define_asset_job(
+        "export_job",
+        selection=[event_export],
+        partitions_def=EXPORT_PARTITIONS,
+        tags=export_job_tags(cluster_name),
+        description="Export one request's events (partition = export id).",
+    )
+
+
+@dg.sensor(
+    job_name="export_job",
+    minimum_interval_seconds=5,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Registers a partition and requests a run (run_key = export id) for each queued export.",
+)
+def export_request_sensor(context: dg.SensorEvaluationContext, app_db: AppDatabaseResource) -> dg.SensorResult:
+    queued = app_db.export_store().in_state(ExportState.QUEUED, limit=200)
+    if not queued:
+        return dg.SensorResult(skip_reason="No queued export requests.")
+    new_keys = [
+        request.id
+        for request in queued
+        if not context.instance.has_dynamic_partition(EXPORT_PARTITIONS.name, request.id)  # type: ignore[arg-type]
+    ]
+    # Re-requesting a key that already ran is harmless: Dagster skips run requests whose run_key it has seen.
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(
+                partition_key=request.id,
+                run_key=request.id,
+                tags={EXPORT_ID_TAG: request.id, "export-pipeline/project-id": str(request.spec.project_id)},
+            )
+            for request in queued
+        ],
+        dynamic_partitions_requests=[EXPORT_PARTITIONS.build_add_request(new_keys)] if new_keys else [],
+    )
+
+
+@dg.op(description="Delete expired exports' files, mark them expired, and drop their partitions.")
+def sweep_expired_exports(
+    context: dg.OpExecutionContext, export_storage: ExportStorageResource, app_db: AppDatabaseResource
+) -> dg.Output[int]:
+    swept = sweep_expired(app_db.export_store(), export_storage.get(), now=now_utc())
+    for request, deleted in swept:
+        drop_partition(context.instance, request.id)
+        context.log.info("Expired export %s: deleted %s file(s).", request.id, deleted)
+    return dg.Output(len(swept), metadata={"expired_exports": len(swept)})
+
+
+def drop_partition(instance: dg.DagsterInstance, export_id: str) -> None:
+    """Keep the number of dynamic partitions bounded (Dagster advises <= 100,000 per asset)."""
+    if instance.has_dynamic_partition(EXPORT_PARTITIONS.name, export_id):  # type: ignore[arg-type]
+        instance.delete_dynamic_partition(EXPORT_PARTITIONS.name, export_id)  # type: ignore[arg-type]
+
+
+@dg.job(description="Sweep expired exports (runs hourly).")
+def sweep_expired_exports_job() -> None:
+    sweep_expired_exports()
+
+
+sweep_schedule = dg.ScheduleDefinition(
+    job=sweep_expired_exports_job,
+    cron_schedule="17 * * * *",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    execution_timezone="UTC",
+)

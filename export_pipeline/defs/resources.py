@@ -1,0 +1,83 @@
+"""Dagster resources. Each holds only a URL (from an environment variable when it is set, so secrets show
+in the UI as `CLICKHOUSE_URL`, never as their value) and builds the plain client objects."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+
+import dagster as dg
+from sqlalchemy.engine import Engine
+
+from export_pipeline.clickhouse.connection import ClickHouse
+from export_pipeline.clickhouse.schema import EventsTable
+from export_pipeline.db import get_engine
+from export_pipeline.exports.requests import ExportStore
+from export_pipeline.exports.run import ExportDeps
+from export_pipeline.exports.storage import ExportStorage, storage_from_url
+from export_pipeline.settings import Settings
+
+
+def env_or_default(name: str, default: str) -> str | dg.EnvVar:
+    """`EnvVar(name)` when the variable is set (resolved at run time, hidden in the UI), else the default."""
+    return dg.EnvVar(name) if os.environ.get(name) else default
+
+
+class ClickHouseResource(dg.ConfigurableResource):
+    """ClickHouse: `chdb:///path` (embedded) or `http(s)://user:pass@host:port/db`."""
+
+    url: str
+
+    def get(self) -> ClickHouse:
+        return _clickhouse(self.url)
+
+
+class ExportStorageResource(dg.ConfigurableResource):
+    """Where export files go: `file:///path` or `s3://bucket/prefix`."""
+
+    url: str
+
+    def get(self) -> ExportStorage:
+        return storage_from_url(self.url)
+
+
+class AppDatabaseResource(dg.ConfigurableResource):
+    """The application database (members, export requests): SQLite or Postgres URL."""
+
+    url: str
+
+    def engine(self) -> Engine:
+        return get_engine(self.url)
+
+    def export_store(self) -> ExportStore:
+        return ExportStore(self.engine())
+
+
+@cache
+def _clickhouse(url: str) -> ClickHouse:
+    settings = Settings()
+    return ClickHouse(
+        url,
+        lock_dir=settings.lock_dir,
+        busy_timeout=settings.clickhouse_busy_timeout_seconds,
+        connect_timeout=settings.clickhouse_connect_timeout_seconds,
+    )
+
+
+def export_deps(clickhouse: ClickHouseResource, storage: ExportStorageResource, app_db: AppDatabaseResource) -> ExportDeps:
+    settings = Settings()
+    return ExportDeps(
+        settings=settings,
+        clickhouse=clickhouse.get(),
+        storage=storage.get(),
+        store=app_db.export_store(),
+        table=EventsTable.from_settings(settings),
+    )
+
+
+def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    return {
+        "clickhouse": ClickHouseResource(url=env_or_default("CLICKHOUSE_URL", settings.clickhouse_url)),
+        "export_storage": ExportStorageResource(url=env_or_default("EXPORT_STORAGE_URL", settings.storage_url)),
+        "app_db": AppDatabaseResource(url=env_or_default("EXPORT_PIPELINE_DATABASE_URL", settings.database_url)),
+    }

@@ -1,0 +1,43 @@
+"""Errors a user can act on: each says what failed, why, and what to do next."""
+
+from __future__ import annotations
+
+
+class ExportPipelineError(Exception):
+    """Base for failures we explain to the user; `code` is stable and machine-readable."""
+
+    code = "export_pipeline_error"
+
+    def __init__(self, message: str, *, hint: str | None = None, details: dict | None = None):
+        self.message = message
+        self.hint = hint
+        self.details = details or {}
+        super().__init__(f"{message} {hint}" if hint else message)
+
+
+class InvalidRequest(ExportPipelineError):
+    """One or more fields of a request are invalid; `details` maps field -> message."""
+
+    code = "invalid_request"
+
+
+class AccessDenied(ExportPipelineError):
+    code = "access_denied"
+
+
+class NotFound(ExportPipelineError):
+    code = "not_found"
+
+
+class ClickHouseUnavailable(ExportPipelineError):
+    code = "analytics_cluster_unavailable"
+
+
+class EngineBusy(ExportPipelineError):
+    """The embedded (single-process) ClickHouse is held by another process for too long."""
+
+    code = "analytics_engine_busy"
+
+
+class StorageError(ExportPipelineError):
+    code = "storage_error"

@@ -1,0 +1,18 @@
+"""Expiry of finished exports: their files go, their state says so."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from export_pipeline.exports.requests import ExportRequest, ExportStore
+from export_pipeline.exports.storage import ExportStorage
+
+
+def sweep_expired(store: ExportStore, storage: ExportStorage, *, now: datetime) -> list[tuple[ExportRequest, int]]:
+    """Delete the files of every export past `expires_at` and mark it expired; returns (request, files deleted)."""
+    swept = []
+    for request in store.expired_before(now):
+        deleted = storage.delete_prefix(request.storage_prefix)
+        store.mark_expired(request.id)
+        swept.append((request, deleted))
+    return swept

@@ -1,0 +1,435 @@
+"""Export requests: validated parameters, their stored state, and the claim a run takes on one."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from typing import TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from export_pipeline.access import now_utc
+from export_pipeline.db import export_requests
+from export_pipeline.errors import ExportPipelineError, InvalidRequest, NotFound
+
+
+class ExportFormat(StrEnum):
+    NDJSON = "ndjson"
+    JSON = "json"
+    CSV = "csv"
+    PARQUET = "parquet"
+
+
+class Compression(StrEnum):
+    GZIP = "gzip"
+    ZSTD = "zstd"
+    NONE = "none"
+
+
+class ExportState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
+E = TypeVar("E", bound=StrEnum)
+
+MAX_EVENT_NAMES = 100
+MAX_EVENT_NAME_LENGTH = 400
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    """What to export. `date_from` is inclusive, `date_to` exclusive; both UTC."""
+
+    project_id: int
+    requested_by: str
+    format: ExportFormat
+    compression: Compression
+    date_from: datetime | None = None
+    date_to: datetime | None = None
+    events: tuple[str, ...] = ()
+    resource: str = "events"
+
+    def filters(self) -> dict:
+        return {
+            "date_from": _iso(self.date_from),
+            "date_to": _iso(self.date_to),
+            "events": list(self.events),
+        }
+
+
+def default_compression(fmt: ExportFormat) -> Compression:
+    # Parquet compresses inside the file (column codec); text formats are gzip for universal readability.
+    return Compression.ZSTD if fmt is ExportFormat.PARQUET else Compression.GZIP
+
+
+def parse_spec(
+    *,
+    project_id: object,
+    requested_by: object,
+    format: object = "ndjson",
+    compression: object = None,
+    date_from: object = None,
+    date_to: object = None,
+    events: Iterable[object] | None = None,
+) -> ExportSpec:
+    """Validate raw request fields, reporting every bad field at once (InvalidRequest.details)."""
+    errors: dict[str, str] = {}
+
+    parsed_project: int = 0
+    try:
+        parsed_project = int(str(project_id))
+        if parsed_project <= 0 or parsed_project >= 2**63:
+            raise ValueError
+    except ValueError:
+        errors["project_id"] = f"must be a positive integer, got {project_id!r}"
+
+    user = str(requested_by or "").strip()
+    if not user or len(user) > 255:
+        errors["requested_by"] = "must be a user name of 1 to 255 characters"
+
+    fmt = _enum(ExportFormat, format, "format", errors)
+    comp = _enum(Compression, compression, "compression", errors) if compression not in (None, "") else None
+
+    start = _parse_time(date_from, "date_from", errors, end_of_day=False)
+    end = _parse_time(date_to, "date_to", errors, end_of_day=True)
+    if start and end and start >= end:
+        errors["date_to"] = f"must be after date_from ({_iso(start)}), got {_iso(end)}"
+
+    names: list[str] = []
+    for raw in events or ():
+        name = str(raw)
+        if not name.strip() or len(name) > MAX_EVENT_NAME_LENGTH:
+            errors["events"] = f"each event name must be 1 to {MAX_EVENT_NAME_LENGTH} characters"
+        elif name not in names:
+            names.append(name)
+    if len(names) > MAX_EVENT_NAMES:
+        errors["events"] = f"at most {MAX_EVENT_NAMES} event names, got {len(names)}"
+
+    if errors or fmt is None:
+        fields = "; ".join(f"{field}: {message}" for field, message in errors.items())
+        raise InvalidRequest(f"Invalid export request: {fields}.", details=errors)
+    return ExportSpec(
+        project_id=parsed_project,
+        requested_by=user,
+        format=fmt,
+        compression=comp or default_compression(fmt),
+        date_from=start,
+        date_to=end,
+        events=tuple(names),
+    )
+
+
+def _enum(kind: type[E], value: object, field: str, errors: dict[str, str]) -> E | None:
+    try:
+        return kind(str(value).strip().lower())
+    except ValueError:
+        errors[field] = f"must be one of {', '.join(member.value for member in kind)}, got {value!r}"
+        return None
+
+
+def _parse_time(value: object, field: str, errors: dict[str, str], *, end_of_day: bool) -> datetime | None:
+    """ISO 8601 date or datetime; naive means UTC. A bare date as `date_to` means through that whole day."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        parsed = value
+    else:
+        text = str(value).strip()
+        try:
+            if len(text) == 10:
+                day = date.fromisoformat(text)
+                parsed = datetime.combine(day + timedelta(days=1) if end_of_day else day, time(), UTC)
+            else:
+                parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            errors[field] = f"must be an ISO 8601 date or datetime (e.g. 2026-01-31 or 2026-01-31T12:00:00Z), got {text!r}"
+            return None
+    parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    if not datetime(1970, 1, 1, tzinfo=UTC) <= parsed <= datetime(2299, 12, 31, tzinfo=UTC):
+        errors[field] = "must be between 1970 and 2299"
+        return None
+    return parsed
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment else None
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """SQLite hands datetimes back naive; everything stored is UTC."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def new_export_id(now: datetime) -> str:
+    """Time-ordered and unguessable; also the Dagster partition key and run_key."""
+    return f"exp_{now:%Y%m%d%H%M%S}_{secrets.token_hex(5)}"
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    id: str
+    spec: ExportSpec
+    as_of: datetime
+    source: str
+    state: ExportState
+    created_at: datetime
+    run_id: str | None = None
+    row_count: int = 0
+    byte_count: int = 0
+    file_count: int = 0
+    manifest_key: str | None = None
+    error_code: str | None = None
+    error: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    expires_at: datetime | None = None
+
+    @property
+    def storage_prefix(self) -> str:
+        return f"{self.spec.project_id}/{self.id}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in (ExportState.SUCCEEDED, ExportState.FAILED, ExportState.EXPIRED)
+
+
+def _from_row(row: sa.Row) -> ExportRequest:
+    m = row._mapping
+    spec = ExportSpec(
+        project_id=m["project_id"],
+        requested_by=m["requested_by"],
+        format=ExportFormat(m["format"]),
+        compression=Compression(m["compression"]),
+        date_from=as_utc(m["date_from"]),
+        date_to=as_utc(m["date_to"]),
+        events=tuple(m["events"]),
+        resource=m["resource"],
+    )
+    return ExportRequest(
+        id=m["id"],
+        spec=spec,
+        as_of=as_utc(m["as_of"]),  # type: ignore[arg-type]
+        source=m["source"],
+        state=ExportState(m["state"]),
+        created_at=as_utc(m["created_at"]),  # type: ignore[arg-type]
+        run_id=m["run_id"],
+        row_count=m["row_count"],
+        byte_count=m["byte_count"],
+        file_count=m["file_count"],
+        manifest_key=m["manifest_key"],
+        error_code=m["error_code"],
+        error=m["error"],
+        started_at=as_utc(m["started_at"]),
+        finished_at=as_utc(m["finished_at"]),
+        expires_at=as_utc(m["expires_at"]),
+    )
+
+
+class ExportConflict(ExportPipelineError):
+    code = "export_conflict"
+
+
+class ExportStore:
+    """Export request rows. Each state change is one guarded UPDATE, so concurrent runs cannot both win."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def create(self, spec: ExportSpec, *, source: str, export_id: str | None = None) -> ExportRequest:
+        now = now_utc()
+        request = ExportRequest(
+            id=export_id or new_export_id(now),
+            spec=spec,
+            as_of=now,
+            source=source,
+            state=ExportState.QUEUED,
+            created_at=now,
+        )
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.insert(export_requests).values(
+                    id=request.id,
+                    project_id=spec.project_id,
+                    requested_by=spec.requested_by,
+                    resource=spec.resource,
+                    format=spec.format.value,
+                    compression=spec.compression.value,
+                    date_from=spec.date_from,
+                    date_to=spec.date_to,
+                    events=list(spec.events),
+                    as_of=request.as_of,
+                    source=source,
+                    state=request.state.value,
+                    row_count=0,
+                    byte_count=0,
+                    file_count=0,
+                    created_at=now,
+                )
+            )
+        return request
+
+    def get(self, export_id: str) -> ExportRequest | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(export_requests).where(export_requests.c.id == export_id)).first()
+        return _from_row(row) if row else None
+
+    def require(self, export_id: str) -> ExportRequest:
+        request = self.get(export_id)
+        if request is None:
+            raise NotFound(f"No export request {export_id!r}.")
+        return request
+
+    def in_state(self, state: ExportState, *, limit: int = 1000) -> list[ExportRequest]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(export_requests)
+                .where(export_requests.c.state == state.value)
+                .order_by(export_requests.c.created_at)
+                .limit(limit)
+            ).all()
+        return [_from_row(row) for row in rows]
+
+    def expired_before(self, moment: datetime, *, limit: int = 1000) -> list[ExportRequest]:
+        """Finished exports whose files are past their time to live."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(export_requests)
+                .where(
+                    export_requests.c.state.in_([ExportState.SUCCEEDED.value, ExportState.FAILED.value]),
+                    export_requests.c.expires_at <= moment,
+                )
+                .order_by(export_requests.c.expires_at)
+                .limit(limit)
+            ).all()
+        return [_from_row(row) for row in rows]
+
+    def claim(self, export_id: str, run_id: str, run_is_active: Callable[[str], bool]) -> ExportRequest:
+        """Take the request for this run: from queued or failed (a retry), or from a run that died.
+
+        A succeeded request is returned unchanged: the caller reports it instead of exporting again.
+        """
+        request = self.require(export_id)
+        if request.state is ExportState.SUCCEEDED:
+            return request
+        if request.state is ExportState.EXPIRED:
+            raise ExportConflict(
+                f"Export {export_id} has expired and its files are gone.", hint="Request a new export."
+            )
+        if (
+            request.state is ExportState.RUNNING
+            and request.run_id not in (None, run_id)
+            and run_is_active(request.run_id)  # type: ignore[arg-type]
+        ):
+            raise ExportConflict(
+                f"Export {export_id} is already being written by run {request.run_id}.",
+                hint="Wait for that run to finish, or terminate it before retrying.",
+            )
+        started = now_utc()
+        with self.engine.begin() as conn:
+            taken = conn.execute(
+                sa.update(export_requests)
+                .where(
+                    export_requests.c.id == export_id,
+                    export_requests.c.state == request.state.value,
+                    _same(export_requests.c.run_id, request.run_id),
+                )
+                .values(
+                    state=ExportState.RUNNING.value,
+                    run_id=run_id,
+                    started_at=started,
+                    finished_at=None,
+                    row_count=0,
+                    byte_count=0,
+                    file_count=0,
+                    manifest_key=None,
+                    error_code=None,
+                    error=None,
+                )
+            ).rowcount
+        if not taken:
+            raise ExportConflict(
+                f"Export {export_id} was taken by another run at the same moment.",
+                hint="Nothing to do: that run is writing it.",
+            )
+        return replace(request, state=ExportState.RUNNING, run_id=run_id, started_at=started)
+
+    def record_progress(self, export_id: str, run_id: str, *, rows: int, bytes_written: int) -> None:
+        self._update(export_id, run_id, row_count=rows, byte_count=bytes_written)
+
+    def succeed(
+        self,
+        export_id: str,
+        run_id: str,
+        *,
+        rows: int,
+        bytes_written: int,
+        files: int,
+        manifest_key: str,
+        finished_at: datetime,
+        expires_at: datetime,
+    ) -> None:
+        self._update(
+            export_id,
+            run_id,
+            state=ExportState.SUCCEEDED.value,
+            row_count=rows,
+            byte_count=bytes_written,
+            file_count=files,
+            manifest_key=manifest_key,
+            finished_at=finished_at,
+            expires_at=expires_at,
+        )
+
+    def fail(self, export_id: str, run_id: str | None, *, code: str, message: str, expires_at: datetime) -> None:
+        """Mark failed. `expires_at` lets the sweeper prune the failed request's partition later."""
+        values = dict(
+            state=ExportState.FAILED.value,
+            error_code=code,
+            error=message,
+            finished_at=now_utc(),
+            expires_at=expires_at,
+            file_count=0,
+            manifest_key=None,
+        )
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.update(export_requests)
+                .where(export_requests.c.id == export_id, _same(export_requests.c.run_id, run_id))
+                .values(**values)
+            )
+
+    def mark_expired(self, export_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.update(export_requests)
+                .where(export_requests.c.id == export_id)
+                .values(state=ExportState.EXPIRED.value, manifest_key=None)
+            )
+
+    def _update(self, export_id: str, run_id: str, **values: object) -> None:
+        # Guarded by run_id: a run that lost its claim (taken over after it was presumed dead) writes nothing.
+        with self.engine.begin() as conn:
+            updated = conn.execute(
+                sa.update(export_requests)
+                .where(export_requests.c.id == export_id, export_requests.c.run_id == run_id)
+                .values(**values)
+            ).rowcount
+        if not updated:
+            raise ExportConflict(
+                f"Export {export_id} is no longer owned by run {run_id}.",
+                hint="Another run took it over; this run stops without writing.",
+            )
+
+
+def _same(column: sa.Column, value: str | None) -> sa.ColumnElement[bool]:
+    return column.is_(None) if value is None else column == value

@@ -1,0 +1,223 @@
+"""One export, end to end: check access, claim the request, stream ClickHouse -> Polars -> storage,
+write the manifest last. Plain Python; the Dagster asset is a thin wrapper around `run_export`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import polars as pl
+
+from export_pipeline.access import now_utc, require_role
+from export_pipeline.clickhouse.connection import ClickHouse
+from export_pipeline.clickhouse.schema import EventsTable
+from export_pipeline.errors import ExportPipelineError
+from export_pipeline.exports.extract import QUERY_SETTINGS, EventQuery, iter_chunks, prefetched
+from export_pipeline.exports.requests import ExportConflict, ExportRequest, ExportState, ExportStore
+from export_pipeline.exports.serialize import PartWriter, WrittenFile
+from export_pipeline.exports.storage import ExportStorage
+from export_pipeline.settings import Settings
+
+MANIFEST_NAME = "manifest.json"
+
+
+@dataclass(frozen=True)
+class ExportDeps:
+    """Everything an export talks to, built once per process from settings."""
+
+    settings: Settings
+    clickhouse: ClickHouse
+    storage: ExportStorage
+    store: ExportStore
+    table: EventsTable
+
+
+@dataclass(frozen=True)
+class Progress:
+    rows: int
+    total_rows: int
+    bytes_written: int
+    files: int
+    seconds: float
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    request: ExportRequest
+    files: list[WrittenFile]
+    manifest_key: str
+    seconds: float
+    already_done: bool = False
+
+    @property
+    def rows(self) -> int:
+        return sum(f.rows for f in self.files)
+
+    @property
+    def bytes_written(self) -> int:
+        return sum(f.bytes for f in self.files)
+
+
+def run_export(
+    export_id: str,
+    deps: ExportDeps,
+    *,
+    run_id: str,
+    run_is_active: Callable[[str], bool],
+    log: logging.Logger | logging.LoggerAdapter,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> ExportResult:
+    store = deps.store
+    request = store.require(export_id)
+    if request.state is ExportState.SUCCEEDED:
+        log.info("Export %s already succeeded in run %s; reporting it again.", export_id, request.run_id)
+        return _existing_result(request, deps)
+
+    spec = request.spec
+    try:
+        require_role(
+            store.engine, spec.project_id, spec.requested_by, action="exporting events", export_id=export_id
+        )
+    except ExportPipelineError as denied:
+        store.fail(export_id, request.run_id, code=denied.code, message=str(denied), expires_at=_expiry(deps))
+        raise
+
+    request = store.claim(export_id, run_id, run_is_active)
+    started = time.monotonic()
+    query = EventQuery(deps.table, spec, request.as_of)
+    writer: PartWriter | None = None
+    try:
+        with deps.clickhouse.session(f"export {export_id}") as session:
+            count_sql, params = query.count_sql()
+            total = int(session.client.command(count_sql, parameters=params, settings=QUERY_SETTINGS))
+            log.info(
+                "Exporting %s rows of project %s from %s as %s/%s (as of %s).",
+                f"{total:,}", spec.project_id, deps.clickhouse.display_url,
+                spec.format.value, spec.compression.value, request.as_of.isoformat(),
+            )
+            deps.storage.ensure_lifecycle(deps.settings.ttl_hours)
+            deps.storage.delete_prefix(request.storage_prefix)  # leftovers of an earlier attempt
+            writer = PartWriter(
+                deps.storage,
+                request.storage_prefix,
+                spec.format,
+                spec.compression,
+                part_size=deps.settings.part_size_bytes,
+                gzip_level=deps.settings.gzip_level,
+                zstd_level=deps.settings.zstd_level,
+                tags={"export-pipeline-export-id": export_id, "export-pipeline-project-id": str(spec.project_id)},
+            )
+            for chunk in prefetched(iter_chunks(session, query, chunk_bytes=deps.settings.chunk_bytes)):
+                writer.write(pl.from_arrow(chunk))  # type: ignore[arg-type]
+                progress = Progress(
+                    writer.rows, total, writer.bytes_written, len(writer.files), time.monotonic() - started
+                )
+                store.record_progress(export_id, run_id, rows=progress.rows, bytes_written=progress.bytes_written)
+                log.info(
+                    "%s / %s rows (%.0f%%), %.1f MB written, %s rows/s",
+                    f"{progress.rows:,}", f"{total:,}", 100 * progress.rows / max(total, 1),
+                    progress.bytes_written / 1e6, f"{progress.rows_per_second:,.0f}",
+                )
+                if on_progress:
+                    on_progress(progress)
+        files = writer.finish()
+        finished = now_utc()
+        expires = finished + timedelta(hours=deps.settings.ttl_hours)
+        manifest_key = f"{request.storage_prefix}/{MANIFEST_NAME}"
+        manifest = build_manifest(request, files, finished_at=finished, expires_at=expires)
+        # The manifest goes last: its presence means every file listed is complete.
+        deps.storage.put_bytes(
+            manifest_key, json.dumps(manifest, indent=2).encode(), content_type="application/json",
+            tags={"export-pipeline-export-id": export_id},
+        )
+        rows = sum(f.rows for f in files)
+        store.succeed(
+            export_id, run_id, rows=rows, bytes_written=sum(f.bytes for f in files), files=len(files),
+            manifest_key=manifest_key, finished_at=finished, expires_at=expires,
+        )
+    except ExportConflict:
+        raise  # another run owns the export now: its files are not ours to delete
+    except BaseException as exc:
+        if writer is not None:
+            writer.abort()
+        deps.storage.delete_prefix(request.storage_prefix)
+        code = exc.code if isinstance(exc, ExportPipelineError) else "export_failed"
+        message = str(exc) if isinstance(exc, ExportPipelineError) else f"{type(exc).__name__}: {exc}"
+        store.fail(export_id, run_id, code=code, message=message, expires_at=_expiry(deps))
+        raise
+    return ExportResult(store.require(export_id), files, manifest_key, time.monotonic() - started)
+
+
+def _expiry(deps: ExportDeps) -> datetime:
+    return now_utc() + timedelta(hours=deps.settings.ttl_hours)
+
+
+def build_manifest(
+    request: ExportRequest, files: list[WrittenFile], *, finished_at: datetime, expires_at: datetime
+) -> dict:
+    spec = request.spec
+    return {
+        "export_id": request.id,
+        "project_id": spec.project_id,
+        "resource": spec.resource,
+        "requested_by": spec.requested_by,
+        "format": spec.format.value,
+        "compression": spec.compression.value,
+        "filters": spec.filters(),
+        "as_of": _iso(request.as_of),
+        "row_count": sum(f.rows for f in files),
+        "byte_count": sum(f.bytes for f in files),
+        "files": [{"name": f.name, "rows": f.rows, "bytes": f.bytes, "sha256": f.sha256} for f in files],
+        "created_at": _iso(request.created_at),
+        "completed_at": _iso(finished_at),
+        "expires_at": _iso(expires_at),
+    }
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def read_manifest(storage: ExportStorage, key: str) -> dict:
+    return json.loads(storage.read_bytes(key))
+
+
+def _existing_result(request: ExportRequest, deps: ExportDeps) -> ExportResult:
+    assert request.manifest_key is not None
+    manifest = read_manifest(deps.storage, request.manifest_key)
+    prefix = request.storage_prefix
+    files = [WrittenFile(f["name"], f"{prefix}/{f['name']}", f["rows"], f["bytes"], f["sha256"]) for f in manifest["files"]]
+    return ExportResult(request, files, request.manifest_key, 0.0, already_done=True)
+
+
+def describe(request: ExportRequest, deps: ExportDeps) -> dict:
+    """The JSON the CLI prints (and later the API returns) for an export."""
+    out: dict = {
+        "export_id": request.id,
+        "status": request.state.value,
+        "project_id": request.spec.project_id,
+        "format": request.spec.format.value,
+        "compression": request.spec.compression.value,
+        "row_count": request.row_count,
+        "byte_count": request.byte_count,
+        "manifest": None,
+    }
+    if request.state is ExportState.SUCCEEDED and request.manifest_key and request.expires_at:
+        out["manifest"] = deps.storage.download_url(request.manifest_key, expires_at=request.expires_at)
+        manifest = read_manifest(deps.storage, request.manifest_key)
+        out["files"] = [
+            {**f, "url": deps.storage.download_url(f"{request.storage_prefix}/{f['name']}", expires_at=request.expires_at)}
+            for f in manifest["files"]
+        ]
+        out["expires_at"] = _iso(request.expires_at)
+    if request.state is ExportState.FAILED:
+        out["error"] = {"code": request.error_code, "message": request.error}
+    return out

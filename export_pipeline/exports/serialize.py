@@ -1,0 +1,330 @@
+"""Serialize chunks of events with Polars into compressed, size-bounded part files.
+
+NDJSON and JSON lines are built with vectorized Polars expressions: the scalar fields are encoded by
+`struct.json_encode()` and the stored `properties` text is embedded as is when it is a JSON object
+(ClickHouse's `isValidJSON` told us), so it appears as an object, not a string holding JSON. Raw
+newlines in such text can only be insignificant whitespace (JSON escapes them inside strings), so they
+become spaces to keep one event per line. Text that is not a JSON object is kept, as a string, under
+`$unparsed`: nothing is lost and the output stays valid.
+
+The lines are written out with Polars' CSV writer in `quote_style="never"` mode, the fastest way found
+to turn a column of strings into bytes (see docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zlib
+from dataclasses import dataclass
+from typing import Protocol
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import zstandard
+
+from export_pipeline.exports.requests import Compression, ExportFormat
+from export_pipeline.exports.storage import ExportStorage, ObjectWriter
+
+ISO_8601_UTC = "%Y-%m-%dT%H:%M:%S%.6fZ"
+OUTPUT_COLUMNS = ("project_id", "uuid", "event", "timestamp", "distinct_id", "person_id", "created_at", "properties")
+PARQUET_SCHEMA = pa.schema(
+    [
+        ("project_id", pa.uint64()),
+        ("uuid", pa.string()),
+        ("event", pa.string()),
+        ("timestamp", pa.timestamp("us", tz="UTC")),
+        ("distinct_id", pa.string()),
+        ("person_id", pa.string()),
+        ("created_at", pa.timestamp("us", tz="UTC")),
+        ("properties", pa.string()),
+    ]
+)
+MAX_SLICE_BYTES = 64 * 1024 * 1024
+
+EXTENSIONS = {
+    ExportFormat.NDJSON: "ndjson",
+    ExportFormat.JSON: "json",
+    ExportFormat.CSV: "csv",
+    ExportFormat.PARQUET: "parquet",
+}
+CONTENT_TYPES = {
+    ExportFormat.NDJSON: "application/x-ndjson",
+    ExportFormat.JSON: "application/json",
+    ExportFormat.CSV: "text/csv; charset=utf-8",
+    ExportFormat.PARQUET: "application/vnd.apache.parquet",
+}
+COMPRESSION_SUFFIX = {Compression.GZIP: ".gz", Compression.ZSTD: ".zst", Compression.NONE: ""}
+
+
+def file_name(index: int, fmt: ExportFormat, compression: Compression) -> str:
+    # Parquet compresses its columns internally, so the file itself is never wrapped.
+    suffix = "" if fmt is ExportFormat.PARQUET else COMPRESSION_SUFFIX[compression]
+    return f"part-{index:05d}.{EXTENSIONS[fmt]}{suffix}"
+
+
+def event_json_lines(frame: pl.DataFrame, *, terminator: str) -> pl.DataFrame:
+    """One column `line`: each event as a JSON object followed by `terminator`."""
+    scalars = pl.struct(
+        "project_id",
+        "uuid",
+        "event",
+        pl.col("timestamp").dt.strftime(ISO_8601_UTC),
+        "distinct_id",
+        "person_id",
+        pl.col("created_at").dt.strftime(ISO_8601_UTC),
+    ).struct.json_encode()
+    raw = pl.col("properties")
+    if frame.select(raw.str.contains("[\r\n]").any()).item():
+        raw = raw.str.replace_all("[\r\n]", " ")
+    properties = (
+        pl.when(pl.col("properties_is_object"))
+        .then(raw)
+        .when(pl.col("properties") == "")
+        .then(pl.lit("{}"))
+        .otherwise(pl.struct(pl.col("properties").alias("$unparsed")).struct.json_encode())
+    )
+    line = pl.concat_str([scalars.str.head(-1), pl.lit(',"properties":'), properties, pl.lit("}" + terminator)])
+    return frame.select(line.alias("line"))
+
+
+def _column_bytes(frame: pl.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.write_csv(buffer, include_header=False, quote_style="never")
+    return buffer.getvalue()
+
+
+class Encoder(Protocol):
+    def begin(self, sink: PartSink) -> None: ...
+    def write(self, frame: pl.DataFrame, sink: PartSink) -> None: ...
+    def end(self, sink: PartSink) -> None: ...
+
+
+class NdjsonEncoder:
+    def begin(self, sink: PartSink) -> None:
+        pass
+
+    def write(self, frame: pl.DataFrame, sink: PartSink) -> None:
+        sink.write(_column_bytes(event_json_lines(frame, terminator="")))
+
+    def end(self, sink: PartSink) -> None:
+        pass
+
+
+class JsonArrayEncoder:
+    """`[`, objects separated by `,\\n`, `]`. Each object is written with a trailing comma, and the last
+    comma of each slice is held back until we know whether another object follows."""
+
+    def __init__(self) -> None:
+        self._first = True
+
+    def begin(self, sink: PartSink) -> None:
+        sink.write(b"[\n")
+        self._first = True
+
+    def write(self, frame: pl.DataFrame, sink: PartSink) -> None:
+        body = _column_bytes(event_json_lines(frame, terminator=","))  # "{..},\n{..},\n"
+        sink.write((b"" if self._first else b",\n") + body[:-2])
+        self._first = False
+
+    def end(self, sink: PartSink) -> None:
+        sink.write(b"]\n" if self._first else b"\n]\n")
+
+
+class CsvEncoder:
+    def __init__(self) -> None:
+        self._header = True
+
+    def begin(self, sink: PartSink) -> None:
+        self._header = True
+
+    def write(self, frame: pl.DataFrame, sink: PartSink) -> None:
+        buffer = io.BytesIO()
+        frame.select(OUTPUT_COLUMNS).write_csv(buffer, include_header=self._header, datetime_format=ISO_8601_UTC)
+        self._header = False
+        sink.write(buffer.getvalue())
+
+    def end(self, sink: PartSink) -> None:
+        if self._header:  # no rows: still a valid CSV with its header
+            sink.write(",".join(OUTPUT_COLUMNS).encode() + b"\n")
+
+
+class ParquetEncoder:
+    """One Parquet row group per slice, column-compressed with the export's codec."""
+
+    def __init__(self, compression: Compression, zstd_level: int, gzip_level: int):
+        self._codec = {Compression.GZIP: "gzip", Compression.ZSTD: "zstd", Compression.NONE: "none"}[compression]
+        self._level = {Compression.GZIP: gzip_level, Compression.ZSTD: zstd_level}.get(compression)
+        self._writer: pq.ParquetWriter | None = None
+
+    def begin(self, sink: PartSink) -> None:
+        self._writer = pq.ParquetWriter(
+            sink, PARQUET_SCHEMA, compression=self._codec, compression_level=self._level
+        )
+
+    def write(self, frame: pl.DataFrame, sink: PartSink) -> None:
+        assert self._writer is not None
+        table = frame.select(OUTPUT_COLUMNS).to_arrow().cast(PARQUET_SCHEMA)
+        self._writer.write_table(table, row_group_size=max(1, table.num_rows))
+
+    def end(self, sink: PartSink) -> None:
+        assert self._writer is not None
+        self._writer.close()
+        self._writer = None
+
+
+class _Compressor(Protocol):
+    def compress(self, data: bytes) -> bytes: ...
+    def flush(self) -> bytes: ...
+
+
+class _Identity:
+    def compress(self, data: bytes) -> bytes:
+        return data
+
+    def flush(self) -> bytes:
+        return b""
+
+
+def _compressor(compression: Compression, *, gzip_level: int, zstd_level: int) -> _Compressor:
+    if compression is Compression.GZIP:
+        return zlib.compressobj(gzip_level, zlib.DEFLATED, 31)  # wbits 31: gzip container
+    if compression is Compression.ZSTD:
+        return zstandard.ZstdCompressor(level=zstd_level, write_content_size=False).compressobj()
+    return _Identity()
+
+
+class PartSink:
+    """A file-like for one part: compresses, hashes and counts the bytes it hands to storage."""
+
+    def __init__(self, writer: ObjectWriter, compressor: _Compressor):
+        self._writer = writer
+        self._compressor = compressor
+        self._sha256 = hashlib.sha256()
+        self.bytes_written = 0
+        self.closed = False
+
+    def write(self, data: bytes | memoryview) -> int:
+        self._emit(self._compressor.compress(bytes(data)))
+        return len(data)
+
+    def _emit(self, data: bytes) -> None:
+        if data:
+            self._sha256.update(data)
+            self._writer.write(data)
+            self.bytes_written += len(data)
+
+    # pyarrow's ParquetWriter treats the sink as a Python file object.
+    def flush(self) -> None:
+        pass
+
+    def tell(self) -> int:
+        return self.bytes_written
+
+    def writable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.closed = True  # ParquetWriter closes its sink; the part is finished by `finish`.
+
+    def finish(self) -> str:
+        self._emit(self._compressor.flush())
+        self._writer.commit()
+        return self._sha256.hexdigest()
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    name: str
+    key: str
+    rows: int
+    bytes: int
+    sha256: str
+
+
+class PartWriter:
+    """Writes chunks into `part-NNNNN` files under `prefix`, starting a new part once one reaches
+    `part_size` stored bytes (checked between slices, so a part may run over by up to one slice)."""
+
+    def __init__(
+        self,
+        storage: ExportStorage,
+        prefix: str,
+        fmt: ExportFormat,
+        compression: Compression,
+        *,
+        part_size: int,
+        gzip_level: int = 6,
+        zstd_level: int = 3,
+        tags: dict[str, str] | None = None,
+    ):
+        self._storage = storage
+        self._prefix = prefix
+        self._format = fmt
+        self._compression = compression
+        self._part_size = part_size
+        self._levels = {"gzip_level": gzip_level, "zstd_level": zstd_level}
+        self._tags = tags or {}
+        self._encoder = self._new_encoder()
+        self._sink: PartSink | None = None
+        self._part_rows = 0
+        self.files: list[WrittenFile] = []
+        self.rows = 0
+
+    def _new_encoder(self) -> Encoder:
+        if self._format is ExportFormat.NDJSON:
+            return NdjsonEncoder()
+        if self._format is ExportFormat.JSON:
+            return JsonArrayEncoder()
+        if self._format is ExportFormat.CSV:
+            return CsvEncoder()
+        return ParquetEncoder(self._compression, self._levels["zstd_level"], self._levels["gzip_level"])
+
+    @property
+    def bytes_written(self) -> int:
+        return sum(f.bytes for f in self.files) + (self._sink.bytes_written if self._sink else 0)
+
+    def write(self, frame: pl.DataFrame) -> None:
+        if frame.height == 0:
+            return
+        bytes_per_row = max(1, frame.estimated_size() // frame.height)
+        slice_rows = max(1, min(MAX_SLICE_BYTES, self._part_size // 4) // bytes_per_row)
+        for offset in range(0, frame.height, slice_rows):
+            piece = frame.slice(offset, slice_rows)
+            sink = self._sink or self._open_part()
+            self._encoder.write(piece, sink)
+            self._part_rows += piece.height
+            self.rows += piece.height
+            if sink.bytes_written >= self._part_size:
+                self._close_part()
+
+    def finish(self) -> list[WrittenFile]:
+        """Close the last part. An export with no rows still gets one (empty, valid) file."""
+        if self._sink is not None or not self.files:
+            self._close_part()
+        return self.files
+
+    def abort(self) -> None:
+        if self._sink is not None:
+            self._sink._writer.abort()
+            self._sink = None
+
+    def _open_part(self) -> PartSink:
+        name = file_name(len(self.files), self._format, self._compression)
+        writer = self._storage.open_writer(
+            f"{self._prefix}/{name}", content_type=CONTENT_TYPES[self._format], tags=self._tags
+        )
+        compression = Compression.NONE if self._format is ExportFormat.PARQUET else self._compression
+        self._sink = PartSink(writer, _compressor(compression, **self._levels))
+        self._part_rows = 0
+        self._encoder.begin(self._sink)
+        return self._sink
+
+    def _close_part(self) -> None:
+        sink = self._sink or self._open_part()
+        self._encoder.end(sink)
+        sha256 = sink.finish()
+        name = file_name(len(self.files), self._format, self._compression)
+        self.files.append(WrittenFile(name, f"{self._prefix}/{name}", self._part_rows, sink.bytes_written, sha256))
+        self._sink = None

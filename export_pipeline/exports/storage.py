@@ -1,0 +1,582 @@
+"""Object storage for export files: a local folder or an S3 bucket, behind one interface chosen by URL.
+
+Keys are relative POSIX paths such as ``exports/12/exp_20261123_ab12/part-00000.ndjson.gz``; each
+backend maps them under its root (a folder, or a bucket plus optional prefix). Writers stream, so an
+export never has to fit in memory, and an object only appears under its real key once committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import secrets
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import BinaryIO, Protocol, cast
+from urllib.parse import urlencode, urlsplit
+
+import boto3
+from botocore.client import BaseClient
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    PartialCredentialsError,
+    ReadTimeoutError,
+)
+
+from export_pipeline.errors import StorageError
+from export_pipeline.settings import redact_url
+
+log = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+MIN_PART_SIZE = 5 * MIB  # S3 rejects smaller parts, except the last one
+DEFAULT_PART_SIZE = 8 * MIB
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4 presigned URLs cannot live longer
+LIFECYCLE_RULE_ID = "export-pipeline-expire-exports"
+
+# Temp files of in-progress local writes: `.<name>.partial-<random>` next to the target.
+_PARTIAL_NAME = re.compile(r"^\..+\.partial-[0-9a-f]{16}$")
+
+
+class ObjectWriter(Protocol):
+    def write(self, data: bytes | memoryview) -> None: ...
+    def commit(self) -> None: ...
+    def abort(self) -> None: ...
+
+
+class ExportStorage(Protocol):
+    url: str  # redacted, safe for messages
+
+    def open_writer(
+        self, key: str, *, content_type: str, tags: Mapping[str, str] | None = None
+    ) -> ObjectWriter: ...
+    def put_bytes(
+        self, key: str, data: bytes, *, content_type: str, tags: Mapping[str, str] | None = None
+    ) -> None: ...
+    def read_bytes(self, key: str) -> bytes: ...
+    def open_reader(self, key: str) -> BinaryIO: ...
+    def exists(self, key: str) -> bool: ...
+    def list_keys(self, prefix: str) -> list[str]: ...
+    def delete_prefix(self, prefix: str) -> int: ...
+    def download_url(self, key: str, *, expires_at: datetime) -> str: ...
+    def ensure_lifecycle(self, ttl_hours: int) -> None: ...
+
+
+def storage_from_url(url: str) -> ExportStorage:
+    """`file:///abs/folder` or `s3://bucket/optional/prefix`."""
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        root = parts.netloc + parts.path
+        if not os.path.isabs(root):
+            # A relative root would silently depend on the working directory of each process.
+            raise StorageError(
+                f"Storage URL {redact_url(url)} does not name an absolute folder.",
+                hint="Use file:///absolute/path/to/folder.",
+            )
+        return LocalStorage(root)
+    if parts.scheme == "s3":
+        if not parts.netloc:
+            raise StorageError(
+                f"Storage URL {redact_url(url)} names no bucket.", hint="Use s3://bucket/optional/prefix."
+            )
+        return S3Storage(parts.netloc, parts.path.strip("/"))
+    raise StorageError(
+        f"Unsupported storage URL {redact_url(url)}.",
+        hint="Use file:///absolute/path/to/folder or s3://bucket/prefix in EXPORT_STORAGE_URL.",
+    )
+
+
+def _key_parts(key: str) -> list[str]:
+    """The segments of a key, refusing anything that could escape the storage root."""
+    segments = key.split("/")
+    if any(segment in ("", ".", "..") or "\x00" in segment for segment in segments):
+        raise StorageError(
+            f"Invalid storage key {key!r}.",
+            hint="Keys are relative paths without empty, '.' or '..' segments.",
+        )
+    return segments
+
+
+def _check_prefix(prefix: str) -> None:
+    """A prefix is a key, possibly partial or ending in '/', or '' for everything."""
+    if prefix:
+        _key_parts(prefix.removesuffix("/"))
+
+
+# --------------------------------------------------------------------------------------------- local
+
+
+class LocalStorage:
+    """Exports in a folder; writes go to a hidden temp file that is renamed into place on commit."""
+
+    def __init__(self, root: str | os.PathLike[str]):
+        # abspath, not resolve(): keep the path the user configured, even through symlinks.
+        self.root = Path(os.path.abspath(root))
+        self.url = redact_url(f"file://{self.root}")
+
+    def _path(self, key: str) -> Path:
+        return self.root.joinpath(*_key_parts(key))
+
+    @contextmanager
+    def _os_errors(self, action: str, key: str) -> Iterator[None]:
+        try:
+            yield
+        except FileNotFoundError as exc:
+            raise StorageError(f"No object {key!r} in {self.url}.") from exc
+        except OSError as exc:
+            raise StorageError(
+                f"Cannot {action} {key!r} in {self.url}: {exc.strerror or exc}.",
+                hint="Check that EXPORT_STORAGE_URL points to a writable folder with free space.",
+            ) from exc
+
+    def open_writer(
+        self, key: str, *, content_type: str, tags: Mapping[str, str] | None = None
+    ) -> ObjectWriter:
+        """`content_type` and `tags` have no meaning on a file system and are ignored."""
+        path = self._path(key)
+        with self._os_errors("write", key):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return _LocalWriter(self, key, path)
+
+    def put_bytes(
+        self, key: str, data: bytes, *, content_type: str, tags: Mapping[str, str] | None = None
+    ) -> None:
+        writer = self.open_writer(key, content_type=content_type, tags=tags)
+        try:
+            writer.write(data)
+            writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+
+    def read_bytes(self, key: str) -> bytes:
+        with self._os_errors("read", key):
+            return self._path(key).read_bytes()
+
+    def open_reader(self, key: str) -> BinaryIO:
+        with self._os_errors("read", key):
+            return self._path(key).open("rb")
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def _files_under(self, prefix: str) -> Iterator[tuple[str, Path]]:
+        """(relative key, path) of every file whose key starts with prefix, temp files included."""
+        _check_prefix(prefix)
+        # Only the folder holding the prefix's last segment can contain matches.
+        folder = self.root.joinpath(*prefix.split("/")[:-1])
+        for dirpath, _dirnames, filenames in os.walk(folder):
+            for name in filenames:
+                path = Path(dirpath, name)
+                rel = path.relative_to(self.root).as_posix()
+                if rel.startswith(prefix):
+                    yield rel, path
+
+    def list_keys(self, prefix: str) -> list[str]:
+        return sorted(rel for rel, path in self._files_under(prefix) if not _PARTIAL_NAME.match(path.name))
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete committed files and unfinished temp files; count only the former, like S3 does."""
+        deleted = 0
+        with self._os_errors("delete", prefix):
+            for _rel, path in list(self._files_under(prefix)):
+                path.unlink(missing_ok=True)
+                deleted += not _PARTIAL_NAME.match(path.name)
+                self._remove_empty_parents(path.parent)
+        return deleted
+
+    def _remove_empty_parents(self, folder: Path) -> None:
+        while folder != self.root:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (or already gone): stop climbing
+                return
+            folder = folder.parent
+
+    def download_url(self, key: str, *, expires_at: datetime) -> str:
+        """A file:// URL; a folder cannot enforce expiry, so `expires_at` is ignored."""
+        return self._path(key).as_uri()
+
+    def ensure_lifecycle(self, ttl_hours: int) -> None:
+        """Nothing to configure for a folder."""
+
+
+class _LocalWriter:
+    """Writes a hidden temp file next to the target; commit renames it into place."""
+
+    def __init__(self, storage: LocalStorage, key: str, path: Path):
+        self._storage = storage
+        self._key = key
+        self._path = path
+        self._temp = path.with_name(f".{path.name}.partial-{secrets.token_hex(8)}")
+        self._file = self._temp.open("xb")
+        self._closed = False
+
+    def write(self, data: bytes | memoryview) -> None:
+        if self._closed:
+            raise ValueError("write to a committed or aborted writer")
+        with self._storage._os_errors("write", self._key):
+            self._file.write(data)
+
+    def commit(self) -> None:
+        if self._closed:
+            raise ValueError("commit of a committed or aborted writer")
+        with self._storage._os_errors("write", self._key):
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            os.replace(self._temp, self._path)
+            _fsync_dir(self._path.parent)  # make the rename itself survive a crash
+        self._closed = True
+
+    def abort(self) -> None:
+        """Best effort: it runs while handling another failure, which must not be masked."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._file.close()
+            self._temp.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("Could not remove temp file %s: %s", self._temp, exc)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# ------------------------------------------------------------------------------------------------ S3
+
+_ENDPOINT_HINT = "Check AWS_ENDPOINT_URL (unset it for AWS itself) and that the endpoint is reachable."
+_CREDENTIALS_HINT = (
+    "Check the AWS credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or the instance role) "
+    "and that they are allowed to use this bucket."
+)
+_DENIED_CODES = frozenset(
+    {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled"}
+)
+
+
+def _default_s3_client() -> BaseClient:
+    """Standard credential chain; region and endpoint from the usual AWS variables."""
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    # The precedence boto3 applies natively, made explicit so we know whether to use path-style.
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+    # SigV4: botocore may still presign with SigV2, which newer regions reject and which has no 7-day cap.
+    config = Config(signature_version="s3v4")
+    if endpoint:  # S3-compatible servers (MinIO, Ceph, moto) rarely resolve bucket subdomains.
+        config = config.merge(Config(s3={"addressing_style": "path"}))
+    return boto3.client("s3", region_name=region, endpoint_url=endpoint, config=config)
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _tagging(tags: Mapping[str, str] | None) -> dict[str, str]:
+    """The `Tagging` argument of put_object / create_multipart_upload (URL-encoded), or nothing."""
+    return {"Tagging": urlencode(dict(tags))} if tags else {}
+
+
+class S3Storage:
+    """Exports in `s3://bucket/prefix`; large objects are streamed as multipart uploads.
+
+    An injected `client` should use signature_version="s3v4", or download URLs may be SigV2.
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        client: BaseClient | None = None,
+        part_size: int = DEFAULT_PART_SIZE,
+    ):
+        if part_size < MIN_PART_SIZE:
+            raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes (an S3 limit)")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.part_size = part_size
+        self.url = redact_url(f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}")
+        self._client = client or _default_s3_client()
+        self._endpoint = redact_url(self._client.meta.endpoint_url)
+
+    def _full(self, key: str) -> str:
+        _key_parts(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _full_prefix(self, prefix: str) -> str:
+        _check_prefix(prefix)
+        return f"{self.prefix}/{prefix}" if self.prefix else prefix
+
+    def _relative(self, full_key: str) -> str:
+        return full_key[len(self.prefix) + 1 :] if self.prefix else full_key
+
+    @contextmanager
+    def _s3_errors(
+        self, action: str, key: str | None = None, denied_hint: str = _CREDENTIALS_HINT
+    ) -> Iterator[None]:
+        """Turn boto errors into StorageError naming bucket and endpoint, never credentials."""
+        try:
+            yield
+        except (ClientError, BotoCoreError) as exc:
+            raise self._storage_error(exc, action, key, denied_hint) from exc
+
+    def _storage_error(
+        self,
+        exc: ClientError | BotoCoreError,
+        action: str,
+        key: str | None = None,
+        denied_hint: str = _CREDENTIALS_HINT,
+    ) -> StorageError:
+        """`action` completes "Could not ...", e.g. "write 'exports/1/a.csv'"."""
+        where = f"bucket {self.bucket!r} at {self._endpoint}"
+        if isinstance(exc, ClientError):
+            code = _error_code(exc)
+            if code == "NoSuchBucket":
+                return StorageError(
+                    f"Could not {action}: bucket {self.bucket!r} does not exist at {self._endpoint}.",
+                    hint=f"Check the bucket name in EXPORT_STORAGE_URL, or create it. {_ENDPOINT_HINT}",
+                )
+            if code in ("NoSuchKey", "404") and key is not None:
+                return StorageError(f"No object {key!r} in {self.url}.")
+            if code in _DENIED_CODES:
+                return StorageError(f"Could not {action} in {where}: denied ({code}).", hint=denied_hint)
+            message = f"{code} {exc.response.get('Error', {}).get('Message', '')}".strip()
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            hint = "The S3 service failed; try again later." if status >= 500 else None
+            return StorageError(f"Could not {action} in {where}: {message}.", hint=hint)
+        if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+            return StorageError(f"Could not {action} in {where}: no AWS credentials.", hint=_CREDENTIALS_HINT)
+        if isinstance(exc, EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError):
+            return StorageError(
+                f"Could not {action} in bucket {self.bucket!r}: S3 endpoint {self._endpoint} is unreachable.",
+                hint=_ENDPOINT_HINT,
+            )
+        return StorageError(f"Could not {action} in {where}: {exc}.", hint=_ENDPOINT_HINT)
+
+    def open_writer(
+        self, key: str, *, content_type: str, tags: Mapping[str, str] | None = None
+    ) -> ObjectWriter:
+        return _S3Writer(self, key, content_type=content_type, tags=tags)
+
+    def put_bytes(
+        self, key: str, data: bytes, *, content_type: str, tags: Mapping[str, str] | None = None
+    ) -> None:
+        full_key = self._full(key)
+        with self._s3_errors(f"write {key!r}", key):
+            self._client.put_object(
+                Bucket=self.bucket, Key=full_key, Body=data, ContentType=content_type, **_tagging(tags)
+            )
+
+    def read_bytes(self, key: str) -> bytes:
+        full_key = self._full(key)
+        with self._s3_errors(f"read {key!r}", key):
+            return self._client.get_object(Bucket=self.bucket, Key=full_key)["Body"].read()
+
+    def open_reader(self, key: str) -> BinaryIO:
+        """A botocore StreamingBody: file-like enough (read, iter_chunks, close) for our readers."""
+        full_key = self._full(key)
+        with self._s3_errors(f"read {key!r}", key):
+            return cast(BinaryIO, self._client.get_object(Bucket=self.bucket, Key=full_key)["Body"])
+
+    def exists(self, key: str) -> bool:
+        full_key = self._full(key)
+        with self._s3_errors(f"look up {key!r}"):
+            try:
+                self._client.head_object(Bucket=self.bucket, Key=full_key)
+            except ClientError as exc:
+                if _error_code(exc) in ("404", "NoSuchKey"):
+                    return False
+                raise
+        return True
+
+    def list_keys(self, prefix: str) -> list[str]:
+        full_prefix = self._full_prefix(prefix)
+        with self._s3_errors(f"list {prefix!r}"):
+            return sorted(self._relative(obj["Key"]) for obj in self._objects(full_prefix))
+
+    def _objects(self, full_prefix: str) -> Iterator[dict]:
+        pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full_prefix)
+        for page in pages:
+            yield from page.get("Contents", [])
+
+    def delete_prefix(self, prefix: str) -> int:
+        full_prefix = self._full_prefix(prefix)
+        deleted = 0
+        with self._s3_errors(f"delete {prefix!r}"):
+            # Uploads first: one completing meanwhile becomes an object, which the listing below sees.
+            uploads = self._client.get_paginator("list_multipart_uploads")
+            for page in uploads.paginate(Bucket=self.bucket, Prefix=full_prefix):
+                for upload in page.get("Uploads", []):
+                    self._client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
+            batch: list[dict[str, str]] = []
+            for obj in self._objects(full_prefix):
+                batch.append({"Key": obj["Key"]})
+                if len(batch) == 1000:  # the most delete_objects takes at once
+                    deleted += self._delete_batch(batch)
+                    batch = []
+            if batch:
+                deleted += self._delete_batch(batch)
+        return deleted
+
+    def _delete_batch(self, batch: list[dict[str, str]]) -> int:
+        response = self._client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+        if errors := response.get("Errors"):
+            first = errors[0]
+            raise StorageError(
+                f"Could not delete {len(errors)} objects in {self.url}, e.g. {first.get('Key')!r}: "
+                f"{first.get('Code')} {first.get('Message', '')}".strip() + ".",
+                hint="Check that the credentials may delete objects (s3:DeleteObject).",
+            )
+        return len(batch)
+
+    def download_url(self, key: str, *, expires_at: datetime) -> str:
+        """Presigned GET valid until `expires_at` (naive means UTC), within SigV4's 1 s .. 7 days."""
+        if expires_at.tzinfo is None:
+            expires_at = expires_at.replace(tzinfo=timezone.utc)
+        # Rounded down, so the URL never outlives what it points to.
+        seconds = int((expires_at - datetime.now(timezone.utc)).total_seconds())
+        expires_in = min(max(seconds, 1), MAX_PRESIGN_SECONDS)
+        params = {"Bucket": self.bucket, "Key": self._full(key)}
+        with self._s3_errors(f"sign a download URL for {key!r}"):
+            return self._client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
+
+    def ensure_lifecycle(self, ttl_hours: int) -> None:
+        """Merge our expiry rule into the bucket's lifecycle configuration, keeping every other rule.
+
+        With it S3 deletes expired exports and abandoned multipart uploads even if our own cleanup
+        never runs. put_bucket_lifecycle_configuration replaces the whole configuration, hence
+        read-merge-write; concurrent callers race harmlessly since they all write the same rule.
+        """
+        if ttl_hours < 1:
+            raise ValueError("ttl_hours must be at least 1")
+        ours = {
+            "ID": LIFECYCLE_RULE_ID,
+            "Filter": {"Prefix": self._full_prefix("exports/")},
+            "Status": "Enabled",
+            "Expiration": {"Days": math.ceil(ttl_hours / 24)},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+        }
+        denied_hint = (
+            "Grant s3:GetLifecycleConfiguration and s3:PutLifecycleConfiguration on the bucket "
+            "(or check the AWS credentials)."
+        )
+        with self._s3_errors("configure the bucket lifecycle", denied_hint=denied_hint):
+            try:
+                current = self._client.get_bucket_lifecycle_configuration(Bucket=self.bucket)
+            except ClientError as exc:
+                if _error_code(exc) != "NoSuchLifecycleConfiguration":
+                    raise
+                current = {}
+            rules = current.get("Rules", [])
+            if ours in rules:
+                return
+            merged = [rule for rule in rules if rule.get("ID") != LIFECYCLE_RULE_ID] + [ours]
+            # Part of the configuration too; omitting it would reset it to the default.
+            keep = {k: current[k] for k in ("TransitionDefaultMinimumObjectSize",) if k in current}
+            self._client.put_bucket_lifecycle_configuration(
+                Bucket=self.bucket, LifecycleConfiguration={"Rules": merged}, **keep
+            )
+
+
+class _S3Writer:
+    """Streams one object, holding at most one part in memory whatever the chunk sizes.
+
+    The multipart upload starts only once a full part exists, so an object smaller than a part is a
+    single put_object.
+    """
+
+    def __init__(self, storage: S3Storage, key: str, *, content_type: str, tags: Mapping[str, str] | None):
+        self._storage = storage
+        self._client = storage._client
+        self._key = key
+        self._full_key = storage._full(key)
+        self._content_type = content_type
+        self._tags = tags
+        self._buffer = bytearray()
+        self._upload_id: str | None = None
+        self._parts: list[dict[str, str | int]] = []
+        self._closed = False
+
+    def write(self, data: bytes | memoryview) -> None:
+        if self._closed:
+            raise ValueError("write to a committed or aborted writer")
+        view = memoryview(data).cast("B")
+        part_size = self._storage.part_size
+        while view:
+            room = part_size - len(self._buffer)
+            self._buffer += view[:room]
+            view = view[room:]
+            if len(self._buffer) == part_size:
+                self._upload_part()
+
+    def _upload_part(self) -> None:
+        bucket = self._storage.bucket
+        with self._storage._s3_errors(f"write {self._key!r}"):
+            if self._upload_id is None:
+                self._upload_id = self._client.create_multipart_upload(
+                    Bucket=bucket, Key=self._full_key, ContentType=self._content_type, **_tagging(self._tags)
+                )["UploadId"]
+            number = len(self._parts) + 1
+            response = self._client.upload_part(
+                Bucket=bucket,
+                Key=self._full_key,
+                UploadId=self._upload_id,
+                PartNumber=number,
+                Body=self._buffer,
+            )
+        self._parts.append({"PartNumber": number, "ETag": response["ETag"]})
+        self._buffer = bytearray()
+
+    def commit(self) -> None:
+        if self._closed:
+            raise ValueError("commit of a committed or aborted writer")
+        if self._upload_id is None:
+            data = bytes(self._buffer)
+            self._storage.put_bytes(self._key, data, content_type=self._content_type, tags=self._tags)
+        else:
+            if self._buffer:
+                self._upload_part()
+            with self._storage._s3_errors(f"write {self._key!r}"):
+                self._client.complete_multipart_upload(
+                    Bucket=self._storage.bucket,
+                    Key=self._full_key,
+                    UploadId=self._upload_id,
+                    MultipartUpload={"Parts": self._parts},
+                )
+        self._buffer = bytearray()
+        self._closed = True
+
+    def abort(self) -> None:
+        """Best effort: it runs while handling another failure, which must not be masked.
+
+        An upload we fail to abort is still removed by the lifecycle rule's AbortIncompleteMultipartUpload.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._buffer = bytearray()
+        if self._upload_id is None:
+            return
+        try:
+            self._client.abort_multipart_upload(
+                Bucket=self._storage.bucket, Key=self._full_key, UploadId=self._upload_id
+            )
+        except (ClientError, BotoCoreError) as exc:
+            error = self._storage._storage_error(exc, f"abort the upload of {self._key!r}")
+            log.warning("%s", error)

@@ -1,0 +1,76 @@
+"""Configuration from the environment (and `.env`), with embedded defaults under one data folder."""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+GIB = 1024**3
+MIB = 1024**2
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Unset URLs resolve to embedded defaults under `home`."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    home: Path = Field(Path(".data"), alias="EXPORT_PIPELINE_HOME")
+    clickhouse_url_setting: str | None = Field(None, alias="CLICKHOUSE_URL")
+    clickhouse_database: str = Field("analytics", alias="CLICKHOUSE_DATABASE")
+    clickhouse_events_table: str = Field("events", alias="CLICKHOUSE_EVENTS_TABLE")
+    # Maps our column names to the columns of an existing table, e.g. {"created_at": "inserted_at"}.
+    clickhouse_events_columns: dict[str, str] = Field(default_factory=dict, alias="CLICKHOUSE_EVENTS_COLUMNS")
+    clickhouse_connect_timeout_seconds: float = Field(3.0, alias="CLICKHOUSE_CONNECT_TIMEOUT_SECONDS")
+    clickhouse_busy_timeout_seconds: float = Field(60.0, alias="CLICKHOUSE_BUSY_TIMEOUT_SECONDS")
+    storage_url_setting: str | None = Field(None, alias="EXPORT_STORAGE_URL")
+    database_url_setting: str | None = Field(None, alias="EXPORT_PIPELINE_DATABASE_URL")
+    ttl_hours: int = Field(168, alias="EXPORT_TTL_HOURS", ge=1, le=24 * 365)
+    part_size_bytes: int = Field(GIB, alias="EXPORT_PART_SIZE_BYTES", ge=1024)
+    chunk_bytes: int = Field(32 * MIB, alias="EXPORT_CHUNK_BYTES", ge=64 * 1024)
+    gzip_level: int = Field(6, alias="EXPORT_GZIP_LEVEL", ge=1, le=9)
+    zstd_level: int = Field(3, alias="EXPORT_ZSTD_LEVEL", ge=1, le=19)
+
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, home: Path) -> Path:
+        return home.expanduser().resolve()
+
+    @cached_property
+    def clickhouse_url(self) -> str:
+        return self.clickhouse_url_setting or f"chdb://{self.home / 'clickhouse'}"
+
+    @cached_property
+    def storage_url(self) -> str:
+        return self.storage_url_setting or f"file://{self.home / 'exports'}"
+
+    @cached_property
+    def database_url(self) -> str:
+        return self.database_url_setting or f"sqlite:///{self.home / 'app.db'}"
+
+    @property
+    def clickhouse_is_embedded(self) -> bool:
+        return self.clickhouse_url.startswith("chdb:")
+
+    @property
+    def lock_dir(self) -> Path:
+        return self.home / "locks"
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, safe to show in logs, errors and the UI."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def scrub_secret(text: str, url: str) -> str:
+    """Remove the URL's password from arbitrary text (driver messages sometimes echo the DSN)."""
+    password = urlsplit(url).password
+    return re.sub(re.escape(password), "***", text) if password else text

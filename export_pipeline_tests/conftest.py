@@ -1,0 +1,91 @@
+"""Shared fixtures. Everything is real: chDB on disk, SQLite, a local folder or a moto S3 server.
+
+chDB allows one data path per process, so the whole test session shares one embedded ClickHouse under a
+session temp folder; tests isolate themselves by project id (and by database for schema tests).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_SESSION_HOME = Path(tempfile.mkdtemp(prefix="export-pipeline-tests-"))
+# Set before any project module reads the environment.
+os.environ["EXPORT_PIPELINE_HOME"] = str(_SESSION_HOME)
+os.environ["DAGSTER_HOME"] = str(_SESSION_HOME / "dagster")
+for _name in ("CLICKHOUSE_URL", "EXPORT_STORAGE_URL", "EXPORT_PIPELINE_DATABASE_URL"):
+    os.environ.pop(_name, None)
+
+from export_pipeline.clickhouse.connection import ClickHouse  # noqa: E402
+from export_pipeline.clickhouse.schema import EventsTable, init_schema  # noqa: E402
+from export_pipeline.db import get_engine  # noqa: E402
+from export_pipeline.exports.requests import ExportStore  # noqa: E402
+from export_pipeline.exports.run import ExportDeps  # noqa: E402
+from export_pipeline.exports.storage import storage_from_url  # noqa: E402
+from export_pipeline.settings import Settings  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def session_home() -> Path:
+    return _SESSION_HOME
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings()
+
+
+@pytest.fixture(scope="session")
+def clickhouse(settings: Settings) -> ClickHouse:
+    return ClickHouse.from_settings(settings)
+
+
+@pytest.fixture(scope="session")
+def events_table(clickhouse: ClickHouse) -> EventsTable:
+    table = EventsTable()
+    with clickhouse.session("test schema") as session:
+        init_schema(session.client, table)
+    return table
+
+
+@pytest.fixture(scope="session")
+def store(settings: Settings) -> ExportStore:
+    return ExportStore(get_engine(settings.database_url))
+
+
+@pytest.fixture()
+def deps(settings: Settings, clickhouse: ClickHouse, events_table: EventsTable, store: ExportStore, tmp_path: Path) -> ExportDeps:
+    """Export dependencies with a fresh local export folder per test."""
+    return ExportDeps(
+        settings=settings,
+        clickhouse=clickhouse,
+        storage=storage_from_url(f"file://{tmp_path / 'exports'}"),
+        store=store,
+        table=events_table,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """A real S3 API (moto server) on loopback for the whole session."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
