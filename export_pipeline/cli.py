@@ -85,7 +85,8 @@ def init() -> None:
 @click.option("--events", type=click.IntRange(min=0), default=100_000, show_default=True)
 @click.option("--projects", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--seed", "seed_value", type=click.IntRange(min=0), default=0, show_default=True)
-def seed(events: int, projects: int, seed_value: int) -> None:
+@click.option("--if-empty", is_flag=True, help="Only seed when the events table has no rows (re-runnable demo)")
+def seed(events: int, projects: int, seed_value: int, if_empty: bool) -> None:
     """Load deterministic demo events into ClickHouse (generated inside ClickHouse)."""
     settings = Settings()
     clickhouse = ClickHouse.from_settings(settings)
@@ -93,6 +94,10 @@ def seed(events: int, projects: int, seed_value: int) -> None:
     started = time.monotonic()
     with clickhouse.session("seed") as session:
         init_schema(session.client, table)
+        existing = int(session.client.command(f"SELECT count() FROM {table.qualified_name}"))
+        if if_empty and existing:
+            click.echo(f"{table.qualified_name} already holds {existing:,} events; not seeding (--if-empty).")
+            return
         inserted = seed_events(session.client, table, events=events, projects=projects, seed=seed_value)
     click.echo(f"Inserted {inserted:,} events into {table.qualified_name} in {time.monotonic() - started:.1f} s")
 

@@ -150,10 +150,12 @@ def test_local_delete_prefix_removes_exactly_that_prefix(local: LocalStorage) ->
     unfinished = local.open_writer("exports/1/exp_e/part-00000.csv", content_type="text/csv")
     unfinished.write(b"half")
 
-    assert local.list_keys("exports/1") == keys[:4]  # a string prefix, as on S3
+    # A prefix names a folder: "exports/1" must not reach into "exports/10".
+    assert local.list_keys("exports/1") == keys[:3]
     assert local.list_keys("exports/1/") == keys[:3]
+    assert local.list_keys("exports/1/exp") == []
 
-    assert local.delete_prefix("exports/1/") == 3  # the unfinished temp file goes too, uncounted
+    assert local.delete_prefix("exports/1") == 3  # the unfinished temp file goes too, uncounted
     assert local.list_keys("") == keys[3:]
     assert all_files(local.root) == keys[3:]
     assert not (local.root / "exports" / "1").exists()
@@ -283,6 +285,7 @@ def test_s3_streams_large_object_as_multipart(s3: S3Storage, client: BaseClient,
     assert s3.list_keys("exports/") == [key]
     body = s3.open_reader(key)
     assert b"".join(body.iter_chunks(1 * MIB)) == data
+    body.close()
 
 
 def test_s3_exactly_one_part_is_a_one_part_multipart(s3: S3Storage, client: BaseClient, bucket: str) -> None:
@@ -355,8 +358,9 @@ def test_s3_keys_and_listing(s3: S3Storage, client: BaseClient, bucket: str) -> 
     for key in ("exports/2/b", "exports/10/a", "exports/1/c"):
         s3.put_bytes(key, key.encode(), content_type="text/plain")
     assert s3.list_keys("") == ["exports/1/c", "exports/10/a", "exports/2/b"]
-    assert s3.list_keys("exports/1") == ["exports/1/c", "exports/10/a"]
+    assert s3.list_keys("exports/1") == ["exports/1/c"]  # a folder: not "exports/10"
     assert s3.list_keys("exports/1/") == ["exports/1/c"]
+    assert s3.list_keys("exports/1/c") == []
     assert s3.exists("exports/1/c")
     assert not s3.exists("exports/1/zzz")
     with pytest.raises(StorageError, match="No object 'exports/1/zzz'"):
@@ -381,7 +385,7 @@ def test_s3_delete_prefix_removes_only_that_prefix(s3: S3Storage, client: BaseCl
     inside = client.create_multipart_upload(Bucket=bucket, Key="tenant-a/exports/1/exp_d/p0")
     outside = client.create_multipart_upload(Bucket=bucket, Key="tenant-a/exports/10/exp_e/p0")
 
-    assert s3.delete_prefix("exports/1/") == 3
+    assert s3.delete_prefix("exports/1") == 3
 
     assert object_keys(client, bucket) == [
         "tenant-a/exports/10/exp_c/p0",
@@ -486,7 +490,7 @@ def test_s3_lifecycle_on_bucket_without_configuration(client: BaseClient, bucket
 
 
 def test_s3_missing_bucket_is_a_storage_error(client: BaseClient, moto_endpoint: str) -> None:
-    storage = S3Storage("no-such-bucket-here", "p", client=client)
+    storage = S3Storage("no-such-bucket-here", "p", client=client, part_size=PART)
     with pytest.raises(StorageError) as caught:
         storage.put_bytes("exports/a", b"x", content_type="text/plain")
     assert "'no-such-bucket-here'" in caught.value.message
@@ -494,6 +498,11 @@ def test_s3_missing_bucket_is_a_storage_error(client: BaseClient, moto_endpoint:
     assert "EXPORT_STORAGE_URL" in (caught.value.hint or "")
     with pytest.raises(StorageError, match="no-such-bucket-here"):
         storage.ensure_lifecycle(24)
+
+    writer = storage.open_writer("exports/big", content_type="text/csv")
+    with pytest.raises(StorageError, match="does not exist"):
+        writer.write(payload(PART))  # a full part starts the multipart upload, which fails
+    writer.abort()  # after a failure: must not raise
 
 
 def test_s3_storage_from_url_uses_the_environment(

@@ -106,10 +106,13 @@ def _key_parts(key: str) -> list[str]:
     return segments
 
 
-def _check_prefix(prefix: str) -> None:
-    """A prefix is a key, possibly partial or ending in '/', or '' for everything."""
-    if prefix:
-        _key_parts(prefix.removesuffix("/"))
+def _folder(prefix: str) -> str:
+    """A prefix names a folder: 'a/b' and 'a/b/' both mean 'a/b/', '' means everything.
+
+    Callers pass export prefixes like '12/exp_1' without a slash; as a plain string prefix that
+    would also match '12/exp_10/...', and delete_prefix would remove another export's files.
+    """
+    return "/".join(_key_parts(prefix.removesuffix("/"))) + "/" if prefix else ""
 
 
 # --------------------------------------------------------------------------------------------- local
@@ -169,26 +172,23 @@ class LocalStorage:
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
-    def _files_under(self, prefix: str) -> Iterator[tuple[str, Path]]:
-        """(relative key, path) of every file whose key starts with prefix, temp files included."""
-        _check_prefix(prefix)
-        # Only the folder holding the prefix's last segment can contain matches.
-        folder = self.root.joinpath(*prefix.split("/")[:-1])
-        for dirpath, _dirnames, filenames in os.walk(folder):
-            for name in filenames:
-                path = Path(dirpath, name)
-                rel = path.relative_to(self.root).as_posix()
-                if rel.startswith(prefix):
-                    yield rel, path
+    def _files_under(self, prefix: str) -> list[Path]:
+        """Every file in the prefix's folder, at any depth, temp files included."""
+        folder = self.root / _folder(prefix)
+        return [Path(dirpath, name) for dirpath, _dirs, names in os.walk(folder) for name in names]
 
     def list_keys(self, prefix: str) -> list[str]:
-        return sorted(rel for rel, path in self._files_under(prefix) if not _PARTIAL_NAME.match(path.name))
+        return sorted(
+            path.relative_to(self.root).as_posix()
+            for path in self._files_under(prefix)
+            if not _PARTIAL_NAME.match(path.name)
+        )
 
     def delete_prefix(self, prefix: str) -> int:
         """Delete committed files and unfinished temp files; count only the former, like S3 does."""
         deleted = 0
         with self._os_errors("delete", prefix):
-            for _rel, path in list(self._files_under(prefix)):
+            for path in self._files_under(prefix):
                 path.unlink(missing_ok=True)
                 deleted += not _PARTIAL_NAME.match(path.name)
                 self._remove_empty_parents(path.parent)
@@ -318,8 +318,8 @@ class S3Storage:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def _full_prefix(self, prefix: str) -> str:
-        _check_prefix(prefix)
-        return f"{self.prefix}/{prefix}" if self.prefix else prefix
+        folder = _folder(prefix)
+        return f"{self.prefix}/{folder}" if self.prefix else folder
 
     def _relative(self, full_key: str) -> str:
         return full_key[len(self.prefix) + 1 :] if self.prefix else full_key

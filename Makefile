@@ -1,0 +1,50 @@
+# Two commands on a fresh machine: `make demo` (one export end to end) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export EXPORT_PIPELINE_HOME ?= $(CURDIR)/.data
+export DAGSTER_HOME ?= $(EXPORT_PIPELINE_HOME)/dagster
+DEMO_EVENTS ?= 200000
+BENCH_EVENTS ?= 5000000
+
+.PHONY: install demo test dev bench dagster-home clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# Pinned by constraints.txt so every machine resolves the same versions.
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev,postgres]"
+	touch $@
+
+install: $(VENV)/.installed
+
+dagster-home:
+	mkdir -p "$(DAGSTER_HOME)"
+	cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
+
+demo: install dagster-home
+	$(BIN)/export-pipeline init
+	$(BIN)/export-pipeline seed --events $(DEMO_EVENTS) --projects 3 --if-empty
+	$(BIN)/export-pipeline members add --project-id 1 --user demo-maintainer --role maintainer
+	$(BIN)/export-pipeline export --project-id 1 --requested-by demo-maintainer --format ndjson --wait \
+		| tee "$(EXPORT_PIPELINE_HOME)/demo-export.json"
+	@id=$$($(BIN)/python -c 'import json,sys; print(json.load(open(sys.argv[1]))["export_id"])' "$(EXPORT_PIPELINE_HOME)/demo-export.json"); \
+	echo; echo "Files of $$id:"; ls -l "$(EXPORT_PIPELINE_HOME)/exports/1/$$id"; \
+	echo; echo "First lines:"; $(BIN)/export-pipeline preview "$$id" --lines 3
+
+test: install dagster-home
+	$(BIN)/python -m pytest
+
+# The Dagster UI (webserver + daemon) on http://127.0.0.1:3000.
+dev: install dagster-home
+	$(BIN)/export-pipeline init
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+bench: install
+	$(BIN)/python -m export_pipeline.bench --events $(BENCH_EVENTS)
+
+clean:
+	rm -rf .data .pytest_cache

@@ -1,0 +1,81 @@
+"""The `export-pipeline` command as a user runs it: a separate process, JSON out, meaningful exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .exportdata import insert_events, known_events
+
+PROJECT = 9201
+CLI = [str(Path(sys.executable).parent / "export-pipeline")]
+
+
+def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(CLI + list(args), capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(scope="module", autouse=True)
+def known_data(clickhouse, events_table):
+    insert_events(clickhouse, events_table, known_events(PROJECT))
+    assert run_cli("members", "add", "--project-id", str(PROJECT), "--user", "maria", "--role", "maintainer").returncode == 0
+    assert run_cli("members", "add", "--project-id", str(PROJECT), "--user", "dave", "--role", "developer").returncode == 0
+
+
+def test_members_list_shows_roles_by_level():
+    listed = run_cli("members", "list", "--project-id", str(PROJECT))
+    assert listed.stdout.splitlines() == ["maria\tmaintainer\t40", "dave\tdeveloper\t30"]
+
+
+def test_export_wait_prints_the_result_and_exits_zero(session_home):
+    done = run_cli("export", "--project-id", str(PROJECT), "--requested-by", "maria", "--format", "json",
+                   "--event", "signed_up", "--wait")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert (result["status"], result["row_count"], result["format"]) == ("succeeded", 750, "json")
+    manifest_path = Path(result["manifest"].removeprefix("file://"))
+    assert manifest_path == session_home / "exports" / str(PROJECT) / result["export_id"] / "manifest.json"
+    assert json.loads(manifest_path.read_text())["row_count"] == 750
+    assert [f["name"] for f in result["files"]] == ["part-00000.json.gz"]
+    assert "succeeded: 750 rows" in done.stderr  # progress shown while waiting
+
+    status = run_cli("status", result["export_id"])
+    assert json.loads(status.stdout)["status"] == "succeeded"
+    preview = run_cli("preview", result["export_id"], "--lines", "1")
+    assert preview.returncode == 0 and preview.stdout.startswith("[")
+
+
+def test_export_below_maintainer_is_refused_with_exit_2():
+    refused = run_cli("export", "--project-id", str(PROJECT), "--requested-by", "dave", "--wait")
+    assert refused.returncode == 2
+    assert json.loads(refused.stdout)["status"] == "refused"
+    assert "'dave' is Developer (30) on project 9201; exporting events needs Maintainer (40) or higher." in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
+def test_invalid_fields_are_all_reported_with_exit_2():
+    invalid = run_cli("export", "--project-id", "abc", "--requested-by", "maria", "--format", "xml",
+                      "--date-from", "yesterday", "--wait")
+    assert invalid.returncode == 2
+    assert "project_id: must be a positive integer, got 'abc'" in invalid.stderr
+    assert "format: must be one of ndjson, json, csv, parquet, got 'xml'" in invalid.stderr
+    assert "date_from: must be an ISO 8601 date or datetime" in invalid.stderr
+    assert "Traceback" not in invalid.stderr
+
+
+def test_unreachable_clickhouse_fails_with_exit_1_and_names_the_cluster():
+    from .conftest import free_port
+
+    port = free_port()
+    failed = run_cli("export", "--project-id", str(PROJECT), "--requested-by", "maria", "--wait",
+                     env={"CLICKHOUSE_URL": f"http://default:hunter2@127.0.0.1:{port}/analytics"})
+    assert failed.returncode == 1
+    result = json.loads(failed.stdout)
+    assert result["status"] == "failed" and result["error"]["code"] == "analytics_cluster_unavailable"
+    assert f"127.0.0.1:{port}" in result["error"]["message"]
+    assert "hunter2" not in failed.stdout + failed.stderr

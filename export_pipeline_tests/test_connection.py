@@ -1,0 +1,78 @@
+"""The embedded engine lease across processes, and secrets kept out of messages."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from export_pipeline.clickhouse.connection import ClickHouse
+from export_pipeline.errors import EngineBusy
+from export_pipeline.settings import redact_url, scrub_secret
+
+
+def hold_engine(settings, *, seconds: float, checkpoint_every: float | None = None) -> subprocess.Popen:
+    """Another process that holds the embedded engine (optionally reaching checkpoints as an export does)."""
+    code = textwrap.dedent(f"""
+        import sys, time
+        from export_pipeline.clickhouse.connection import ClickHouse
+        from export_pipeline.settings import Settings
+        ch = ClickHouse.from_settings(Settings())
+        with ch.session("holder test") as session:
+            session.client.command("SELECT 1")
+            print("holding", flush=True)
+            deadline = time.monotonic() + {seconds}
+            while time.monotonic() < deadline:
+                time.sleep({checkpoint_every or 0.05})
+                if {checkpoint_every is not None}:
+                    session.checkpoint()
+                    session.client.command("SELECT 1")
+        print("released", flush=True)
+    """)
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "holding"
+    return holder
+
+
+def test_a_second_process_waits_for_the_engine_then_gets_it(settings, clickhouse):
+    holder = hold_engine(settings, seconds=1.5)
+    started = time.monotonic()
+    with clickhouse.session("waiter") as session:
+        assert session.client.command("SELECT 42") == 42
+    waited = time.monotonic() - started
+    holder.wait(timeout=30)
+    assert 0.8 < waited < 15
+
+
+def test_busy_engine_gives_a_clear_error_naming_the_holder(settings):
+    holder = hold_engine(settings, seconds=4)
+    impatient = ClickHouse(settings.clickhouse_url, lock_dir=settings.lock_dir, busy_timeout=0.5)
+    try:
+        with pytest.raises(EngineBusy) as busy:
+            with impatient.session("impatient") as session:
+                session.client.command("SELECT 1")
+    finally:
+        holder.wait(timeout=30)
+    message = str(busy.value)
+    assert "stayed busy for 0.5 s, held by pid" in message and "holder test" in message
+    assert "CLICKHOUSE_URL" in message
+
+
+def test_a_long_reader_hands_the_engine_over_at_its_next_checkpoint(settings, clickhouse):
+    holder = hold_engine(settings, seconds=6, checkpoint_every=0.1)
+    started = time.monotonic()
+    with clickhouse.session("interrupting query") as session:
+        assert session.client.command("SELECT 7") == 7
+    waited = time.monotonic() - started
+    assert waited < 3  # not the holder's 6 s
+    assert holder.stdout.readline().strip() == "released"  # and the holder resumed and finished
+    assert holder.wait(timeout=60) == 0
+
+
+def test_urls_are_redacted_and_passwords_scrubbed():
+    assert redact_url("https://exporter:pa%40ss@ch.example.com:8443/analytics") == "https://exporter:***@ch.example.com:8443/analytics"
+    assert redact_url("chdb:///data/clickhouse") == "chdb:///data/clickhouse"
+    assert scrub_secret("failed for exporter:hunter2@host", "http://exporter:hunter2@host:8123") == "failed for exporter:***@host"

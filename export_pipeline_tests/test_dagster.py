@@ -1,0 +1,196 @@
+"""The Dagster glue: sensor, Launchpad-style config runs, and (with a real webserver + daemon) a run launched
+through GraphQL and queued requests launched exactly once by the sensor."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from export_pipeline.access import Role, add_member
+from export_pipeline.db import get_engine
+from export_pipeline.defs.exports import EXPORT_PARTITIONS, export_request_sensor
+from export_pipeline.defs.resources import AppDatabaseResource
+from export_pipeline.definitions import defs
+from export_pipeline.exports.requests import ExportState, ExportStore, parse_spec
+
+from .conftest import free_port
+from .exportdata import expected_rows, insert_events, known_events
+
+PROJECT = 9101
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module", autouse=True)
+def known_data(clickhouse, events_table, store):
+    insert_events(clickhouse, events_table, known_events(PROJECT))
+    add_member(store.engine, PROJECT, "maria", Role.MAINTAINER)
+    add_member(store.engine, PROJECT, "rita", Role.REPORTER)
+
+
+def test_export_runs_are_tagged_for_the_embedded_engine_queue():
+    assert defs.resolve_job_def("export_job").tags["export-pipeline/clickhouse"] == "embedded"
+
+
+def test_sensor_registers_new_partitions_and_keys_runs_by_export_id(store, settings):
+    spec = parse_spec(project_id=PROJECT, requested_by="maria", format="csv")
+    first, second = store.create(spec, source="test"), store.create(spec, source="test")
+    resources = {"app_db": AppDatabaseResource(url=settings.database_url)}
+    try:
+        with dg.instance_for_test() as instance:
+            instance.add_dynamic_partitions(EXPORT_PARTITIONS.name, [first.id])  # already registered
+
+            result = export_request_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+
+            ours = {r.partition_key: r for r in result.run_requests if r.partition_key in (first.id, second.id)}
+            assert {key: r.run_key for key, r in ours.items()} == {first.id: first.id, second.id: second.id}
+            added = [key for req in result.dynamic_partitions_requests for key in req.partition_keys]
+            assert second.id in added and first.id not in added
+    finally:
+        for request in (first, second):
+            store.fail(request.id, None, code="test", message="test cleanup", expires_at=request.created_at)
+
+
+def test_sensor_skips_when_nothing_is_queued(tmp_path):
+    resources = {"app_db": AppDatabaseResource(url=f"sqlite:///{tmp_path / 'empty.db'}")}
+    with dg.instance_for_test() as instance:
+        result = export_request_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+    assert result.run_requests == [] and "No queued export requests" in str(result.skip_reason)
+
+
+def _launch(instance: dg.DagsterInstance, key: str, config: dict) -> dg.ExecuteInProcessResult:
+    instance.add_dynamic_partitions(EXPORT_PARTITIONS.name, [key])
+    return defs.resolve_job_def("export_job").execute_in_process(
+        instance=instance, partition_key=key, run_config={"ops": {"event_export": {"config": config}}},
+        raise_on_error=False,
+    )
+
+
+def test_launchpad_config_creates_the_request_and_reports_metadata(store, clickhouse, events_table):
+    with dg.instance_for_test() as instance:
+        result = _launch(instance, "launchpad-export-1", {"project_id": PROJECT, "requested_by": "maria", "format": "CSV"})
+        assert result.success
+        metadata = result.asset_materializations_for_node("event_export")[0].metadata
+    expected = sum(expected_rows(clickhouse, events_table, PROJECT, json_properties=False).values())
+    assert metadata["rows"].value == expected == 3_002
+    assert metadata["files"].value == 1 and metadata["bytes"].value > 0
+    assert metadata["manifest"].value.endswith(f"/{PROJECT}/launchpad-export-1/manifest.json")
+    request = store.require("launchpad-export-1")
+    assert (request.state, request.source, request.spec.format.value) == (ExportState.SUCCEEDED, "dagster", "csv")
+
+
+def test_launchpad_run_without_parameters_fails_with_field_messages():
+    with dg.instance_for_test() as instance:
+        result = _launch(instance, "launchpad-export-2", {})
+        assert not result.success
+        failure = result.failure_data_for_node("event_export")
+    message = failure.user_failure_data.description  # type: ignore[union-attr]
+    assert "project_id: must be a positive integer, got None" in message
+    assert "requested_by: must be a user name" in message
+
+
+def test_run_for_a_reporter_fails_with_the_role_needed(store):
+    with dg.instance_for_test() as instance:
+        result = _launch(instance, "launchpad-export-3", {"project_id": PROJECT, "requested_by": "rita"})
+        assert not result.success
+        failure = result.failure_data_for_node("event_export")
+    assert "'rita' is Reporter (20) on project 9101; exporting events needs Maintainer (40)" in (
+        failure.user_failure_data.description  # type: ignore[union-attr]
+    )
+    assert store.require("launchpad-export-3").error_code == "access_denied"
+
+
+# --- A real Dagster deployment: webserver + daemon as subprocesses on loopback ---------------------------
+
+
+def _wait_until(predicate, *, timeout: float, what: str, interval: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def dagster_deployment(tmp_path_factory, session_home) -> Iterator[dict]:
+    """`dagster-webserver` and `dagster-daemon` on the project's workspace, with their own instance and app
+    database (so other tests' requests never reach this sensor), sharing the session's ClickHouse."""
+    base = tmp_path_factory.mktemp("deployment")
+    dagster_home = base / "dagster"
+    dagster_home.mkdir()
+    shutil.copyfile(ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
+    database_url = f"sqlite:///{base / 'app.db'}"
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "EXPORT_PIPELINE_DATABASE_URL": database_url}
+    port = free_port()
+    log = open(base / "services.log", "wb")
+    services = [
+        subprocess.Popen([BIN / "dagster-webserver", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+                         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT),
+        subprocess.Popen([BIN / "dagster-daemon", "run", "-w", "workspace.yaml"],
+                         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT),
+    ]
+
+    def webserver_up() -> bool:
+        try:
+            return urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2).status == 200
+        except OSError:
+            return False
+
+    try:
+        _wait_until(webserver_up, timeout=120, what="dagster-webserver")
+        store = ExportStore(get_engine(database_url))
+        add_member(store.engine, PROJECT, "maria", Role.MAINTAINER)
+        yield {"port": port, "dagster_home": dagster_home, "store": store, "log": base / "services.log"}
+    finally:
+        for service in services:
+            service.terminate()
+        for service in services:
+            try:
+                service.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                service.kill()
+        log.close()
+
+
+def test_graphql_launched_run_exports(dagster_deployment, clickhouse, events_table):
+    from dagster_graphql import DagsterGraphQLClient
+
+    from export_pipeline.exports.graphql import submit_export
+
+    client = DagsterGraphQLClient("127.0.0.1", port_number=dagster_deployment["port"])
+    export_id, run_id = submit_export(client, project_id=PROJECT, requested_by="maria", format="ndjson", compression="zstd")
+
+    status = _wait_until(
+        lambda: (s := client.get_run_status(run_id)) in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE) and s,
+        timeout=180, what=f"run {run_id}", interval=1,
+    )
+    assert status == dg.DagsterRunStatus.SUCCESS, dagster_deployment["log"].read_text()[-3000:]
+    request = dagster_deployment["store"].require(export_id)
+    expected = sum(expected_rows(clickhouse, events_table, PROJECT, json_properties=True).values())
+    assert (request.state, request.row_count, request.source) == (ExportState.SUCCEEDED, expected, "dagster")
+
+
+def test_daemon_sensor_launches_a_queued_export_exactly_once(dagster_deployment):
+    store: ExportStore = dagster_deployment["store"]
+    request = store.create(parse_spec(project_id=PROJECT, requested_by="maria", format="parquet"), source="test")
+
+    done = _wait_until(lambda: (r := store.require(request.id)).is_terminal and r, timeout=180,
+                       what="the sensor's run", interval=1)
+    assert done.state is ExportState.SUCCEEDED, dagster_deployment["log"].read_text()[-3000:]
+    time.sleep(12)  # two more sensor ticks see nothing new to launch
+
+    instance = dg.DagsterInstance.from_config(str(dagster_deployment["dagster_home"]))
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": request.id}))
+    assert [run.tags.get("dagster/run_key") for run in runs] == [request.id]
+    assert instance.has_dynamic_partition(EXPORT_PARTITIONS.name, request.id)
