@@ -189,7 +189,8 @@ def test_storage_from_url(tmp_path: Path) -> None:
     assert isinstance(s3, S3Storage)
     assert (s3.bucket, s3.prefix, s3.url) == ("my-bucket", "some/prefix", "s3://my-bucket/some/prefix")
     bare = storage_from_url("s3://my-bucket")
-    assert (bare.bucket, bare.prefix, bare.url) == ("my-bucket", "", "s3://my-bucket")
+    # a bare bucket gets the `exports` prefix, so the lifecycle rule never covers the whole bucket
+    assert (bare.bucket, bare.prefix, bare.url) == ("my-bucket", "exports", "s3://my-bucket/exports")
 
     for bad in ("file://relative/path", "ftp://host/x", "s3:///no-bucket", "/plain/path"):
         with pytest.raises(StorageError):
@@ -370,11 +371,11 @@ def test_s3_keys_and_listing(s3: S3Storage, client: BaseClient, bucket: str) -> 
             s3.put_bytes(bad, b"x", content_type="text/plain")
 
 
-def test_s3_without_prefix_uses_bare_keys(client: BaseClient, bucket: str) -> None:
+def test_s3_without_prefix_keeps_keys_under_exports(client: BaseClient, bucket: str) -> None:
     storage = S3Storage(bucket, "", client=client)
-    storage.put_bytes("exports/1/a", b"a", content_type="text/plain")
+    storage.put_bytes("1/a", b"a", content_type="text/plain")
     assert object_keys(client, bucket) == ["exports/1/a"]
-    assert storage.list_keys("exports/") == ["exports/1/a"]
+    assert storage.list_keys("1/") == ["1/a"]
 
 
 def test_s3_delete_prefix_removes_only_that_prefix(s3: S3Storage, client: BaseClient, bucket: str) -> None:
@@ -462,7 +463,7 @@ def test_s3_lifecycle_merges_with_existing_rules(s3: S3Storage, client: BaseClie
     s3.ensure_lifecycle(168)
     rules = lifecycle_rules(client, bucket)
     assert set(rules) == {"keep-logs", LIFECYCLE_RULE_ID}
-    assert rules[LIFECYCLE_RULE_ID] == our_rule("tenant-a/exports/", 7)
+    assert rules[LIFECYCLE_RULE_ID] == our_rule("tenant-a/", 7)
     assert rules["keep-logs"] == keep_logs_as_stored
     assert rules["keep-logs"]["Expiration"] == {"Days": 30}
     assert len(writes) == 1
@@ -473,7 +474,7 @@ def test_s3_lifecycle_merges_with_existing_rules(s3: S3Storage, client: BaseClie
     s3.ensure_lifecycle(48)
     rules = lifecycle_rules(client, bucket)
     assert set(rules) == {"keep-logs", LIFECYCLE_RULE_ID}
-    assert rules[LIFECYCLE_RULE_ID] == our_rule("tenant-a/exports/", 2)
+    assert rules[LIFECYCLE_RULE_ID] == our_rule("tenant-a/", 2)
     assert rules["keep-logs"] == keep_logs_as_stored
     assert len(writes) == 2
 

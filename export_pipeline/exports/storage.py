@@ -1,7 +1,7 @@
 """Object storage for export files: a local folder or an S3 bucket, behind one interface chosen by URL.
 
-Keys are relative POSIX paths such as ``exports/12/exp_20261123_ab12/part-00000.ndjson.gz``; each
-backend maps them under its root (a folder, or a bucket plus optional prefix). Writers stream, so an
+Keys are relative POSIX paths such as ``12/exp_20261123_ab12/part-00000.ndjson.gz``; each backend maps
+them under its root (a folder, or a bucket plus a prefix, ``exports`` unless the URL names one). Writers stream, so an
 export never has to fit in memory, and an object only appears under its real key once committed.
 """
 
@@ -71,6 +71,9 @@ class ExportStorage(Protocol):
     def ensure_lifecycle(self, ttl_hours: int) -> None: ...
 
 
+DEFAULT_S3_PREFIX = "exports"
+
+
 def storage_from_url(url: str) -> ExportStorage:
     """`file:///abs/folder` or `s3://bucket/optional/prefix`."""
     parts = urlsplit(url)
@@ -88,7 +91,7 @@ def storage_from_url(url: str) -> ExportStorage:
             raise StorageError(
                 f"Storage URL {redact_url(url)} names no bucket.", hint="Use s3://bucket/optional/prefix."
             )
-        return S3Storage(parts.netloc, parts.path.strip("/"))
+        return S3Storage(parts.netloc, parts.path)
     raise StorageError(
         f"Unsupported storage URL {redact_url(url)}.",
         hint="Use file:///absolute/path/to/folder or s3://bucket/prefix in EXPORT_STORAGE_URL.",
@@ -300,14 +303,15 @@ class S3Storage:
     def __init__(
         self,
         bucket: str,
-        prefix: str = "",
+        prefix: str = DEFAULT_S3_PREFIX,
         client: BaseClient | None = None,
         part_size: int = DEFAULT_PART_SIZE,
     ):
         if part_size < MIN_PART_SIZE:
             raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes (an S3 limit)")
         self.bucket = bucket
-        self.prefix = prefix.strip("/")
+        # The lifecycle rule expires everything under the prefix: it must never be the whole bucket.
+        self.prefix = prefix.strip("/") or DEFAULT_S3_PREFIX
         self.part_size = part_size
         self.url = redact_url(f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}")
         self._client = client or _default_s3_client()
@@ -467,7 +471,7 @@ class S3Storage:
             raise ValueError("ttl_hours must be at least 1")
         ours = {
             "ID": LIFECYCLE_RULE_ID,
-            "Filter": {"Prefix": self._full_prefix("exports/")},
+            "Filter": {"Prefix": self._full_prefix("")},
             "Status": "Enabled",
             "Expiration": {"Days": math.ceil(ttl_hours / 24)},
             "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
