@@ -194,3 +194,34 @@ def test_daemon_sensor_launches_a_queued_export_exactly_once(dagster_deployment)
     runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": request.id}))
     assert [run.tags.get("dagster/run_key") for run in runs] == [request.id]
     assert instance.has_dynamic_partition(EXPORT_PARTITIONS.name, request.id)
+
+
+def test_sweeper_deletes_expired_files_marks_them_and_drops_partitions(store, settings, clickhouse, events_table):
+    import logging
+
+    import sqlalchemy as sa
+
+    from export_pipeline.db import export_requests
+    from export_pipeline.exports.run import ExportDeps, run_export
+    from export_pipeline.exports.storage import storage_from_url
+
+    deps = ExportDeps(settings, clickhouse, storage_from_url(settings.storage_url), store, events_table)
+    spec = parse_spec(project_id=PROJECT, requested_by="maria", format="ndjson", events=["signed_up"])
+    expired, fresh = store.create(spec, source="test"), store.create(spec, source="test")
+    for request in (expired, fresh):
+        run_export(request.id, deps, run_id=f"run-{request.id}", run_is_active=lambda _: False, log=logging.getLogger())
+    with store.engine.begin() as conn:
+        conn.execute(sa.update(export_requests).where(export_requests.c.id == expired.id)
+                     .values(expires_at=expired.created_at))
+    assert deps.storage.list_keys(expired.storage_prefix)
+
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(EXPORT_PARTITIONS.name, [expired.id, fresh.id])
+        result = defs.resolve_job_def("sweep_expired_exports_job").execute_in_process(instance=instance)
+        assert result.success
+        assert instance.get_dynamic_partitions(EXPORT_PARTITIONS.name) == [fresh.id]
+
+    assert deps.storage.list_keys(expired.storage_prefix) == []
+    assert store.require(expired.id).state is ExportState.EXPIRED
+    assert len(deps.storage.list_keys(fresh.storage_prefix)) == 2  # part + manifest untouched
+    assert store.require(fresh.id).state is ExportState.SUCCEEDED
