@@ -17,9 +17,9 @@ import pytest
 
 from export_pipeline.access import Role, add_member
 from export_pipeline.db import get_engine
+from export_pipeline.definitions import defs
 from export_pipeline.defs.exports import EXPORT_PARTITIONS, export_request_sensor
 from export_pipeline.defs.resources import AppDatabaseResource
-from export_pipeline.definitions import defs
 from export_pipeline.exports.requests import ExportState, ExportStore, parse_spec
 
 from .conftest import free_port

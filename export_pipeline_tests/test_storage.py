@@ -8,7 +8,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -170,7 +170,7 @@ def test_local_delete_prefix_removes_exactly_that_prefix(local: LocalStorage) ->
 def test_local_download_url_is_the_files_uri(local: LocalStorage) -> None:
     key = "exports/3/exp x/part-00000.csv"
     local.put_bytes(key, b"id\n1\n", content_type="text/csv")
-    url = local.download_url(key, expires_at=datetime.now(timezone.utc) + timedelta(hours=1))
+    url = local.download_url(key, expires_at=datetime.now(UTC) + timedelta(hours=1))
 
     assert url == (local.root / key).as_uri()
     assert url.startswith("file:///")
@@ -415,7 +415,7 @@ def expires_param(url: str) -> int:
 def test_s3_presigned_url_downloads_exact_bytes(s3: S3Storage, moto_endpoint: str) -> None:
     data = payload(300_000, seed=5)
     s3.put_bytes("exports/1/exp_a/part-00000.csv", data, content_type="text/csv")
-    in_an_hour = datetime.now(timezone.utc) + timedelta(hours=1)
+    in_an_hour = datetime.now(UTC) + timedelta(hours=1)
     url = s3.download_url("exports/1/exp_a/part-00000.csv", expires_at=in_an_hour)
 
     assert url.startswith(f"{moto_endpoint}/{s3.bucket}/tenant-a/exports/1/exp_a/part-00000.csv?")
@@ -425,11 +425,11 @@ def test_s3_presigned_url_downloads_exact_bytes(s3: S3Storage, moto_endpoint: st
 
 
 def test_s3_presigned_url_expiry_is_clamped(s3: S3Storage) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     assert expires_param(s3.download_url("k", expires_at=now - timedelta(days=1))) == 1
     assert expires_param(s3.download_url("k", expires_at=now)) == 1
     assert expires_param(s3.download_url("k", expires_at=now + timedelta(days=30))) == 604800
-    naive_utc = datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(hours=2)
+    naive_utc = datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=2)
     assert 7190 <= expires_param(s3.download_url("k", expires_at=naive_utc)) <= 7200
 
 
@@ -513,7 +513,7 @@ def test_s3_storage_from_url_uses_the_environment(
     storage.put_bytes("exports/1/a", b"hello", content_type="text/plain")
     assert object_keys(client, bucket) == ["tenant-c/exports/1/a"]
     assert storage.read_bytes("exports/1/a") == b"hello"
-    url = storage.download_url("exports/1/a", expires_at=datetime.now(timezone.utc) + timedelta(days=1))
+    url = storage.download_url("exports/1/a", expires_at=datetime.now(UTC) + timedelta(days=1))
     assert url.startswith(f"{moto_endpoint}/{bucket}/tenant-c/exports/1/a?")  # path-style
     assert 86390 <= expires_param(url) <= 86400  # SigV4, which the default client must use
     with urllib.request.urlopen(url, timeout=10) as response:

@@ -6,16 +6,16 @@ import dagster as dg
 from pydantic import Field
 
 from export_pipeline.access import now_utc
-from export_pipeline.errors import ExportPipelineError
-from export_pipeline.exports.requests import Compression, ExportFormat, ExportState, parse_spec
-from export_pipeline.exports.lifecycle import sweep_expired
-from export_pipeline.exports.run import ExportResult, describe, run_export
 from export_pipeline.defs.resources import (
     AppDatabaseResource,
     ClickHouseResource,
     ExportStorageResource,
     export_deps,
 )
+from export_pipeline.errors import ExportPipelineError
+from export_pipeline.exports.lifecycle import sweep_expired
+from export_pipeline.exports.requests import Compression, ExportFormat, ExportState, parse_spec
+from export_pipeline.exports.run import ExportResult, describe, run_export
 
 EXPORT_PARTITIONS = dg.DynamicPartitionsDefinition(name="export_requests")
 CLICKHOUSE_TAG = "export-pipeline/clickhouse"

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dagster_graphql import DagsterGraphQLClient
 
-from export_pipeline.exports.requests import new_export_id
 from export_pipeline.access import now_utc
+from export_pipeline.exports.requests import new_export_id
 
 ADD_PARTITION = """
 mutation AddExportPartition($selector: RepositorySelector!, $partitions: String!, $key: String!) {

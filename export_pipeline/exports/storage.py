@@ -14,7 +14,7 @@ import re
 import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol, cast
 from urllib.parse import urlencode, urlsplit
@@ -452,9 +452,9 @@ class S3Storage:
     def download_url(self, key: str, *, expires_at: datetime) -> str:
         """Presigned GET valid until `expires_at` (naive means UTC), within SigV4's 1 s .. 7 days."""
         if expires_at.tzinfo is None:
-            expires_at = expires_at.replace(tzinfo=timezone.utc)
+            expires_at = expires_at.replace(tzinfo=UTC)
         # Rounded down, so the URL never outlives what it points to.
-        seconds = int((expires_at - datetime.now(timezone.utc)).total_seconds())
+        seconds = int((expires_at - datetime.now(UTC)).total_seconds())
         expires_in = min(max(seconds, 1), MAX_PRESIGN_SECONDS)
         params = {"Bucket": self.bucket, "Key": self._full(key)}
         with self._s3_errors(f"sign a download URL for {key!r}"):
