@@ -487,6 +487,8 @@ def measure(what: str, spec: dict, env: dict[str, str], workdir: Path, repeat: i
             expect_rows: int | None = None) -> Measurement:
     runs = []
     for attempt in range(repeat):
+        # Start every measurement with no dirty pages from earlier work (seeding, merges, other outputs).
+        os.sync()
         result = run_child(spec, env, workdir)
         _log(
             f"{what} [{attempt + 1}/{repeat}]: {result['seconds']:.2f} s, rows {result['rows']}, "

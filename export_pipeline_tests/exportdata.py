@@ -29,6 +29,7 @@ TRICKY_PROPERTIES = [
     "null",
     '{"big": "' + "x" * 20_000 + '"}',
     '{"日本語": "テスト", "emoji": "👩‍💻", "quote": "say \\"hi\\""}',
+    ' \t\n {"leading": "whitespace before the object"}',
 ]
 EVENT_NAMES = ["$pageview", "signed_up", "ünïcödé 🎉", 'quote"event']
 DISTINCT_IDS = ['user"1', "tab\tuser", "new\nline", "ユーザー"]

@@ -273,3 +273,9 @@ def test_export_to_s3_with_presigned_download(deps, moto_endpoint, monkeypatch):
     assert len(parse_file("part-00000.ndjson.zst", downloaded)) == 3_002
     rules = boto3.client("s3", endpoint_url=moto_endpoint).get_bucket_lifecycle_configuration(Bucket="exports-e2e")["Rules"]
     assert [r["Expiration"]["Days"] for r in rules] == [7]
+
+
+def test_objects_with_leading_whitespace_are_embedded_not_unparsed(deps):
+    _, result = export(deps, format="ndjson", compression="none")
+    events = [json.loads(line) for line in deps.storage.read_bytes(result.files[0].key).decode().splitlines()]
+    assert sum(e["properties"] == {"leading": "whitespace before the object"} for e in events) > 100
