@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime
 from enum import IntEnum
+from typing import Protocol
 
+import httpx
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from export_pipeline.db import access_refusals, project_members
-from export_pipeline.errors import AccessDenied, InvalidRequest, NotFound
+from export_pipeline.errors import AccessDenied, ExportPipelineError, InvalidRequest, NotFound
+from export_pipeline.settings import Settings
 
 
 class Role(IntEnum):
@@ -90,8 +95,105 @@ def access_level(engine: Engine, project_id: int, user: str) -> Role | None:
     return Role(level) if level is not None else None
 
 
+class RoleSource(Protocol):
+    """Where a user's role on a project comes from."""
+
+    def role_of(self, project_id: int, user: str) -> Role | None: ...
+
+
+class MemberTable:
+    """The built-in `project_members` table (the default)."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def role_of(self, project_id: int, user: str) -> Role | None:
+        return access_level(self.engine, project_id, user)
+
+
+class RoleSourceUnavailable(ExportPipelineError):
+    code = "role_source_unavailable"
+
+
+class GitLabMembers:
+    """Roles from a GitLab instance: `GET /api/v4/projects/:id/members/all/:user_id` -> `access_level`
+    (inherited memberships included). Users are GitLab usernames, resolved to ids with
+    `GET /api/v4/users?username=`. Answers are cached for `cache_seconds`."""
+
+    def __init__(self, base_url: str, token: str, *, cache_seconds: float = 60.0, timeout: float = 5.0):
+        self.base_url = base_url.rstrip("/")
+        self._client = httpx.Client(
+            base_url=f"{self.base_url}/api/v4", headers={"PRIVATE-TOKEN": token}, timeout=timeout
+        )
+        self._cache_seconds = cache_seconds
+        self._cache: dict[tuple[str, object], tuple[float, object]] = {}
+        self._lock = threading.Lock()
+
+    def role_of(self, project_id: int, user: str) -> Role | None:
+        user_id = self._cached(("user", user), lambda: self._user_id(user))
+        if user_id is None:
+            return None
+        level = self._cached(("member", (project_id, user_id)), lambda: self._access_level(project_id, user_id))
+        return _closest_role(level) if level is not None else None  # type: ignore[arg-type]
+
+    def _user_id(self, user: str) -> int | None:
+        found = self._get("/users", params={"username": user})
+        return found[0]["id"] if found else None
+
+    def _access_level(self, project_id: int, user_id: int) -> int | None:
+        member = self._get(f"/projects/{project_id}/members/all/{user_id}")
+        return int(member["access_level"]) if member else None
+
+    def _get(self, path: str, params: dict | None = None):
+        try:
+            response = self._client.get(path, params=params)
+        except httpx.HTTPError as exc:
+            raise RoleSourceUnavailable(
+                f"Cannot reach GitLab at {self.base_url} to check roles: {exc}.",
+                hint="Check GITLAB_URL and that GitLab is up.",
+            ) from None
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise RoleSourceUnavailable(
+                f"GitLab at {self.base_url} answered {response.status_code} to a role check.",
+                hint="Check that GITLAB_TOKEN is valid and may read project members (read_api scope).",
+            )
+        return response.json()
+
+    def _cached(self, key: tuple[str, object], load):
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit and hit[0] > now:
+                return hit[1]
+        value = load()
+        with self._lock:
+            self._cache[key] = (now + self._cache_seconds, value)
+        return value
+
+
+def role_source(settings: Settings, engine: Engine) -> RoleSource:
+    """The configured role source: the member table, or GitLab when EXPORT_ROLE_SOURCE=gitlab."""
+    if settings.role_source == "gitlab":
+        if not settings.gitlab_url or not settings.gitlab_token:
+            raise InvalidRequest(
+                "EXPORT_ROLE_SOURCE=gitlab needs GITLAB_URL and GITLAB_TOKEN.",
+                hint="Set both, or unset EXPORT_ROLE_SOURCE to use the built-in member table.",
+            )
+        return GitLabMembers(settings.gitlab_url, settings.gitlab_token, cache_seconds=settings.gitlab_cache_seconds)
+    return MemberTable(engine)
+
+
+def _closest_role(level: int) -> Role | None:
+    """The highest known role not above a GitLab level; None below Guest (e.g. Minimal Access, 5)."""
+    known = [role for role in Role if role.value <= level]
+    return max(known) if known else None
+
+
 def require_role(
-    engine: Engine,
+    roles: RoleSource,
+    audit: Engine,
     project_id: int,
     user: str,
     *,
@@ -99,11 +201,11 @@ def require_role(
     required: Role = EXPORT_ROLE,
     export_id: str | None = None,
 ) -> Role:
-    """Return the user's role, or record the refusal and raise AccessDenied."""
-    role = access_level(engine, project_id, user)
+    """Return the user's role, or record the refusal (in `audit`) and raise AccessDenied."""
+    role = roles.role_of(project_id, user)
     if role is not None and role >= required:
         return role
-    with engine.begin() as conn:
+    with audit.begin() as conn:
         conn.execute(
             sa.insert(access_refusals).values(
                 project_id=project_id,

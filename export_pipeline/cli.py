@@ -19,6 +19,7 @@ import click
 import zstandard
 
 from export_pipeline.access import Role, add_member, list_members, now_utc, remove_member, require_role
+from export_pipeline.api.tokens import create_token, list_tokens, revoke_token
 from export_pipeline.clickhouse.connection import ClickHouse
 from export_pipeline.clickhouse.schema import EventsTable, init_schema
 from export_pipeline.clickhouse.seed import seed_events
@@ -26,8 +27,7 @@ from export_pipeline.db import get_engine
 from export_pipeline.errors import AccessDenied, ExportPipelineError, InvalidRequest
 from export_pipeline.exports.lifecycle import sweep_expired
 from export_pipeline.exports.requests import ExportRequest, ExportState, ExportStore, parse_spec
-from export_pipeline.exports.run import ExportDeps, describe
-from export_pipeline.exports.storage import storage_from_url
+from export_pipeline.exports.run import ExportDeps, build_deps, describe
 from export_pipeline.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -35,13 +35,7 @@ DAEMON_HEARTBEAT_FRESH_SECONDS = 60
 
 
 def _deps(settings: Settings) -> ExportDeps:
-    return ExportDeps(
-        settings=settings,
-        clickhouse=ClickHouse.from_settings(settings),
-        storage=storage_from_url(settings.storage_url),
-        store=ExportStore(get_engine(settings.database_url)),
-        table=EventsTable.from_settings(settings),
-    )
+    return build_deps(settings)
 
 
 def _emit(payload: dict) -> None:
@@ -164,7 +158,7 @@ def export(
         events=events,
     )
     try:
-        require_role(deps.store.engine, spec.project_id, spec.requested_by, action="exporting events")
+        require_role(deps.roles, deps.store.engine, spec.project_id, spec.requested_by, action="exporting events")
     except AccessDenied as denied:
         _emit({"export_id": None, "status": "refused", "error": {"code": denied.code, "message": str(denied)}})
         raise
@@ -266,6 +260,50 @@ def sweep() -> None:
         drop_partition(instance, request.id)
         click.echo(f"expired {request.id}: {deleted} file(s) deleted")
     click.echo(f"{len(swept)} export(s) expired")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8000, show_default=True)
+def api(host: str, port: int) -> None:
+    """Serve the HTTP API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from export_pipeline.api.app import create_app
+
+    ensure_dagster_home(Settings())
+    uvicorn.run(create_app(), host=host, port=port)
+
+
+@main.group()
+def tokens() -> None:
+    """Personal access tokens for the HTTP API."""
+
+
+@tokens.command("create")
+@click.option("--user", required=True)
+@click.option("--name", default="cli", show_default=True)
+@click.option("--expires-in-days", type=click.IntRange(min=1), default=90, show_default=True)
+def tokens_create(user: str, name: str, expires_in_days: int) -> None:
+    """Create a token; it is printed once and stored only as a hash."""
+    token, info = create_token(get_engine(Settings().database_url), user, name=name, expires_in_days=expires_in_days)
+    click.echo(token)
+    click.echo(f"token {info.id} for {info.user}, expires {info.expires_at:%Y-%m-%d}; it is not shown again", err=True)
+
+
+@tokens.command("list")
+@click.option("--user", required=True)
+def tokens_list(user: str) -> None:
+    for info in list_tokens(get_engine(Settings().database_url), user):
+        state = "revoked" if info.revoked_at else "active"
+        click.echo(f"{info.id}\t{info.name}\t{state}\texpires {info.expires_at or 'never'}")
+
+
+@tokens.command("revoke")
+@click.argument("token_id")
+def tokens_revoke(token_id: str) -> None:
+    revoke_token(get_engine(Settings().database_url), token_id)
+    click.echo(f"token {token_id} revoked")
 
 
 def ensure_dagster_home(settings: Settings) -> Path:

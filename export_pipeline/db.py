@@ -65,6 +65,21 @@ export_requests = sa.Table(
 )
 
 
+access_tokens = sa.Table(
+    "access_tokens",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("user_name", sa.String(255), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    # SHA-256 of the token: tokens are 256-bit random, so a fast hash is enough and lookups are exact.
+    sa.Column("token_sha256", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+
 @cache
 def get_engine(database_url: str) -> Engine:
     """One engine per URL per process; creates the schema on first use (idempotent)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, field_validator
@@ -36,6 +37,11 @@ class Settings(BaseSettings):
     chunk_bytes: int = Field(16 * MIB, alias="EXPORT_CHUNK_BYTES", ge=64 * 1024)
     gzip_level: int = Field(6, alias="EXPORT_GZIP_LEVEL", ge=1, le=9)
     zstd_level: int = Field(3, alias="EXPORT_ZSTD_LEVEL", ge=1, le=19)
+    api_max_in_flight_exports: int = Field(2, alias="EXPORT_API_MAX_IN_FLIGHT", ge=1)
+    role_source: Literal["members", "gitlab"] = Field("members", alias="EXPORT_ROLE_SOURCE")
+    gitlab_url: str | None = Field(None, alias="GITLAB_URL")
+    gitlab_token: str | None = Field(None, alias="GITLAB_TOKEN")
+    gitlab_cache_seconds: float = Field(60.0, alias="GITLAB_ROLE_CACHE_SECONDS", ge=0)
 
     @field_validator("home")
     @classmethod

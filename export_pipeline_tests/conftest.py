@@ -21,6 +21,7 @@ os.environ["DAGSTER_HOME"] = str(_SESSION_HOME / "dagster")
 for _name in ("CLICKHOUSE_URL", "EXPORT_STORAGE_URL", "EXPORT_PIPELINE_DATABASE_URL"):
     os.environ.pop(_name, None)
 
+from export_pipeline.access import MemberTable  # noqa: E402
 from export_pipeline.clickhouse.connection import ClickHouse  # noqa: E402
 from export_pipeline.clickhouse.schema import EventsTable, init_schema  # noqa: E402
 from export_pipeline.db import get_engine  # noqa: E402
@@ -67,6 +68,7 @@ def deps(settings: Settings, clickhouse: ClickHouse, events_table: EventsTable, 
         storage=storage_from_url(f"file://{tmp_path / 'exports'}"),
         store=store,
         table=events_table,
+        roles=MemberTable(store.engine),
     )
 
 

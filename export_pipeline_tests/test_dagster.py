@@ -15,7 +15,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from export_pipeline.access import Role, add_member
+from export_pipeline.access import MemberTable, Role, add_member
 from export_pipeline.db import get_engine
 from export_pipeline.definitions import defs
 from export_pipeline.defs.exports import EXPORT_PARTITIONS, export_request_sensor
@@ -205,7 +205,8 @@ def test_sweeper_deletes_expired_files_marks_them_and_drops_partitions(store, se
     from export_pipeline.exports.run import ExportDeps, run_export
     from export_pipeline.exports.storage import storage_from_url
 
-    deps = ExportDeps(settings, clickhouse, storage_from_url(settings.storage_url), store, events_table)
+    deps = ExportDeps(settings, clickhouse, storage_from_url(settings.storage_url), store, events_table,
+                      MemberTable(store.engine))
     spec = parse_spec(project_id=PROJECT, requested_by="maria", format="ndjson", events=["signed_up"])
     expired, fresh = store.create(spec, source="test"), store.create(spec, source="test")
     for request in (expired, fresh):

@@ -151,9 +151,9 @@ class ClickHouse:
         self.display_url = redact_url(url)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ClickHouse:
+    def from_settings(cls, settings: Settings, *, url: str | None = None) -> ClickHouse:
         return cls(
-            settings.clickhouse_url,
+            url or settings.clickhouse_url,
             lock_dir=settings.lock_dir,
             busy_timeout=settings.clickhouse_busy_timeout_seconds,
             connect_timeout=settings.clickhouse_connect_timeout_seconds,

@@ -4,16 +4,14 @@ in the UI as `CLICKHOUSE_URL`, never as their value) and builds the plain client
 from __future__ import annotations
 
 import os
-from functools import cache
 
 import dagster as dg
 from sqlalchemy.engine import Engine
 
 from export_pipeline.clickhouse.connection import ClickHouse
-from export_pipeline.clickhouse.schema import EventsTable
 from export_pipeline.db import get_engine
 from export_pipeline.exports.requests import ExportStore
-from export_pipeline.exports.run import ExportDeps
+from export_pipeline.exports.run import ExportDeps, build_deps
 from export_pipeline.exports.storage import ExportStorage, storage_from_url
 from export_pipeline.settings import Settings
 
@@ -29,7 +27,7 @@ class ClickHouseResource(dg.ConfigurableResource):
     url: str
 
     def get(self) -> ClickHouse:
-        return _clickhouse(self.url)
+        return ClickHouse.from_settings(Settings(), url=self.url)
 
 
 class ExportStorageResource(dg.ConfigurableResource):
@@ -53,26 +51,8 @@ class AppDatabaseResource(dg.ConfigurableResource):
         return ExportStore(self.engine())
 
 
-@cache
-def _clickhouse(url: str) -> ClickHouse:
-    settings = Settings()
-    return ClickHouse(
-        url,
-        lock_dir=settings.lock_dir,
-        busy_timeout=settings.clickhouse_busy_timeout_seconds,
-        connect_timeout=settings.clickhouse_connect_timeout_seconds,
-    )
-
-
 def export_deps(clickhouse: ClickHouseResource, storage: ExportStorageResource, app_db: AppDatabaseResource) -> ExportDeps:
-    settings = Settings()
-    return ExportDeps(
-        settings=settings,
-        clickhouse=clickhouse.get(),
-        storage=storage.get(),
-        store=app_db.export_store(),
-        table=EventsTable.from_settings(settings),
-    )
+    return build_deps(Settings(), clickhouse_url=clickhouse.url, storage_url=storage.url, database_url=app_db.url)
 
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:

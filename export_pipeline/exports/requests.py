@@ -35,6 +35,7 @@ class ExportState(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELED = "canceled"
     EXPIRED = "expired"
 
 
@@ -200,10 +201,10 @@ class ExportRequest:
 
     @property
     def is_terminal(self) -> bool:
-        return self.state in (ExportState.SUCCEEDED, ExportState.FAILED, ExportState.EXPIRED)
+        return self.state in (ExportState.SUCCEEDED, ExportState.FAILED, ExportState.CANCELED, ExportState.EXPIRED)
 
 
-def _from_row(row: sa.Row) -> ExportRequest:
+def request_from_row(row: sa.Row) -> ExportRequest:
     m = row._mapping
     spec = ExportSpec(
         project_id=m["project_id"],
@@ -281,7 +282,7 @@ class ExportStore:
     def get(self, export_id: str) -> ExportRequest | None:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(export_requests).where(export_requests.c.id == export_id)).first()
-        return _from_row(row) if row else None
+        return request_from_row(row) if row else None
 
     def require(self, export_id: str) -> ExportRequest:
         request = self.get(export_id)
@@ -297,7 +298,7 @@ class ExportStore:
                 .order_by(export_requests.c.created_at)
                 .limit(limit)
             ).all()
-        return [_from_row(row) for row in rows]
+        return [request_from_row(row) for row in rows]
 
     def expired_before(self, moment: datetime, *, limit: int = 1000) -> list[ExportRequest]:
         """Finished exports whose files are past their time to live."""
@@ -311,7 +312,7 @@ class ExportStore:
                 .order_by(export_requests.c.expires_at)
                 .limit(limit)
             ).all()
-        return [_from_row(row) for row in rows]
+        return [request_from_row(row) for row in rows]
 
     def claim(self, export_id: str, run_id: str, run_is_active: Callable[[str], bool]) -> ExportRequest:
         """Take the request for this run: from queued or failed (a retry), or from a run that died.
@@ -321,9 +322,9 @@ class ExportStore:
         request = self.require(export_id)
         if request.state is ExportState.SUCCEEDED:
             return request
-        if request.state is ExportState.EXPIRED:
+        if request.state in (ExportState.EXPIRED, ExportState.CANCELED):
             raise ExportConflict(
-                f"Export {export_id} has expired and its files are gone.", hint="Request a new export."
+                f"Export {export_id} is {request.state.value}; it will not be written.", hint="Request a new export."
             )
         if (
             request.state is ExportState.RUNNING
@@ -408,6 +409,19 @@ class ExportStore:
                 .values(**values)
             )
 
+    def cancel(self, export_id: str) -> None:
+        """Cancel a queued or running export; a running one notices at its next progress update."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.update(export_requests)
+                .where(
+                    export_requests.c.id == export_id,
+                    export_requests.c.state.in_([ExportState.QUEUED.value, ExportState.RUNNING.value]),
+                )
+                .values(state=ExportState.CANCELED.value, finished_at=now_utc(), error_code="canceled",
+                        error="Canceled by request.", expires_at=now_utc())
+            )
+
     def mark_expired(self, export_id: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(
@@ -417,17 +431,22 @@ class ExportStore:
             )
 
     def _update(self, export_id: str, run_id: str, **values: object) -> None:
-        # Guarded by run_id: a run that lost its claim (taken over after it was presumed dead) writes nothing.
+        # Guarded by run_id and state: a run that lost its claim (taken over after it was presumed dead,
+        # or canceled) writes nothing.
         with self.engine.begin() as conn:
             updated = conn.execute(
                 sa.update(export_requests)
-                .where(export_requests.c.id == export_id, export_requests.c.run_id == run_id)
+                .where(
+                    export_requests.c.id == export_id,
+                    export_requests.c.run_id == run_id,
+                    export_requests.c.state == ExportState.RUNNING.value,
+                )
                 .values(**values)
             ).rowcount
         if not updated:
             raise ExportConflict(
                 f"Export {export_id} is no longer owned by run {run_id}.",
-                hint="Another run took it over; this run stops without writing.",
+                hint="It was canceled or another run took it over; this run stops.",
             )
 
 

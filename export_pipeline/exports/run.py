@@ -12,14 +12,15 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
-from export_pipeline.access import now_utc, require_role
+from export_pipeline.access import RoleSource, now_utc, require_role, role_source
 from export_pipeline.clickhouse.connection import ClickHouse
 from export_pipeline.clickhouse.schema import EventsTable
+from export_pipeline.db import get_engine
 from export_pipeline.errors import ExportPipelineError
 from export_pipeline.exports.extract import QUERY_SETTINGS, EventQuery, iter_chunks, prefetched
 from export_pipeline.exports.requests import ExportConflict, ExportRequest, ExportState, ExportStore
 from export_pipeline.exports.serialize import PartWriter, WrittenFile
-from export_pipeline.exports.storage import ExportStorage
+from export_pipeline.exports.storage import ExportStorage, storage_from_url
 from export_pipeline.settings import Settings
 
 MANIFEST_NAME = "manifest.json"
@@ -34,6 +35,7 @@ class ExportDeps:
     storage: ExportStorage
     store: ExportStore
     table: EventsTable
+    roles: RoleSource
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,20 @@ class ExportResult:
         return sum(f.bytes for f in self.files)
 
 
+def build_deps(settings: Settings, *, clickhouse_url: str | None = None, storage_url: str | None = None,
+               database_url: str | None = None) -> ExportDeps:
+    """Dependencies from settings (URL overrides come from Dagster resources)."""
+    engine = get_engine(database_url or settings.database_url)
+    return ExportDeps(
+        settings=settings,
+        clickhouse=ClickHouse.from_settings(settings, url=clickhouse_url),
+        storage=storage_from_url(storage_url or settings.storage_url),
+        store=ExportStore(engine),
+        table=EventsTable.from_settings(settings),
+        roles=role_source(settings, engine),
+    )
+
+
 def run_export(
     export_id: str,
     deps: ExportDeps,
@@ -84,7 +100,8 @@ def run_export(
     spec = request.spec
     try:
         require_role(
-            store.engine, spec.project_id, spec.requested_by, action="exporting events", export_id=export_id
+            deps.roles, store.engine, spec.project_id, spec.requested_by, action="exporting events",
+            export_id=export_id,
         )
     except ExportPipelineError as denied:
         store.fail(export_id, request.run_id, code=denied.code, message=str(denied), expires_at=_expiry(deps))
@@ -144,7 +161,12 @@ def run_export(
             manifest_key=manifest_key, finished_at=finished, expires_at=expires,
         )
     except ExportConflict:
-        raise  # another run owns the export now: its files are not ours to delete
+        # Canceled: our files go. Taken over by another run: its files are not ours to delete.
+        if writer is not None:
+            writer.abort()
+        if store.require(export_id).state is ExportState.CANCELED:
+            deps.storage.delete_prefix(request.storage_prefix)
+        raise
     except BaseException as exc:
         if writer is not None:
             writer.abort()

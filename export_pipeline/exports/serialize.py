@@ -96,6 +96,8 @@ def concatenated(lines: pl.Series) -> memoryview:
         array = array.combine_chunks()
     if array.null_count:
         raise ValueError("a serialized line is null")
+    if len(array) == 0:
+        return memoryview(b"")  # an empty array may have no data buffer at all
     width = "q" if pa.types.is_large_string(array.type) else "i"
     offsets = memoryview(array.buffers()[1]).cast(width)  # type: ignore[arg-type]
     start, end = offsets[array.offset], offsets[array.offset + len(array)]

@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): exports and events for project members, behind personal access tokens."""
