@@ -91,7 +91,24 @@ def get_engine(database_url: str) -> Engine:
     else:
         engine = sa.create_engine(database_url, pool_pre_ping=True)
     metadata.create_all(engine)
+    _add_missing_columns(engine)
     return engine
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Additive schema changes for databases created by an earlier version: new nullable columns only.
+
+    (Anything beyond adding nullable columns needs a real migration; none has been needed yet.)"""
+    inspector = sa.inspect(engine)
+    with engine.begin() as conn:
+        for table in metadata.sorted_tables:
+            present = {column["name"] for column in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in present:
+                    if not column.nullable:
+                        raise RuntimeError(f"{table.name}.{column.name} is new and NOT NULL: write a migration")
+                    kind = column.type.compile(dialect=engine.dialect)
+                    conn.execute(sa.text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'))
 
 
 def _sqlite_wal(dbapi_connection, _record) -> None:

@@ -279,3 +279,18 @@ def test_objects_with_leading_whitespace_are_embedded_not_unparsed(deps):
     _, result = export(deps, format="ndjson", compression="none")
     events = [json.loads(line) for line in deps.storage.read_bytes(result.files[0].key).decode().splitlines()]
     assert sum(e["properties"] == {"leading": "whitespace before the object"} for e in events) > 100
+
+
+def test_an_older_app_database_gains_new_nullable_columns(tmp_path):
+    import sqlalchemy as sa
+
+    from export_pipeline.db import get_engine
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = sa.create_engine(url)
+    with old.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE access_tokens (id VARCHAR(32) PRIMARY KEY, user_name VARCHAR(255) NOT NULL, "
+                             "name VARCHAR(255) NOT NULL, token_sha256 VARCHAR(64) NOT NULL, created_at DATETIME NOT NULL)"))
+    engine = get_engine(url)
+    columns = {c["name"] for c in sa.inspect(engine).get_columns("access_tokens")}
+    assert {"expires_at", "revoked_at", "last_used_at"} <= columns
