@@ -60,8 +60,22 @@ export_requests = sa.Table(
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+    # Email when the export finishes: the requested address, and the outcome of the last notification.
+    sa.Column("notify_email", sa.String(320), nullable=True),
+    sa.Column("notified_to", sa.String(320), nullable=True),
+    sa.Column("notified_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("notify_error", sa.Text, nullable=True),
     sa.Index("ix_export_requests_state", "state", "created_at"),
     sa.Index("ix_export_requests_project", "project_id", "created_at"),
+)
+
+# Where a user's export notifications go when a request names no address (`users set-email`).
+user_emails = sa.Table(
+    "user_emails",
+    metadata,
+    sa.Column("user_name", sa.String(255), primary_key=True),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 
@@ -77,6 +91,28 @@ access_tokens = sa.Table(
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+
+api_requests = sa.Table(
+    "api_requests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("endpoint", sa.String(128), nullable=False),  # "GET /api/v1/projects/{project_id}/events"
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("user_name", sa.String(255), nullable=True),
+    sa.Index("ix_api_requests_time", "occurred_at"),
+)
+
+service_pings = sa.Table(
+    "service_pings",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("sent_to", sa.String(512), nullable=True),
+    sa.Column("send_error", sa.Text, nullable=True),
 )
 
 

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     gzip_level: int = Field(6, alias="EXPORT_GZIP_LEVEL", ge=1, le=9)
     zstd_level: int = Field(3, alias="EXPORT_ZSTD_LEVEL", ge=1, le=19)
     api_max_in_flight_exports: int = Field(2, alias="EXPORT_API_MAX_IN_FLIGHT", ge=1)
+    # Instance admins (comma-separated user names) may read the Service Ping payload.
+    admin_users_setting: str = Field("", alias="EXPORT_ADMIN_USERS")
+    service_ping_url: str | None = Field(None, alias="SERVICE_PING_URL")
     role_source: Literal["members", "gitlab"] = Field("members", alias="EXPORT_ROLE_SOURCE")
     gitlab_url: str | None = Field(None, alias="GITLAB_URL")
     gitlab_token: str | None = Field(None, alias="GITLAB_TOKEN")
@@ -59,6 +62,10 @@ class Settings(BaseSettings):
     @cached_property
     def database_url(self) -> str:
         return self.database_url_setting or f"sqlite:///{self.home / 'app.db'}"
+
+    @property
+    def admin_users(self) -> frozenset[str]:
+        return frozenset(name.strip() for name in self.admin_users_setting.split(",") if name.strip())
 
     @property
     def clickhouse_is_embedded(self) -> bool:

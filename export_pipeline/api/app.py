@@ -45,6 +45,7 @@ from export_pipeline.exports.run import ExportDeps, build_deps, read_manifest
 from export_pipeline.exports.serialize import concatenated, event_json_lines
 from export_pipeline.exports.storage import S3Storage
 from export_pipeline.settings import Settings
+from export_pipeline.usage.service_ping import latest_payload, record_api_request
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "Authenticate with `Authorization: Bearer <personal access token>`; Maintainer or higher on the project.",
     )
     _install_error_handlers(app)
+    _record_usage(app, deps.store.engine)
 
     def caller(request: Request) -> Caller:
         header = request.headers.get("authorization", "")
@@ -107,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         user = authenticate(deps.store.engine, token.strip()) if scheme.lower() == "bearer" else None
         if user is None:
             raise ApiError(401, "unauthorized", "A valid personal access token is required (Authorization: Bearer …).")
+        request.state.user = user
         return Caller(user)
 
     def maintainer_of(project_id: int, who: Annotated[Caller, Depends(caller)]) -> Caller:
@@ -233,7 +236,40 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         payload = b'{"data":[' + body + b'],"next_cursor":' + json.dumps(next_cursor).encode() + b"}"
         return Response(payload, media_type="application/json")
 
+    @app.get("/api/v1/usage/service_ping")
+    def get_service_ping(who: Annotated[Caller, Depends(caller)]) -> dict:
+        if who.user not in settings.admin_users:
+            raise ApiError(403, "forbidden", "Only instance administrators (EXPORT_ADMIN_USERS) may read Service Ping.")
+        payload = latest_payload(deps.store.engine)
+        if payload is None:
+            raise NotFound("No Service Ping has been computed yet; it runs weekly (materialize `service_ping` in Dagster).")
+        return payload
+
     return app
+
+
+def _record_usage(app: FastAPI, engine: sa.Engine) -> None:
+    """Record every API request (route template, status, user) for Service Ping."""
+
+    def save(request: Request, status: int) -> None:
+        route = request.scope.get("route")
+        if route is None or not request.url.path.startswith("/api/"):
+            return
+        try:
+            record_api_request(engine, endpoint=f"{request.method} {route.path}", status=status,
+                               user=getattr(request.state, "user", None), at=now_utc())
+        except Exception:  # usage must never break a request
+            log.exception("recording API usage failed")
+
+    @app.middleware("http")
+    async def record(request: Request, call_next):
+        try:
+            response = await call_next(request)
+        except Exception:
+            save(request, 500)  # the outermost handler turns it into our 500 response
+            raise
+        save(request, response.status_code)
+        return response
 
 
 def require_project_role(deps: ExportDeps, project_id: int, user: str, *, action: str, required: Role = EXPORT_ROLE) -> None:
