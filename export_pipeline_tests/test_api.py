@@ -254,3 +254,9 @@ def test_unreachable_clickhouse_is_503(settings, store):
 def test_openapi_is_served(server):
     spec = httpx.get(f"{server['url']}/openapi.json").json()
     assert "/api/v1/projects/{project_id}/exports" in spec["paths"]
+
+
+def test_out_of_range_project_ids_are_422_not_500(server):
+    # Found by the fuzz test: the role check used to run on the unvalidated id and overflow SQLite.
+    response = client(server, "maintainer").get("/api/v1/projects/99999999999999999999999/exports")
+    assert response.status_code == 422 and "project_id" in response.json()["error"]["details"]

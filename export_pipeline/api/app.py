@@ -44,6 +44,7 @@ from export_pipeline.exports.requests import (
 from export_pipeline.exports.run import ExportDeps, build_deps, read_manifest
 from export_pipeline.exports.serialize import concatenated, event_json_lines
 from export_pipeline.exports.storage import S3Storage
+from export_pipeline.notify.recipients import OptionalEmail
 from export_pipeline.settings import Settings
 from export_pipeline.usage.service_ping import latest_payload, record_api_request
 
@@ -84,6 +85,7 @@ class ExportCreate(BaseModel):
     date_from: str | None = Field(None, description="ISO 8601 date or datetime, inclusive (UTC if naive)")
     date_to: str | None = Field(None, description="ISO 8601; exclusive, a bare date includes that day")
     events: list[str] = Field(default_factory=list, max_length=100)
+    notify_email: OptionalEmail = Field(None, max_length=254, description="Email the result here (default: yours)")
 
 
 @dataclass(frozen=True)
@@ -112,12 +114,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         request.state.user = user
         return Caller(user)
 
-    def maintainer_of(project_id: int, who: Annotated[Caller, Depends(caller)]) -> Caller:
+    # The dependency below runs before the endpoint's own parameters are validated, so it carries the bounds.
+    ProjectId = Annotated[int, Path(gt=0, lt=2**63)]
+
+    def maintainer_of(project_id: ProjectId, who: Annotated[Caller, Depends(caller)]) -> Caller:
         require_project_role(deps, project_id, who.user, action="exporting events")
         return who
 
     Maintainer = Annotated[Caller, Depends(maintainer_of)]
-    ProjectId = Annotated[int, Path(gt=0, lt=2**63)]
 
     @app.post("/api/v1/projects/{project_id}/exports", status_code=202)
     def create_export(project_id: ProjectId, body: ExportCreate, who: Maintainer, request: Request) -> JSONResponse:
@@ -137,7 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 f"(limit {settings.api_max_in_flight_exports}).",
                 retry_after=30,
             )
-        created = store.create(spec, source="api")
+        created = store.create(spec, source="api", notify_email=body.notify_email)
         return _export_response(deps, created, request, status=202)
 
     @app.get("/api/v1/projects/{project_id}/exports")
@@ -324,6 +328,8 @@ def export_resource(deps: ExportDeps, export: ExportRequest, request: Request) -
         "finished_at": _iso(export.finished_at),
         "expires_at": _iso(export.expires_at),
         "error": {"code": export.error_code, "message": export.error} if export.error_code else None,
+        "notification": {"email": export.notified_to or export.notify_email, "sent_at": _iso(export.notified_at),
+                         "error": export.notify_error},
         "url": base,
     }
 
