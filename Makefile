@@ -8,7 +8,7 @@ export DAGSTER_HOME ?= $(EXPORT_PIPELINE_HOME)/dagster
 DEMO_EVENTS ?= 200000
 BENCH_EVENTS ?= 5000000
 
-.PHONY: install demo test dev bench dagster-home clean
+.PHONY: install demo test dev bench dagster-home system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,8 @@ $(BIN)/python:
 # Pinned by constraints.txt so every machine resolves the same versions.
 $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev,postgres]"
+	# pyppeteer 2.0 pins websockets<11, which breaks uvicorn (Dagster UI, our API); it runs on the newer one.
+	$(BIN)/pip install --quiet --no-deps -c constraints.txt pyppeteer
 	touch $@
 
 install: $(VENV)/.installed
@@ -35,12 +37,17 @@ demo: install dagster-home
 	echo; echo "Files of $$id:"; ls -l "$(EXPORT_PIPELINE_HOME)/exports/1/$$id"; \
 	echo; echo "First lines:"; $(BIN)/export-pipeline preview "$$id" --lines 3
 
-test: install dagster-home
+# Debian's Chromium for the browser tests (root on CI and fresh machines; pyppeteer never downloads one).
+system-deps:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+test: install dagster-home system-deps
 	$(BIN)/python -m pytest
 
-# The Dagster UI (webserver + daemon) on http://127.0.0.1:3000.
+# The Dagster UI (webserver + daemon) on http://127.0.0.1:3000 and the HTTP API on http://127.0.0.1:8000.
 dev: install dagster-home
 	$(BIN)/export-pipeline init
+	$(BIN)/export-pipeline api --port 8000 & api=$$!; trap "kill $$api" EXIT; \
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 bench: install

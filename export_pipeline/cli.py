@@ -24,10 +24,11 @@ from export_pipeline.clickhouse.connection import ClickHouse
 from export_pipeline.clickhouse.schema import EventsTable, init_schema
 from export_pipeline.clickhouse.seed import seed_events
 from export_pipeline.db import get_engine
-from export_pipeline.errors import AccessDenied, ExportPipelineError, InvalidRequest
+from export_pipeline.errors import AccessDenied, ExportPipelineError, InvalidRequest, NotFound
 from export_pipeline.exports.lifecycle import sweep_expired
 from export_pipeline.exports.requests import ExportRequest, ExportState, ExportStore, parse_spec
 from export_pipeline.exports.run import ExportDeps, build_deps, describe
+from export_pipeline.notify.recipients import get_user_email, is_email, optional_email, set_user_email
 from export_pipeline.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -134,6 +135,7 @@ def members_list(project_id: int) -> None:
 @click.option("--date-from", default=None, help="ISO 8601 date or datetime, inclusive (UTC if no zone)")
 @click.option("--date-to", default=None, help="ISO 8601; exclusive, but a bare date includes that day")
 @click.option("--event", "events", multiple=True, help="Only these event names (repeatable)")
+@click.option("--notify-email", default=None, help="Email the result here [default: the requester's stored address]")
 @click.option("--wait", is_flag=True, help="Wait for the export and print its result")
 def export(
     project_id: str,
@@ -143,11 +145,13 @@ def export(
     date_from: str | None,
     date_to: str | None,
     events: tuple[str, ...],
+    notify_email: str | None,
     wait: bool,
 ) -> None:
     """Request an export of a project's events; it runs as a partition of Dagster's export_job."""
     settings = Settings()
     deps = _deps(settings)
+    notify = optional_email(notify_email, field="notify_email")
     spec = parse_spec(
         project_id=project_id,
         requested_by=requested_by,
@@ -162,7 +166,7 @@ def export(
     except AccessDenied as denied:
         _emit({"export_id": None, "status": "refused", "error": {"code": denied.code, "message": str(denied)}})
         raise
-    request = deps.store.create(spec, source="cli")
+    request = deps.store.create(spec, source="cli", notify_email=notify)
     instance = dagster_instance(settings)
     from export_pipeline.defs.exports import EXPORT_PARTITIONS
 
@@ -272,7 +276,37 @@ def api(host: str, port: int) -> None:
     from export_pipeline.api.app import create_app
 
     ensure_dagster_home(Settings())
-    uvicorn.run(create_app(), host=host, port=port)
+    uvicorn.run(create_app(), host=host, port=port, ws="none")  # no websockets served
+
+
+@main.group()
+def users() -> None:
+    """Users' email addresses, where finished-export emails go."""
+
+
+@users.command("set-email")
+@click.option("--user", required=True)
+@click.option("--email", required=True)
+def users_set_email(user: str, email: str) -> None:
+    """Email this user's finished exports here (unless a request names its own address)."""
+    stored = set_user_email(get_engine(Settings().database_url), user, email)
+    click.echo(f"{stored.user}\t{stored.email}")
+
+
+@users.command("show")
+@click.option("--user", required=True)
+def users_show(user: str) -> None:
+    """Where this user's finished-export emails go."""
+    stored = get_user_email(get_engine(Settings().database_url), user)
+    if stored is not None:
+        click.echo(f"{stored.user}\t{stored.email}\tset {stored.updated_at:%Y-%m-%dT%H:%M:%SZ}")
+    elif is_email(user):
+        click.echo(f"{user}\t{user}\tthe user name (no address stored)")
+    else:
+        raise NotFound(
+            f"No email address for {user!r}: their exports send no email unless a request names one.",
+            hint=f"export-pipeline users set-email --user {user} --email ADDRESS",
+        )
 
 
 @main.group()

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 GIB = 1024**3
@@ -45,6 +45,14 @@ class Settings(BaseSettings):
     gitlab_url: str | None = Field(None, alias="GITLAB_URL")
     gitlab_token: str | None = Field(None, alias="GITLAB_TOKEN")
     gitlab_cache_seconds: float = Field(60.0, alias="GITLAB_ROLE_CACHE_SECONDS", ge=0)
+    # Email when an export finishes: SendGrid with a key, else JSON files in $EXPORT_PIPELINE_HOME/outbox.
+    sendgrid_api_key: SecretStr | None = Field(None, alias="SENDGRID_API_KEY")
+    sendgrid_api_host: str = Field("https://api.sendgrid.com", alias="SENDGRID_API_HOST")
+    email_from: str = Field("exports@localhost", alias="EXPORT_EMAIL_FROM")
+    email_from_name: str = Field("Export pipeline", alias="EXPORT_EMAIL_FROM_NAME")
+    email_retry_base_seconds: float = Field(0.5, alias="EXPORT_EMAIL_RETRY_BASE_SECONDS", ge=0)
+    # Where people reach the HTTP API: download links in emails when exports are in a local folder.
+    api_base_url: str = Field("http://127.0.0.1:8000", alias="EXPORT_API_BASE_URL")
 
     @field_validator("home")
     @classmethod
@@ -74,6 +82,10 @@ class Settings(BaseSettings):
     @property
     def lock_dir(self) -> Path:
         return self.home / "locks"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.home / "outbox"
 
 
 def redact_url(url: str) -> str:

@@ -9,7 +9,10 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,7 +21,7 @@ _SESSION_HOME = Path(tempfile.mkdtemp(prefix="export-pipeline-tests-"))
 # Set before any project module reads the environment.
 os.environ["EXPORT_PIPELINE_HOME"] = str(_SESSION_HOME)
 os.environ["DAGSTER_HOME"] = str(_SESSION_HOME / "dagster")
-for _name in ("CLICKHOUSE_URL", "EXPORT_STORAGE_URL", "EXPORT_PIPELINE_DATABASE_URL"):
+for _name in ("CLICKHOUSE_URL", "EXPORT_STORAGE_URL", "EXPORT_PIPELINE_DATABASE_URL", "SENDGRID_API_KEY", "SENDGRID_API_HOST"):
     os.environ.pop(_name, None)
 
 from export_pipeline.access import MemberTable  # noqa: E402
@@ -91,3 +94,24 @@ def moto_endpoint() -> Iterator[str]:
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     yield f"http://127.0.0.1:{port}"
     server.stop()
+
+
+@contextmanager
+def serving(app) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn on a loopback port for the block; yields its base URL."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="none"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the API server did not start (see the log above)")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -14,7 +14,6 @@ from datetime import timedelta
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from export_pipeline.access import Role, add_member
@@ -23,7 +22,7 @@ from export_pipeline.api.tokens import create_token, revoke_token
 from export_pipeline.exports.requests import ExportState, parse_spec
 from export_pipeline.exports.run import build_deps, run_export
 
-from .conftest import free_port
+from .conftest import free_port, serving
 from .exportdata import T0, expected_rows, insert_events, known_events
 
 PROJECT, OTHER_PROJECT = 9301, 9302
@@ -43,22 +42,13 @@ def server(settings, clickhouse, events_table, store, tmp_path_factory) -> Itera
     tokens["revoked"] = revoked
 
     api_settings = settings.model_copy(update={"api_max_in_flight_exports": 50})
-    port = free_port()
-    config = uvicorn.Config(create_app(api_settings), host="127.0.0.1", port=port, log_level="warning")
-    uvicorn_server = uvicorn.Server(config)
-    thread = threading.Thread(target=uvicorn_server.run, daemon=True)
-    thread.start()
-    while not uvicorn_server.started:
-        time.sleep(0.05)
-
     # One finished export to read and download.
     deps = build_deps(api_settings)
     done = deps.store.create(parse_spec(project_id=PROJECT, requested_by="maintainer", format="ndjson",
                                         compression="none", events=["signed_up"]), source="test")
     run_export(done.id, deps, run_id="api-fixture", run_is_active=lambda _: False, log=logging.getLogger())
-    yield {"url": f"http://127.0.0.1:{port}", "tokens": tokens, "done": done.id, "deps": deps}
-    uvicorn_server.should_exit = True
-    thread.join(timeout=10)
+    with serving(create_app(api_settings)) as url:
+        yield {"url": url, "tokens": tokens, "done": done.id, "deps": deps}
 
 
 def client(server: dict, who: str | None) -> httpx.Client:

@@ -33,6 +33,7 @@ class EventExportConfig(dg.Config):
     date_from: str | None = Field(None, description="ISO 8601 date or datetime, inclusive (UTC if naive)")
     date_to: str | None = Field(None, description="ISO 8601; exclusive, a bare date means through that day")
     events: list[str] = []
+    notify_email: str | None = Field(None, description="Email the result here (default: the requester's address)")
 
 
 def _run_is_active(instance: dg.DagsterInstance, run_id: str) -> bool:
@@ -66,7 +67,7 @@ def event_export(
                 date_to=config.date_to,
                 events=config.events,
             )
-            deps.store.create(spec, source="dagster", export_id=export_id)
+            deps.store.create(spec, source="dagster", export_id=export_id, notify_email=config.notify_email)
             context.log.info("Created export request %s from the run config.", export_id)
         result = run_export(
             export_id,

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from export_pipeline.access import now_utc
 from export_pipeline.db import export_requests
 from export_pipeline.errors import ExportPipelineError, InvalidRequest, NotFound
+from export_pipeline.notify.recipients import optional_email
 
 
 class ExportFormat(StrEnum):
@@ -194,6 +195,11 @@ class ExportRequest:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     expires_at: datetime | None = None
+    # Not part of the spec: who is told, not what is exported (two requests differing only here are the same).
+    notify_email: str | None = None
+    notified_to: str | None = None
+    notified_at: datetime | None = None
+    notify_error: str | None = None
 
     @property
     def storage_prefix(self) -> str:
@@ -233,6 +239,10 @@ def request_from_row(row: sa.Row) -> ExportRequest:
         started_at=as_utc(m["started_at"]),
         finished_at=as_utc(m["finished_at"]),
         expires_at=as_utc(m["expires_at"]),
+        notify_email=m["notify_email"],
+        notified_to=m["notified_to"],
+        notified_at=as_utc(m["notified_at"]),
+        notify_error=m["notify_error"],
     )
 
 
@@ -246,7 +256,11 @@ class ExportStore:
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    def create(self, spec: ExportSpec, *, source: str, export_id: str | None = None) -> ExportRequest:
+    def create(
+        self, spec: ExportSpec, *, source: str, export_id: str | None = None, notify_email: str | None = None
+    ) -> ExportRequest:
+        """Store a queued request; `notify_email` (validated) overrides where the finished-export email goes."""
+        notify_email = optional_email(notify_email)
         now = now_utc()
         request = ExportRequest(
             id=export_id or new_export_id(now),
@@ -255,6 +269,7 @@ class ExportStore:
             source=source,
             state=ExportState.QUEUED,
             created_at=now,
+            notify_email=notify_email,
         )
         with self.engine.begin() as conn:
             conn.execute(
@@ -275,6 +290,7 @@ class ExportStore:
                     byte_count=0,
                     file_count=0,
                     created_at=now,
+                    notify_email=notify_email,
                 )
             )
         return request
@@ -355,6 +371,9 @@ class ExportStore:
                     manifest_key=None,
                     error_code=None,
                     error=None,
+                    notified_to=None,
+                    notified_at=None,
+                    notify_error=None,
                 )
             ).rowcount
         if not taken:
@@ -362,7 +381,10 @@ class ExportStore:
                 f"Export {export_id} was taken by another run at the same moment.",
                 hint="Nothing to do: that run is writing it.",
             )
-        return replace(request, state=ExportState.RUNNING, run_id=run_id, started_at=started)
+        return replace(
+            request, state=ExportState.RUNNING, run_id=run_id, started_at=started,
+            notified_to=None, notified_at=None, notify_error=None,
+        )
 
     def record_progress(self, export_id: str, run_id: str, *, rows: int, bytes_written: int) -> None:
         self._update(export_id, run_id, row_count=rows, byte_count=bytes_written)
@@ -420,6 +442,17 @@ class ExportStore:
                 )
                 .values(state=ExportState.CANCELED.value, finished_at=now_utc(), error_code="canceled",
                         error="Canceled by request.", expires_at=now_utc())
+            )
+
+    def record_notification(
+        self, export_id: str, *, to: str | None, sent_at: datetime | None, error: str | None
+    ) -> None:
+        """The outcome of the finished-export email (not guarded: it comes after the run's last update)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.update(export_requests)
+                .where(export_requests.c.id == export_id)
+                .values(notified_to=to, notified_at=sent_at, notify_error=error)
             )
 
     def mark_expired(self, export_id: str) -> None:

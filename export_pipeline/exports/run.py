@@ -21,6 +21,7 @@ from export_pipeline.exports.extract import QUERY_SETTINGS, EventQuery, iter_chu
 from export_pipeline.exports.requests import ExportConflict, ExportRequest, ExportState, ExportStore
 from export_pipeline.exports.serialize import PartWriter, WrittenFile
 from export_pipeline.exports.storage import ExportStorage, storage_from_url
+from export_pipeline.notify.email import ExportMailer
 from export_pipeline.settings import Settings
 
 MANIFEST_NAME = "manifest.json"
@@ -105,6 +106,7 @@ def run_export(
         )
     except ExportPipelineError as denied:
         store.fail(export_id, request.run_id, code=denied.code, message=str(denied), expires_at=_expiry(deps))
+        _notify(export_id, deps, log)
         raise
 
     request = store.claim(export_id, run_id, run_is_active)
@@ -174,12 +176,22 @@ def run_export(
         code = exc.code if isinstance(exc, ExportPipelineError) else "export_failed"
         message = str(exc) if isinstance(exc, ExportPipelineError) else f"{type(exc).__name__}: {exc}"
         store.fail(export_id, run_id, code=code, message=message, expires_at=_expiry(deps))
+        _notify(export_id, deps, log)
         raise
+    _notify(export_id, deps, log)  # outside the try: nothing about the email can undo the success
     return ExportResult(store.require(export_id), files, manifest_key, time.monotonic() - started)
 
 
 def _expiry(deps: ExportDeps) -> datetime:
     return now_utc() + timedelta(hours=deps.settings.ttl_hours)
+
+
+def _notify(export_id: str, deps: ExportDeps, log: logging.Logger | logging.LoggerAdapter) -> None:
+    """Email the requester how the export ended. Never raises: a failed email must not fail the export."""
+    try:
+        ExportMailer(deps.settings).send_export_finished(deps.store.require(export_id), deps, log=log)
+    except Exception:
+        log.exception("Export %s: emailing the requester failed; the export itself is unaffected.", export_id)
 
 
 def build_manifest(

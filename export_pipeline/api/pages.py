@@ -1,0 +1,177 @@
+"""The export page: `/projects/{project_id}/export`, a button and a dialog that call the HTTP API.
+
+Plain HTML and JavaScript served by the API itself (no CDN: deployments may be offline). The page asks
+for a personal access token once per browser tab (sessionStorage); the host product would inject it.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Annotated
+
+import sqlalchemy as sa
+from fastapi import Depends, FastAPI, Path
+from fastapi.responses import HTMLResponse
+
+from export_pipeline.db import user_emails
+
+PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Export events · project {project_id}</title>
+<style>
+  body {{ font: 15px/1.5 system-ui, sans-serif; margin: 2rem; color: #1f1f1f; }}
+  button {{ font: inherit; padding: .45rem .9rem; border-radius: 6px; border: 1px solid #888; cursor: pointer; }}
+  button.primary {{ background: #1f6feb; color: #fff; border-color: #1f6feb; }}
+  dialog {{ border: 1px solid #ccc; border-radius: 8px; padding: 1.5rem; min-width: 22rem; }}
+  label {{ display: block; margin: .6rem 0 .2rem; }}
+  input, select {{ font: inherit; width: 100%; box-sizing: border-box; padding: .3rem; }}
+  #status {{ margin-top: 1.2rem; }}
+  .error {{ color: #b42318; }}
+</style>
+</head>
+<body>
+<h1>Export events</h1>
+<p>Project {project_id}: download the project's raw events as files.</p>
+<form id="token-form" hidden>
+  <label for="token">Personal access token</label>
+  <input id="token" type="password" autocomplete="off">
+  <button type="submit">Use token</button>
+</form>
+<button id="open-export" class="primary" hidden>Export events</button>
+<dialog id="export-dialog">
+  <form id="export-form" method="dialog">
+    <h2>Export events</h2>
+    <label for="format">Format</label>
+    <select id="format">
+      <option value="ndjson">NDJSON (one event per line)</option>
+      <option value="json">JSON</option>
+      <option value="csv">CSV</option>
+      <option value="parquet">Parquet</option>
+    </select>
+    <label for="date-from">From (inclusive)</label>
+    <input id="date-from" type="date">
+    <label for="date-to">To (inclusive)</label>
+    <input id="date-to" type="date">
+    <label for="email">Email me the link</label>
+    <input id="email" type="email">
+    <p>
+      <button id="submit-export" class="primary" value="submit">Start export</button>
+      <button value="cancel" formnovalidate>Cancel</button>
+    </p>
+  </form>
+</dialog>
+<div id="status" role="status" aria-live="polite"></div>
+<script>
+const projectId = {project_id};
+const api = (path, options = {{}}) => fetch(path, {{
+  ...options,
+  headers: {{"Authorization": "Bearer " + sessionStorage.getItem("export-token"),
+             "Content-Type": "application/json"}},
+}});
+const show = (text, isError = false) => {{
+  const status = document.getElementById("status");
+  status.textContent = text;
+  status.className = isError ? "error" : "";
+}};
+
+async function start() {{
+  if (!sessionStorage.getItem("export-token")) {{
+    document.getElementById("token-form").hidden = false;
+    return;
+  }}
+  const me = await api("/api/v1/user");
+  if (!me.ok) {{
+    sessionStorage.removeItem("export-token");
+    document.getElementById("token-form").hidden = false;
+    return show("That token was not accepted.", true);
+  }}
+  document.getElementById("email").value = (await me.json()).email || "";
+  document.getElementById("open-export").hidden = false;
+}}
+
+document.getElementById("token-form").addEventListener("submit", (event) => {{
+  event.preventDefault();
+  sessionStorage.setItem("export-token", document.getElementById("token").value.trim());
+  document.getElementById("token-form").hidden = true;
+  start();
+}});
+
+document.getElementById("open-export").addEventListener("click", () => {{
+  document.getElementById("export-dialog").showModal();
+}});
+
+document.getElementById("export-dialog").addEventListener("close", async () => {{
+  if (document.getElementById("export-dialog").returnValue !== "submit") return;
+  const body = {{format: document.getElementById("format").value}};
+  const from = document.getElementById("date-from").value, to = document.getElementById("date-to").value;
+  const email = document.getElementById("email").value.trim();
+  if (from) body.date_from = from;
+  if (to) body.date_to = to;
+  if (email) body.notify_email = email;
+  const response = await api(`/api/v1/projects/${{projectId}}/exports`, {{method: "POST", body: JSON.stringify(body)}});
+  const answer = await response.json();
+  if (!response.ok) return show(answer.error.message, true);
+  follow(answer.url);
+}});
+
+async function follow(url) {{
+  const export_ = await (await api(url)).json();
+  if (export_.status === "succeeded") {{
+    const status = document.getElementById("status");
+    status.className = "";
+    status.textContent = `Export ${{export_.id}} is ready: ${{export_.row_count}} events. `;
+    for (const file of export_.files) {{
+      const link = document.createElement("a");
+      link.href = "#";
+      link.className = "download";
+      link.dataset.url = file.url;
+      link.textContent = `Download ${{file.name}}`;
+      link.addEventListener("click", (event) => {{ event.preventDefault(); download(file); }});
+      status.append(link, " ");
+    }}
+    status.append(`Links expire ${{export_.expires_at}}.`);
+    return;
+  }}
+  if (export_.status === "failed" || export_.status === "canceled") {{
+    return show(`Export ${{export_.id}} ${{export_.status}}: ${{export_.error ? export_.error.message : ""}}`, true);
+  }}
+  show(`Export ${{export_.id}} is ${{export_.status}}: ${{export_.row_count}} events so far…`);
+  setTimeout(() => follow(url), 1000);
+}}
+
+async function download(file) {{
+  // The download needs the token header, so fetch it and hand the browser a blob.
+  const response = await api(file.url);
+  if (response.redirected || !response.ok) return (window.location = response.url);
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(await response.blob());
+  link.download = file.name;
+  link.click();
+}}
+
+start();
+</script>
+</body>
+</html>
+"""
+
+
+def install_pages(app: FastAPI, engine: sa.Engine, caller_dependency) -> None:
+    """Add the export page and the small `who am I` endpoint it prefills the email from."""
+
+    @app.get("/projects/{project_id}/export", response_class=HTMLResponse, include_in_schema=False)
+    def export_page(project_id: Annotated[int, Path(gt=0, lt=2**63)]) -> str:
+        return PAGE.format(project_id=html.escape(str(project_id)))
+
+    @app.get("/api/v1/user")
+    def current_user(who=Depends(caller_dependency)) -> dict:  # noqa: B008 (FastAPI's dependency style)
+        return {"user": who.user, "email": email_of(engine, who.user)}
+
+
+def email_of(engine: sa.Engine, user: str) -> str | None:
+    """The user's stored address; failing that, the user name when it is an address."""
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(user_emails.c.email).where(user_emails.c.user_name == user)).scalar_one_or_none()
+    return stored or (user if "@" in user else None)
