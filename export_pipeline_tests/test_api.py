@@ -250,3 +250,29 @@ def test_out_of_range_project_ids_are_422_not_500(server):
     # Found by the fuzz test: the role check used to run on the unvalidated id and overflow SQLite.
     response = client(server, "maintainer").get("/api/v1/projects/99999999999999999999999/exports")
     assert response.status_code == 422 and "project_id" in response.json()["error"]["details"]
+
+
+def test_s3_downloads_redirect_to_a_presigned_url(server, settings, store, moto_endpoint, monkeypatch):
+    import boto3
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    boto3.client("s3", endpoint_url=moto_endpoint).create_bucket(Bucket="api-downloads")
+    s3_settings = settings.model_copy(update={"storage_url_setting": "s3://api-downloads/exports"})
+    s3_settings.__dict__.pop("storage_url", None)
+    deps = build_deps(s3_settings)
+    request = deps.store.create(parse_spec(project_id=PROJECT, requested_by="maintainer", format="ndjson",
+                                           events=["signed_up"]), source="test")
+    run_export(request.id, deps, run_id="s3-download", run_is_active=lambda _: False, log=logging.getLogger())
+    token, _ = create_token(store.engine, "maintainer")
+    with TestClient(create_app(s3_settings), headers={"Authorization": f"Bearer {token}"}) as http:
+        response = http.get(f"/api/v1/projects/{PROJECT}/exports/{request.id}/files/part-00000.ndjson.gz",
+                            follow_redirects=False)
+    assert response.status_code == 302
+    location = response.headers["location"]
+    assert location.startswith(f"{moto_endpoint}/api-downloads/exports/{PROJECT}/{request.id}/part-00000.ndjson.gz?")
+    assert "X-Amz-Signature=" in location
+    downloaded = httpx.get(location).content
+    manifest = json.loads(deps.storage.read_bytes(f"{request.storage_prefix}/manifest.json"))
+    import hashlib
+
+    assert hashlib.sha256(downloaded).hexdigest() == manifest["files"][0]["sha256"]
