@@ -8,6 +8,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
+from contextlib import asynccontextmanager
 
 import pytest
 import sqlalchemy as sa
@@ -42,6 +43,21 @@ def site(settings, clickhouse, events_table, store) -> Iterator[dict]:
         yield {"url": url, "token": token, "deps": build_deps(settings)}
 
 
+@asynccontextmanager
+async def browser_page(url: str):
+    """A page of Debian's Chromium at `url` (pyppeteer is given the binary: it never downloads one)."""
+    from pyppeteer import launch
+
+    browser = await launch(executablePath=CHROMIUM, args=CHROMIUM_ARGS, headless=False,
+                           handleSIGINT=False, handleSIGTERM=False, handleSIGHUP=False)
+    try:
+        page = await browser.newPage()
+        await page.goto(url)
+        yield page
+    finally:
+        await browser.close()
+
+
 def run_queued_export(deps, project_id: int) -> str:
     """What the Dagster run does once the sensor picks the request up."""
     deadline = time.monotonic() + 30
@@ -62,14 +78,8 @@ needs_chromium = pytest.mark.skipif(
 
 @needs_chromium
 def test_export_page_requests_an_export_and_shows_the_download_link(site, tmp_path):
-    from pyppeteer import launch
-
     async def scenario() -> dict:
-        browser = await launch(executablePath=CHROMIUM, args=CHROMIUM_ARGS, headless=False,
-                               handleSIGINT=False, handleSIGTERM=False, handleSIGHUP=False)
-        try:
-            page = await browser.newPage()
-            await page.goto(f"{site['url']}/projects/{PROJECT}/export")
+        async with browser_page(f"{site['url']}/projects/{PROJECT}/export") as page:
             await page.waitForSelector("#token-form:not([hidden])")
             await page.type("#token", site["token"])
             await page.click("#token-form button")
@@ -87,35 +97,26 @@ def test_export_page_requests_an_export_and_shows_the_download_link(site, tmp_pa
             link = await page.evaluate("document.querySelector('a.download').dataset.url")
             await page.screenshot(path=str(tmp_path / "export-page.png"))
             return {"prefilled": prefilled, "status": status, "link": link, "export_id": export_id}
-        finally:
-            await browser.close()
 
     seen = asyncio.run(scenario())
     export = site["deps"].store.require(seen["export_id"])
     assert seen["prefilled"] == "maria@example.com"
     assert (export.spec.format.value, export.notify_email) == ("csv", "maria@example.com")
     assert export.spec.date_to is not None and export.spec.date_to.isoformat() == "2026-01-16T00:00:00+00:00"
-    assert seen["status"].startswith(f"Export {export.id} is ready: {export.row_count} events.")
+    assert seen["status"].startswith(f"Export {export.id} is ready: {export.row_count:,} events.")
+    assert f"Links expire {export.expires_at:%a, %d %b %Y %H:%M:%S} GMT." in seen["status"]
     assert export.row_count == 2_510
     assert seen["link"] == f"{site['url']}/api/v1/projects/{PROJECT}/exports/{export.id}/files/part-00000.csv.gz"
 
 
 @needs_chromium
 def test_export_page_says_when_the_token_is_refused(site):
-    from pyppeteer import launch
-
     async def scenario() -> str:
-        browser = await launch(executablePath=CHROMIUM, args=CHROMIUM_ARGS, headless=False,
-                               handleSIGINT=False, handleSIGTERM=False, handleSIGHUP=False)
-        try:
-            page = await browser.newPage()
-            await page.goto(f"{site['url']}/projects/{PROJECT}/export")
+        async with browser_page(f"{site['url']}/projects/{PROJECT}/export") as page:
             await page.waitForSelector("#token-form:not([hidden])")
             await page.type("#token", "epat_not-a-real-token")
             await page.click("#token-form button")
             await page.waitForFunction("document.getElementById('status').textContent.length > 0")
             return await page.evaluate("document.getElementById('status').textContent")
-        finally:
-            await browser.close()
 
     assert asyncio.run(scenario()) == "That token was not accepted."

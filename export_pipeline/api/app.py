@@ -132,10 +132,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             date_from=body.date_from, date_to=body.date_to, events=body.events,
         )
         store = deps.store
-        for existing in _in_flight(store, project_id):
+        in_flight_exports = _in_flight(store, project_id)
+        for existing in in_flight_exports:
             if existing.spec == spec:
                 return _export_response(deps, existing, request, status=200)
-        in_flight = len(_in_flight(store, project_id))
+        in_flight = len(in_flight_exports)
         if in_flight >= settings.api_max_in_flight_exports:
             raise ApiError(
                 429, "too_many_exports",

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Path
 from fastapi.responses import HTMLResponse
 
-from export_pipeline.db import user_emails
+from export_pipeline.notify.recipients import recipient_for
 
 PAGE = """<!doctype html>
 <html lang="en">
@@ -121,7 +121,7 @@ async function follow(url) {{
   if (export_.status === "succeeded") {{
     const status = document.getElementById("status");
     status.className = "";
-    status.textContent = `Export ${{export_.id}} is ready: ${{export_.row_count}} events. `;
+    status.textContent = `Export ${{export_.id}} is ready: ${{export_.row_count.toLocaleString("en-US")}} events. `;
     for (const file of export_.files) {{
       const link = document.createElement("a");
       link.href = "#";
@@ -131,13 +131,13 @@ async function follow(url) {{
       link.addEventListener("click", (event) => {{ event.preventDefault(); download(file); }});
       status.append(link, " ");
     }}
-    status.append(`Links expire ${{export_.expires_at}}.`);
+    status.append(`Links expire ${{new Date(export_.expires_at).toUTCString()}}.`);
     return;
   }}
   if (export_.status === "failed" || export_.status === "canceled") {{
     return show(`Export ${{export_.id}} ${{export_.status}}: ${{export_.error ? export_.error.message : ""}}`, true);
   }}
-  show(`Export ${{export_.id}} is ${{export_.status}}: ${{export_.row_count}} events so far…`);
+  show(`Export ${{export_.id}} is ${{export_.status}}: ${{export_.row_count.toLocaleString("en-US")}} events so far…`);
   setTimeout(() => follow(url), 1000);
 }}
 
@@ -167,11 +167,5 @@ def install_pages(app: FastAPI, engine: sa.Engine, caller_dependency) -> None:
 
     @app.get("/api/v1/user")
     def current_user(who=Depends(caller_dependency)) -> dict:  # noqa: B008 (FastAPI's dependency style)
-        return {"user": who.user, "email": email_of(engine, who.user)}
-
-
-def email_of(engine: sa.Engine, user: str) -> str | None:
-    """The user's stored address; failing that, the user name when it is an address."""
-    with engine.connect() as conn:
-        stored = conn.execute(sa.select(user_emails.c.email).where(user_emails.c.user_name == user)).scalar_one_or_none()
-    return stored or (user if "@" in user else None)
+        recipient = recipient_for(engine, who.user, None)
+        return {"user": who.user, "email": recipient.email if recipient else None}
