@@ -116,6 +116,42 @@ service_pings = sa.Table(
 )
 
 
+insights = sa.Table(
+    "insights",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("project_id", sa.BigInteger, nullable=False, index=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+    sa.Column("query", sa.JSON, nullable=False),  # a validated InsightQuery
+    sa.Column("created_by", sa.String(255), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+dashboards = sa.Table(
+    "dashboards",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("project_id", sa.BigInteger, nullable=False, index=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+    sa.Column("created_by", sa.String(255), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+dashboard_tiles = sa.Table(
+    "dashboard_tiles",
+    metadata,
+    sa.Column("dashboard_id", sa.String(32), sa.ForeignKey("dashboards.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("insight_id", sa.String(32), sa.ForeignKey("insights.id"), nullable=False),
+    sa.Column("width", sa.Integer, nullable=False),  # grid columns of 12
+    sa.Column("height", sa.Integer, nullable=False),  # grid rows
+)
+
+
 @cache
 def get_engine(database_url: str) -> Engine:
     """One engine per URL per process; creates the schema on first use (idempotent)."""

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from export_pipeline.access import EXPORT_ROLE, Role, RoleSourceUnavailable, now_utc, require_role
+from export_pipeline.api.insights_routes import install_insight_routes
 from export_pipeline.api.pages import install_pages
 from export_pipeline.api.tokens import authenticate
 from export_pipeline.db import export_requests
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     Maintainer = Annotated[Caller, Depends(maintainer_of)]
     install_pages(app, deps.store.engine, caller)
+    install_insight_routes(app, deps, caller, require_project_role)
 
     @app.post("/api/v1/projects/{project_id}/exports", status_code=202)
     def create_export(project_id: ProjectId, body: ExportCreate, who: Maintainer, request: Request) -> JSONResponse:

@@ -1,0 +1,221 @@
+"""Insights and dashboards of a project, stored in the app database."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
+from sqlalchemy.engine import Engine
+
+from export_pipeline.access import now_utc
+from export_pipeline.db import dashboard_tiles, dashboards, insights
+from export_pipeline.errors import InvalidRequest, NotFound
+from export_pipeline.exports.requests import as_utc
+from export_pipeline.insights.queries import InsightQuery
+
+QUERY_ADAPTER: TypeAdapter = TypeAdapter(InsightQuery)
+
+
+def parse_query(raw: object):
+    """A validated insight query, or InvalidRequest with one message per field."""
+    try:
+        return QUERY_ADAPTER.validate_python(raw)
+    except PydanticValidationError as error:
+        fields = {".".join(str(p) for p in e["loc"]) or "query": e["msg"] for e in error.errors()}
+        raise InvalidRequest(
+            "Invalid insight query: " + "; ".join(f"{k}: {v}" for k, v in fields.items()) + ".",
+            details={f"query.{k}": v for k, v in fields.items()},
+        ) from None
+
+
+@dataclass(frozen=True)
+class Insight:
+    id: str
+    project_id: int
+    name: str
+    description: str
+    query: object
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id, "project_id": self.project_id, "name": self.name, "description": self.description,
+            "query": QUERY_ADAPTER.dump_python(self.query, mode="json"), "created_by": self.created_by,
+            "created_at": _iso(self.created_at), "updated_at": _iso(self.updated_at),
+        }
+
+
+class Tile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    insight_id: str = Field(min_length=1, max_length=32)
+    width: int = Field(6, ge=1, le=12)
+    height: int = Field(4, ge=1, le=12)
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    id: str
+    project_id: int
+    name: str
+    description: str
+    tiles: list[Tile]
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id, "project_id": self.project_id, "name": self.name, "description": self.description,
+            "tiles": [tile.model_dump() for tile in self.tiles], "created_by": self.created_by,
+            "created_at": _iso(self.created_at), "updated_at": _iso(self.updated_at),
+        }
+
+
+def _iso(moment: datetime) -> str:
+    return as_utc(moment).isoformat().replace("+00:00", "Z")  # type: ignore[union-attr]
+
+
+def _name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > 255:
+        raise InvalidRequest("A name must be 1 to 255 characters.", details={"name": "must be 1 to 255 characters"})
+    return name
+
+
+class InsightStore:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    # --- insights -------------------------------------------------------------------------------------
+
+    def create_insight(self, project_id: int, *, name: str, query: object, created_by: str,
+                       description: str = "") -> Insight:
+        parsed = parse_query(query)
+        now = now_utc()
+        insight = Insight(secrets.token_hex(8), project_id, _name(name), description, parsed, created_by, now, now)
+        with self.engine.begin() as conn:
+            conn.execute(sa.insert(insights).values(
+                id=insight.id, project_id=project_id, name=insight.name, description=description,
+                query=QUERY_ADAPTER.dump_python(parsed, mode="json"), created_by=created_by,
+                created_at=now, updated_at=now,
+            ))
+        return insight
+
+    def insight(self, project_id: int, insight_id: str) -> Insight:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(insights).where(
+                insights.c.id == insight_id, insights.c.project_id == project_id)).first()
+        if row is None:
+            raise NotFound(f"Insight {insight_id!r} not found in project {project_id}.")
+        return _insight(row)
+
+    def list_insights(self, project_id: int) -> list[Insight]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(insights).where(insights.c.project_id == project_id)
+                                .order_by(insights.c.created_at, insights.c.id)).all()
+        return [_insight(row) for row in rows]
+
+    def update_insight(self, project_id: int, insight_id: str, *, name: str | None = None,
+                       description: str | None = None, query: object | None = None) -> Insight:
+        current = self.insight(project_id, insight_id)
+        values: dict = {"updated_at": now_utc()}
+        if name is not None:
+            values["name"] = _name(name)
+        if description is not None:
+            values["description"] = description
+        if query is not None:
+            values["query"] = QUERY_ADAPTER.dump_python(parse_query(query), mode="json")
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(insights).where(insights.c.id == current.id).values(**values))
+        return self.insight(project_id, insight_id)
+
+    def delete_insight(self, project_id: int, insight_id: str) -> None:
+        self.insight(project_id, insight_id)
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(dashboard_tiles).where(dashboard_tiles.c.insight_id == insight_id))
+            conn.execute(sa.delete(insights).where(insights.c.id == insight_id))
+
+    # --- dashboards -----------------------------------------------------------------------------------
+
+    def create_dashboard(self, project_id: int, *, name: str, tiles: list[dict | Tile], created_by: str,
+                         description: str = "") -> Dashboard:
+        checked = self._tiles(project_id, tiles)
+        now = now_utc()
+        dashboard_id = secrets.token_hex(8)
+        with self.engine.begin() as conn:
+            conn.execute(sa.insert(dashboards).values(
+                id=dashboard_id, project_id=project_id, name=_name(name), description=description,
+                created_by=created_by, created_at=now, updated_at=now,
+            ))
+            self._write_tiles(conn, dashboard_id, checked)
+        return self.dashboard(project_id, dashboard_id)
+
+    def dashboard(self, project_id: int, dashboard_id: str) -> Dashboard:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(dashboards).where(
+                dashboards.c.id == dashboard_id, dashboards.c.project_id == project_id)).first()
+            if row is None:
+                raise NotFound(f"Dashboard {dashboard_id!r} not found in project {project_id}.")
+            tiles = conn.execute(sa.select(dashboard_tiles).where(dashboard_tiles.c.dashboard_id == dashboard_id)
+                                 .order_by(dashboard_tiles.c.position)).all()
+        return Dashboard(row.id, row.project_id, row.name, row.description,
+                         [Tile(insight_id=t.insight_id, width=t.width, height=t.height) for t in tiles],
+                         row.created_by, as_utc(row.created_at), as_utc(row.updated_at))  # type: ignore[arg-type]
+
+    def list_dashboards(self, project_id: int) -> list[Dashboard]:
+        with self.engine.connect() as conn:
+            ids = conn.execute(sa.select(dashboards.c.id).where(dashboards.c.project_id == project_id)
+                               .order_by(dashboards.c.created_at, dashboards.c.id)).scalars().all()
+        return [self.dashboard(project_id, dashboard_id) for dashboard_id in ids]
+
+    def update_dashboard(self, project_id: int, dashboard_id: str, *, name: str | None = None,
+                         description: str | None = None, tiles: list[dict | Tile] | None = None) -> Dashboard:
+        self.dashboard(project_id, dashboard_id)
+        values: dict = {"updated_at": now_utc()}
+        if name is not None:
+            values["name"] = _name(name)
+        if description is not None:
+            values["description"] = description
+        checked = self._tiles(project_id, tiles) if tiles is not None else None
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(dashboards).where(dashboards.c.id == dashboard_id).values(**values))
+            if checked is not None:
+                conn.execute(sa.delete(dashboard_tiles).where(dashboard_tiles.c.dashboard_id == dashboard_id))
+                self._write_tiles(conn, dashboard_id, checked)
+        return self.dashboard(project_id, dashboard_id)
+
+    def delete_dashboard(self, project_id: int, dashboard_id: str) -> None:
+        self.dashboard(project_id, dashboard_id)
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(dashboard_tiles).where(dashboard_tiles.c.dashboard_id == dashboard_id))
+            conn.execute(sa.delete(dashboards).where(dashboards.c.id == dashboard_id))
+
+    def _tiles(self, project_id: int, tiles: list[dict | Tile]) -> list[Tile]:
+        checked = []
+        for index, tile in enumerate(tiles):
+            try:
+                checked.append(tile if isinstance(tile, Tile) else Tile.model_validate(tile))
+            except PydanticValidationError as error:
+                raise InvalidRequest(f"Invalid tile {index}: {error.errors()[0]['msg']}.",
+                                     details={f"tiles.{index}": error.errors()[0]["msg"]}) from None
+            self.insight(project_id, checked[-1].insight_id)  # tiles only show this project's insights
+        return checked
+
+    @staticmethod
+    def _write_tiles(conn: sa.Connection, dashboard_id: str, tiles: list[Tile]) -> None:
+        if tiles:
+            conn.execute(sa.insert(dashboard_tiles), [
+                {"dashboard_id": dashboard_id, "position": i, **tile.model_dump()} for i, tile in enumerate(tiles)
+            ])
+
+
+def _insight(row: sa.Row) -> Insight:
+    return Insight(row.id, row.project_id, row.name, row.description, QUERY_ADAPTER.validate_python(row.query),
+                   row.created_by, as_utc(row.created_at), as_utc(row.updated_at))  # type: ignore[arg-type]
