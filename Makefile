@@ -31,6 +31,7 @@ demo: install dagster-home
 	$(BIN)/export-pipeline init
 	$(BIN)/export-pipeline seed --events $(DEMO_EVENTS) --projects 3 --if-empty
 	$(BIN)/export-pipeline members add --project-id 1 --user demo-maintainer --role maintainer
+	$(BIN)/export-pipeline dashboards demo --project-id 1 --user demo-maintainer
 	$(BIN)/export-pipeline export --project-id 1 --requested-by demo-maintainer --format ndjson --wait \
 		| tee "$(EXPORT_PIPELINE_HOME)/demo-export.json"
 	@id=$$($(BIN)/python -c 'import json,sys; print(json.load(open(sys.argv[1]))["export_id"])' "$(EXPORT_PIPELINE_HOME)/demo-export.json"); \

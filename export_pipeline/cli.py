@@ -18,7 +18,15 @@ from pathlib import Path
 import click
 import zstandard
 
-from export_pipeline.access import Role, add_member, list_members, now_utc, remove_member, require_role
+from export_pipeline.access import (
+    Role,
+    add_member,
+    list_members,
+    now_utc,
+    remove_member,
+    require_role,
+    role_source,
+)
 from export_pipeline.api.tokens import create_token, list_tokens, revoke_token
 from export_pipeline.clickhouse.connection import ClickHouse
 from export_pipeline.clickhouse.schema import EventsTable, init_schema
@@ -28,6 +36,8 @@ from export_pipeline.errors import AccessDenied, ExportPipelineError, InvalidReq
 from export_pipeline.exports.lifecycle import sweep_expired
 from export_pipeline.exports.requests import ExportRequest, ExportState, ExportStore, parse_spec
 from export_pipeline.exports.run import ExportDeps, build_deps, describe
+from export_pipeline.insights.queries import compute
+from export_pipeline.insights.store import InsightStore
 from export_pipeline.notify.recipients import get_user_email, is_email, optional_email, set_user_email
 from export_pipeline.settings import Settings
 
@@ -338,6 +348,130 @@ def tokens_list(user: str) -> None:
 def tokens_revoke(token_id: str) -> None:
     revoke_token(get_engine(Settings().database_url), token_id)
     click.echo(f"token {token_id} revoked")
+
+
+@main.group()
+def insights() -> None:
+    """Insights: charts over a project's events."""
+
+
+@insights.command("create")
+@click.option("--project-id", type=click.IntRange(min=1), required=True)
+@click.option("--user", required=True, help="Who creates it (Maintainer or higher)")
+@click.option("--name", required=True)
+@click.option("--query", "query_json", required=True, help='JSON, e.g. {"kind": "trends", "events": ["$pageview"], ...}')
+@click.option("--description", default="")
+def insights_create(project_id: int, user: str, name: str, query_json: str, description: str) -> None:
+    store, roles = _insight_store()
+    require_role(roles, store.engine, project_id, user, action="changing insights and dashboards")
+    insight = store.create_insight(project_id, name=name, query=_json_option(query_json, "query"),
+                                   created_by=user, description=description)
+    _emit(insight.to_json())
+
+
+@insights.command("list")
+@click.option("--project-id", type=click.IntRange(min=1), required=True)
+def insights_list(project_id: int) -> None:
+    store, _ = _insight_store()
+    for insight in store.list_insights(project_id):
+        click.echo(f"{insight.id}\t{insight.query.kind}\t{insight.name}")
+
+
+@insights.command("show")
+@click.option("--project-id", type=click.IntRange(min=1), required=True)
+@click.argument("insight_id")
+def insights_show(project_id: int, insight_id: str) -> None:
+    """Compute an insight and print its table."""
+    settings = Settings()
+    store, _ = _insight_store()
+    insight = store.insight(project_id, insight_id)
+    with ClickHouse.from_settings(settings).session(f"insight {insight_id}") as session:
+        result = compute(session, EventsTable.from_settings(settings), project_id, insight.query)
+    click.echo("\t".join(result.columns))
+    for row in result.rows:
+        click.echo("\t".join(str(value) for value in row))
+
+
+@main.group()
+def dashboards() -> None:
+    """Dashboards: ordered insight tiles."""
+
+
+@dashboards.command("create")
+@click.option("--project-id", type=click.IntRange(min=1), required=True)
+@click.option("--user", required=True)
+@click.option("--name", required=True)
+@click.option("--tile", "tiles", multiple=True, help="INSIGHT_ID or INSIGHT_ID:WIDTHxHEIGHT (repeatable, in order)")
+def dashboards_create(project_id: int, user: str, name: str, tiles: tuple[str, ...]) -> None:
+    store, roles = _insight_store()
+    require_role(roles, store.engine, project_id, user, action="changing insights and dashboards")
+    _emit(store.create_dashboard(project_id, name=name, tiles=[_tile(t) for t in tiles], created_by=user).to_json())
+
+
+@dashboards.command("list")
+@click.option("--project-id", type=click.IntRange(min=1), required=True)
+def dashboards_list(project_id: int) -> None:
+    store, _ = _insight_store()
+    for dashboard in store.list_dashboards(project_id):
+        click.echo(f"{dashboard.id}\t{len(dashboard.tiles)} tiles\t{dashboard.name}")
+
+
+@dashboards.command("demo")
+@click.option("--project-id", type=click.IntRange(min=1), required=True)
+@click.option("--user", required=True)
+def dashboards_demo(project_id: int, user: str) -> None:
+    """Create the demo dashboard over the seeded events (once: re-running keeps the existing one)."""
+    store, roles = _insight_store()
+    require_role(roles, store.engine, project_id, user, action="changing insights and dashboards")
+    existing = [d for d in store.list_dashboards(project_id) if d.name == DEMO_DASHBOARD]
+    if existing:
+        click.echo(f"{DEMO_DASHBOARD!r} exists: {existing[0].id}")
+        return
+    window = {"date_from": "2026-05-01", "date_to": "2026-10-28"}  # the seeded six months
+    created = [
+        store.create_insight(project_id, name=name, query={**query, **window}, created_by=user)
+        for name, query in DEMO_INSIGHTS
+    ]
+    tiles = [{"insight_id": i.id, "width": 12 if i.query.kind == "trends" else 6} for i in created]
+    dashboard = store.create_dashboard(project_id, name=DEMO_DASHBOARD, tiles=tiles, created_by=user)
+    click.echo(f"Created {DEMO_DASHBOARD!r} ({dashboard.id}) with {len(tiles)} insights")
+    for insight in created:
+        click.echo(f"  {insight.id}  {insight.name}")
+
+
+DEMO_DASHBOARD = "Demo dashboard"
+DEMO_INSIGHTS = [
+    ("Weekly pageviews and sign-ups", {"kind": "trends", "events": ["$pageview", "signed_up"], "interval": "week"}),
+    ("Weekly active users by browser", {"kind": "trends", "events": ["$pageview"], "math": "unique_users",
+                                         "interval": "week", "breakdown": {"by": "property", "key": "$browser"}}),
+    ("Sign-up to subscription", {"kind": "funnel", "steps": ["signed_up", "subscription_started"],
+                                 "window_seconds": 14 * 86_400}),
+    ("Top events", {"kind": "table", "by": "event"}),
+    ("Sign-ups", {"kind": "number", "event": "signed_up"}),
+]
+
+
+def _insight_store():
+    settings = Settings()
+    engine = get_engine(settings.database_url)
+    return InsightStore(engine), role_source(settings, engine)
+
+
+def _json_option(text: str, field: str) -> object:
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise InvalidRequest(f"--{field} is not valid JSON: {error}.", details={field: "invalid JSON"}) from None
+
+
+def _tile(spec: str) -> dict:
+    insight_id, _, size = spec.partition(":")
+    if not size:
+        return {"insight_id": insight_id}
+    width, _, height = size.partition("x")
+    if not (width.isdigit() and height.isdigit()):
+        raise InvalidRequest(f"Tile {spec!r} must be INSIGHT_ID or INSIGHT_ID:WIDTHxHEIGHT.", details={"tile": spec})
+    return {"insight_id": insight_id, "width": int(width), "height": int(height)}
 
 
 def ensure_dagster_home(settings: Settings) -> Path:

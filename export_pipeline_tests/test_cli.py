@@ -79,3 +79,22 @@ def test_unreachable_clickhouse_fails_with_exit_1_and_names_the_cluster():
     assert result["status"] == "failed" and result["error"]["code"] == "analytics_cluster_unavailable"
     assert f"127.0.0.1:{port}" in result["error"]["message"]
     assert "hunter2" not in failed.stdout + failed.stderr
+
+
+def test_demo_dashboard_is_created_once_and_its_insights_compute():
+    first = run_cli("dashboards", "demo", "--project-id", str(PROJECT), "--user", "maria")
+    assert first.returncode == 0 and first.stdout.startswith("Created 'Demo dashboard'")
+    again = run_cli("dashboards", "demo", "--project-id", str(PROJECT), "--user", "maria")
+    assert again.stdout.startswith("'Demo dashboard' exists")
+    listed = run_cli("insights", "list", "--project-id", str(PROJECT)).stdout.splitlines()
+    assert [line.split("\t")[1] for line in listed] == ["trends", "trends", "funnel", "table", "number"]
+    table = run_cli("insights", "show", "--project-id", str(PROJECT), listed[3].split("\t")[0])
+    assert table.returncode == 0 and table.stdout.splitlines()[0] == "value\tcount"
+
+
+def test_insight_changes_need_maintainer_and_valid_json():
+    refused = run_cli("dashboards", "demo", "--project-id", str(PROJECT), "--user", "dave")
+    assert refused.returncode == 2 and "needs Maintainer (40) or higher" in refused.stderr
+    invalid = run_cli("insights", "create", "--project-id", str(PROJECT), "--user", "maria", "--name", "x",
+                      "--query", "{not json")
+    assert invalid.returncode == 2 and "--query is not valid JSON" in invalid.stderr
