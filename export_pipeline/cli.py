@@ -140,7 +140,10 @@ def members_list(project_id: int) -> None:
 @main.command()
 @click.option("--project-id", required=True)
 @click.option("--requested-by", required=True)
-@click.option("--format", "fmt", default="ndjson", show_default=True, help="ndjson, json, csv or parquet")
+@click.option("--resource", default="events", show_default=True, help="events, insight or dashboard")
+@click.option("--target-id", default=None, help="The insight or dashboard id (for those resources)")
+@click.option("--format", "fmt", default="ndjson", show_default=True,
+              help="events: ndjson, json, csv, parquet; insight/dashboard: csv, xlsx, json")
 @click.option("--compression", default=None, help="gzip, zstd or none [default: gzip; zstd for parquet]")
 @click.option("--date-from", default=None, help="ISO 8601 date or datetime, inclusive (UTC if no zone)")
 @click.option("--date-to", default=None, help="ISO 8601; exclusive, but a bare date includes that day")
@@ -150,6 +153,8 @@ def members_list(project_id: int) -> None:
 def export(
     project_id: str,
     requested_by: str,
+    resource: str,
+    target_id: str | None,
     fmt: str,
     compression: str | None,
     date_from: str | None,
@@ -170,9 +175,12 @@ def export(
         date_from=date_from,
         date_to=date_to,
         events=events,
+        resource=resource,
+        target_id=target_id,
     )
     try:
-        require_role(deps.roles, deps.store.engine, spec.project_id, spec.requested_by, action="exporting events")
+        require_role(deps.roles, deps.store.engine, spec.project_id, spec.requested_by,
+                     action=f"exporting {spec.resource}")
     except AccessDenied as denied:
         _emit({"export_id": None, "status": "refused", "error": {"code": denied.code, "message": str(denied)}})
         raise

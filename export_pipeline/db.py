@@ -40,6 +40,7 @@ export_requests = sa.Table(
     sa.Column("project_id", sa.BigInteger, nullable=False),
     sa.Column("requested_by", sa.String(255), nullable=False),
     sa.Column("resource", sa.String(32), nullable=False),
+    sa.Column("target_id", sa.String(32), nullable=True),  # insight or dashboard id
     sa.Column("format", sa.String(16), nullable=False),
     sa.Column("compression", sa.String(16), nullable=False),
     sa.Column("date_from", sa.DateTime(timezone=True), nullable=True),

@@ -63,7 +63,7 @@ def test_invalid_fields_are_all_reported_with_exit_2():
                       "--date-from", "yesterday", "--wait")
     assert invalid.returncode == 2
     assert "project_id: must be a positive integer, got 'abc'" in invalid.stderr
-    assert "format: must be one of ndjson, json, csv, parquet, got 'xml'" in invalid.stderr
+    assert "format: must be one of ndjson, json, csv, parquet, xlsx, got 'xml'" in invalid.stderr
     assert "date_from: must be an ISO 8601 date or datetime" in invalid.stderr
     assert "Traceback" not in invalid.stderr
 

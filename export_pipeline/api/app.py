@@ -81,8 +81,9 @@ def error_body(code: str, message: str, details: dict | None = None) -> dict:
 class ExportCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    resource: Literal["events"] = "events"
-    format: Literal["ndjson", "json", "csv", "parquet"] = "ndjson"
+    resource: Literal["events", "insight", "dashboard"] = "events"
+    target_id: str | None = Field(None, max_length=32, description="The insight or dashboard to export")
+    format: Literal["ndjson", "json", "csv", "parquet", "xlsx"] = "ndjson"
     compression: Literal["gzip", "zstd", "none"] | None = None
     date_from: str | None = Field(None, description="ISO 8601 date or datetime, inclusive (UTC if naive)")
     date_to: str | None = Field(None, description="ISO 8601; exclusive, a bare date includes that day")
@@ -131,6 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def create_export(project_id: ProjectId, body: ExportCreate, who: Maintainer, request: Request) -> JSONResponse:
         spec = parse_spec(
             project_id=project_id, requested_by=who.user, format=body.format, compression=body.compression,
+            resource=body.resource, target_id=body.target_id,
             date_from=body.date_from, date_to=body.date_to, events=body.events,
         )
         store = deps.store

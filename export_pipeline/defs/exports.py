@@ -28,6 +28,8 @@ class EventExportConfig(dg.Config):
 
     project_id: int | None = None
     requested_by: str | None = None
+    resource: str = Field("events", description="events, insight or dashboard")
+    target_id: str | None = Field(None, description="The insight or dashboard id (for those resources)")
     format: ExportFormat = ExportFormat.NDJSON
     compression: Compression | None = None
     date_from: str | None = Field(None, description="ISO 8601 date or datetime, inclusive (UTC if naive)")
@@ -45,7 +47,7 @@ def _run_is_active(instance: dg.DagsterInstance, run_id: str) -> bool:
     partitions_def=EXPORT_PARTITIONS,
     group_name="exports",
     kinds={"clickhouse", "polars", "s3"},
-    description="Raw events of one export request, as files in export storage with a manifest.",
+    description="One export request as files with a manifest: raw events, or an insight's or dashboard's tables.",
 )
 def event_export(
     context: dg.AssetExecutionContext,
@@ -66,6 +68,8 @@ def event_export(
                 date_from=config.date_from,
                 date_to=config.date_to,
                 events=config.events,
+                resource=config.resource,
+                target_id=config.target_id,
             )
             deps.store.create(spec, source="dagster", export_id=export_id, notify_email=config.notify_email)
             context.log.info("Created export request %s from the run config.", export_id)

@@ -23,6 +23,7 @@ class ExportFormat(StrEnum):
     JSON = "json"
     CSV = "csv"
     PARQUET = "parquet"
+    XLSX = "xlsx"
 
 
 class Compression(StrEnum):
@@ -58,8 +59,11 @@ class ExportSpec:
     date_to: datetime | None = None
     events: tuple[str, ...] = ()
     resource: str = "events"
+    target_id: str | None = None  # the insight or dashboard exported, for those resources
 
     def filters(self) -> dict:
+        if self.resource != "events":
+            return {"target_id": self.target_id}
         return {
             "date_from": _iso(self.date_from),
             "date_to": _iso(self.date_to),
@@ -67,8 +71,17 @@ class ExportSpec:
         }
 
 
+RESOURCE_FORMATS = {
+    "events": (ExportFormat.NDJSON, ExportFormat.JSON, ExportFormat.CSV, ExportFormat.PARQUET),
+    "insight": (ExportFormat.CSV, ExportFormat.XLSX, ExportFormat.JSON),
+    "dashboard": (ExportFormat.CSV, ExportFormat.XLSX, ExportFormat.JSON),
+}
+
+
 def default_compression(fmt: ExportFormat) -> Compression:
-    # Parquet compresses inside the file (column codec); text formats are gzip for universal readability.
+    # Parquet and XLSX compress inside the file; text formats are gzip for universal readability.
+    if fmt is ExportFormat.XLSX:
+        return Compression.NONE
     return Compression.ZSTD if fmt is ExportFormat.PARQUET else Compression.GZIP
 
 
@@ -81,6 +94,8 @@ def parse_spec(
     date_from: object = None,
     date_to: object = None,
     events: Iterable[object] | None = None,
+    resource: object = "events",
+    target_id: object = None,
 ) -> ExportSpec:
     """Validate raw request fields, reporting every bad field at once (InvalidRequest.details)."""
     errors: dict[str, str] = {}
@@ -115,6 +130,23 @@ def parse_spec(
     if len(names) > MAX_EVENT_NAMES:
         errors["events"] = f"at most {MAX_EVENT_NAMES} event names, got {len(names)}"
 
+    kind = str(resource or "events").strip().lower()
+    target = str(target_id).strip() if target_id not in (None, "") else None
+    if kind not in RESOURCE_FORMATS:
+        errors["resource"] = f"must be one of {', '.join(RESOURCE_FORMATS)}, got {resource!r}"
+    else:
+        if fmt is not None and fmt not in RESOURCE_FORMATS[kind]:
+            allowed = ", ".join(f.value for f in RESOURCE_FORMATS[kind])
+            errors["format"] = f"{kind} exports come as {allowed}, not {fmt.value}"
+        if kind == "events" and target:
+            errors["target_id"] = "only insight and dashboard exports take a target_id"
+        if kind != "events" and not target:
+            errors["target_id"] = f"required: the id of the {kind} to export"
+        if kind != "events" and comp not in (None, Compression.NONE):
+            errors["compression"] = f"{kind} exports are small files and are not compressed"
+        if kind != "events" and (start or end or names):
+            errors["resource"] = f"{kind} exports take their dates and events from the {kind} itself"
+
     if errors or fmt is None:
         fields = "; ".join(f"{field}: {message}" for field, message in errors.items())
         raise InvalidRequest(f"Invalid export request: {fields}.", details=errors)
@@ -122,10 +154,12 @@ def parse_spec(
         project_id=parsed_project,
         requested_by=user,
         format=fmt,
-        compression=comp or default_compression(fmt),
+        compression=comp or (default_compression(fmt) if kind == "events" else Compression.NONE),
         date_from=start,
         date_to=end,
         events=tuple(names),
+        resource=kind,
+        target_id=target,
     )
 
 
@@ -221,6 +255,7 @@ def request_from_row(row: sa.Row) -> ExportRequest:
         date_to=as_utc(m["date_to"]),
         events=tuple(m["events"]),
         resource=m["resource"],
+        target_id=m["target_id"],
     )
     return ExportRequest(
         id=m["id"],
@@ -278,6 +313,7 @@ class ExportStore:
                     project_id=spec.project_id,
                     requested_by=spec.requested_by,
                     resource=spec.resource,
+                    target_id=spec.target_id,
                     format=spec.format.value,
                     compression=spec.compression.value,
                     date_from=spec.date_from,

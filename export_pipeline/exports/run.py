@@ -18,6 +18,7 @@ from export_pipeline.clickhouse.schema import EventsTable
 from export_pipeline.db import get_engine
 from export_pipeline.errors import ExportPipelineError
 from export_pipeline.exports.extract import QUERY_SETTINGS, EventQuery, iter_chunks, prefetched
+from export_pipeline.exports.insight_files import write_insight_files
 from export_pipeline.exports.requests import ExportConflict, ExportRequest, ExportState, ExportStore
 from export_pipeline.exports.serialize import PartWriter, WrittenFile
 from export_pipeline.exports.storage import ExportStorage, storage_from_url
@@ -101,7 +102,7 @@ def run_export(
     spec = request.spec
     try:
         require_role(
-            deps.roles, store.engine, spec.project_id, spec.requested_by, action="exporting events",
+            deps.roles, store.engine, spec.project_id, spec.requested_by, action=f"exporting {spec.resource}",
             export_id=export_id,
         )
     except ExportPipelineError as denied:
@@ -111,43 +112,13 @@ def run_export(
 
     request = store.claim(export_id, run_id, run_is_active)
     started = time.monotonic()
-    query = EventQuery(deps.table, spec, request.as_of)
-    writer: PartWriter | None = None
     try:
-        with deps.clickhouse.session(f"export {export_id}") as session:
-            count_sql, params = query.count_sql()
-            total = int(session.client.command(count_sql, parameters=params, settings=QUERY_SETTINGS))
-            log.info(
-                "Exporting %s rows of project %s from %s as %s/%s (as of %s).",
-                f"{total:,}", spec.project_id, deps.clickhouse.display_url,
-                spec.format.value, spec.compression.value, request.as_of.isoformat(),
-            )
-            deps.storage.ensure_lifecycle(deps.settings.ttl_hours)
-            deps.storage.delete_prefix(request.storage_prefix)  # leftovers of an earlier attempt
-            writer = PartWriter(
-                deps.storage,
-                request.storage_prefix,
-                spec.format,
-                spec.compression,
-                part_size=deps.settings.part_size_bytes,
-                gzip_level=deps.settings.gzip_level,
-                zstd_level=deps.settings.zstd_level,
-                tags={"export-pipeline-export-id": export_id, "export-pipeline-project-id": str(spec.project_id)},
-            )
-            for chunk in prefetched(iter_chunks(session, query, chunk_bytes=deps.settings.chunk_bytes)):
-                writer.write(pl.from_arrow(chunk))  # type: ignore[arg-type]
-                progress = Progress(
-                    writer.rows, total, writer.bytes_written, len(writer.files), time.monotonic() - started
-                )
-                store.record_progress(export_id, run_id, rows=progress.rows, bytes_written=progress.bytes_written)
-                log.info(
-                    "%s / %s rows (%.0f%%), %.1f MB written, %s rows/s",
-                    f"{progress.rows:,}", f"{total:,}", 100 * progress.rows / max(total, 1),
-                    progress.bytes_written / 1e6, f"{progress.rows_per_second:,.0f}",
-                )
-                if on_progress:
-                    on_progress(progress)
-        files = writer.finish()
+        deps.storage.ensure_lifecycle(deps.settings.ttl_hours)
+        deps.storage.delete_prefix(request.storage_prefix)  # leftovers of an earlier attempt
+        if spec.resource == "events":
+            files = _write_events(request, deps, run_id=run_id, log=log, on_progress=on_progress, started=started)
+        else:
+            files = write_insight_files(request, deps, log=log)
         finished = now_utc()
         expires = finished + timedelta(hours=deps.settings.ttl_hours)
         manifest_key = f"{request.storage_prefix}/{MANIFEST_NAME}"
@@ -157,21 +128,16 @@ def run_export(
             manifest_key, json.dumps(manifest, indent=2).encode(), content_type="application/json",
             tags={"export-pipeline-export-id": export_id},
         )
-        rows = sum(f.rows for f in files)
         store.succeed(
-            export_id, run_id, rows=rows, bytes_written=sum(f.bytes for f in files), files=len(files),
-            manifest_key=manifest_key, finished_at=finished, expires_at=expires,
+            export_id, run_id, rows=sum(f.rows for f in files), bytes_written=sum(f.bytes for f in files),
+            files=len(files), manifest_key=manifest_key, finished_at=finished, expires_at=expires,
         )
     except ExportConflict:
         # Canceled: our files go. Taken over by another run: its files are not ours to delete.
-        if writer is not None:
-            writer.abort()
         if store.require(export_id).state is ExportState.CANCELED:
             deps.storage.delete_prefix(request.storage_prefix)
         raise
     except BaseException as exc:
-        if writer is not None:
-            writer.abort()
         deps.storage.delete_prefix(request.storage_prefix)
         code = exc.code if isinstance(exc, ExportPipelineError) else "export_failed"
         message = str(exc) if isinstance(exc, ExportPipelineError) else f"{type(exc).__name__}: {exc}"
@@ -180,6 +146,56 @@ def run_export(
         raise
     _notify(export_id, deps, log)  # outside the try: nothing about the email can undo the success
     return ExportResult(store.require(export_id), files, manifest_key, time.monotonic() - started)
+
+
+def _write_events(
+    request: ExportRequest,
+    deps: ExportDeps,
+    *,
+    run_id: str,
+    log: logging.Logger | logging.LoggerAdapter,
+    on_progress: Callable[[Progress], None] | None,
+    started: float,
+) -> list[WrittenFile]:
+    """Stream the request's events from ClickHouse into part files; a partial part is discarded on failure."""
+    spec, store = request.spec, deps.store
+    query = EventQuery(deps.table, spec, request.as_of)
+    writer = PartWriter(
+        deps.storage,
+        request.storage_prefix,
+        spec.format,
+        spec.compression,
+        part_size=deps.settings.part_size_bytes,
+        gzip_level=deps.settings.gzip_level,
+        zstd_level=deps.settings.zstd_level,
+        tags={"export-pipeline-export-id": request.id, "export-pipeline-project-id": str(spec.project_id)},
+    )
+    try:
+        with deps.clickhouse.session(f"export {request.id}") as session:
+            count_sql, params = query.count_sql()
+            total = int(session.client.command(count_sql, parameters=params, settings=QUERY_SETTINGS))
+            log.info(
+                "Exporting %s rows of project %s from %s as %s/%s (as of %s).",
+                f"{total:,}", spec.project_id, deps.clickhouse.display_url,
+                spec.format.value, spec.compression.value, request.as_of.isoformat(),
+            )
+            for chunk in prefetched(iter_chunks(session, query, chunk_bytes=deps.settings.chunk_bytes)):
+                writer.write(pl.from_arrow(chunk))  # type: ignore[arg-type]
+                progress = Progress(
+                    writer.rows, total, writer.bytes_written, len(writer.files), time.monotonic() - started
+                )
+                store.record_progress(request.id, run_id, rows=progress.rows, bytes_written=progress.bytes_written)
+                log.info(
+                    "%s / %s rows (%.0f%%), %.1f MB written, %s rows/s",
+                    f"{progress.rows:,}", f"{total:,}", 100 * progress.rows / max(total, 1),
+                    progress.bytes_written / 1e6, f"{progress.rows_per_second:,.0f}",
+                )
+                if on_progress:
+                    on_progress(progress)
+        return writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
 
 
 def _expiry(deps: ExportDeps) -> datetime:

@@ -1,0 +1,94 @@
+"""Files of an insight or dashboard export: its computed table(s) as CSV, XLSX (a sheet per tile) or JSON.
+
+These tables are small (aggregates, not raw events), so each file is built in memory and stored in one
+atomic put; the manifest and retry rules are those of every export.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import re
+
+import polars as pl
+import xlsxwriter
+
+from export_pipeline.access import now_utc
+from export_pipeline.exports.requests import ExportFormat, ExportRequest
+from export_pipeline.exports.serialize import WrittenFile
+from export_pipeline.insights.queries import InsightResult, compute
+from export_pipeline.insights.store import Insight, InsightStore
+
+CONTENT_TYPES = {
+    ExportFormat.CSV: "text/csv; charset=utf-8",
+    ExportFormat.JSON: "application/json",
+    ExportFormat.XLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+def write_insight_files(request: ExportRequest, deps, *, log: logging.Logger | logging.LoggerAdapter) -> list[WrittenFile]:
+    spec = request.spec
+    store = InsightStore(deps.store.engine)
+    if spec.resource == "insight":
+        insights = [store.insight(spec.project_id, spec.target_id)]  # type: ignore[arg-type]
+        title = insights[0].name
+    else:
+        dashboard = store.dashboard(spec.project_id, spec.target_id)  # type: ignore[arg-type]
+        insights = [store.insight(spec.project_id, tile.insight_id) for tile in dashboard.tiles]
+        title = dashboard.name
+    with deps.clickhouse.session(f"export {request.id}") as session:
+        tables = [(insight, compute(session, deps.table, spec.project_id, insight.query)) for insight in insights]
+    log.info("Computed %s insight(s) of %s %s %r.", len(tables), spec.resource, spec.target_id, title)
+
+    files = []
+    for name, data, rows in _render(spec.resource, title, tables, spec.format):
+        key = f"{request.storage_prefix}/{name}"
+        deps.storage.put_bytes(key, data, content_type=CONTENT_TYPES[spec.format],
+                               tags={"export-pipeline-export-id": request.id})
+        files.append(WrittenFile(name, key, rows, len(data), hashlib.sha256(data).hexdigest()))
+    return files
+
+
+def _frame(result: InsightResult) -> pl.DataFrame:
+    return pl.DataFrame([list(row) for row in result.rows], schema=list(result.columns), orient="row")
+
+
+def _render(resource: str, title: str, tables: list[tuple[Insight, InsightResult]], fmt: ExportFormat):
+    """(file name, bytes, rows) for each file of the export."""
+    if fmt is ExportFormat.JSON:
+        document = {
+            "resource": resource,
+            "name": title,
+            "computed_at": now_utc().isoformat().replace("+00:00", "Z"),
+            "insights": [
+                {"insight": insight.to_json(), "columns": list(result.columns), "rows": [list(r) for r in result.rows]}
+                for insight, result in tables
+            ],
+        }
+        yield f"{resource}.json", json.dumps(document, indent=2, ensure_ascii=False, default=str).encode(), \
+            sum(len(result.rows) for _, result in tables)
+    elif fmt is ExportFormat.CSV:
+        for index, (insight, result) in enumerate(tables):
+            name = f"{resource}.csv" if resource == "insight" else f"tile-{index + 1:02d}-{_slug(insight.name)}.csv"
+            yield name, _frame(result).write_csv().encode(), len(result.rows)
+    else:
+        buffer = io.BytesIO()
+        with xlsxwriter.Workbook(buffer) as workbook:
+            used: set[str] = set()
+            for index, (insight, result) in enumerate(tables):
+                _frame(result).write_excel(workbook, worksheet=_sheet_name(index, insight.name, used), autofit=True)
+        yield f"{resource}.xlsx", buffer.getvalue(), sum(len(result.rows) for _, result in tables)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "insight"
+
+
+def _sheet_name(index: int, name: str, used: set[str]) -> str:
+    """Excel sheet names: at most 31 characters, none of []:*?/\\, unique."""
+    base = re.sub(r"[\[\]:*?/\\]", " ", name).strip()[:26] or "Insight"
+    candidate = base if base not in used else f"{base[:22]} ({index + 1})"
+    used.add(candidate)
+    return candidate
