@@ -1,0 +1,305 @@
+"""Render benchmark: PNG/s of one reused Chromium (`PngRenderer`) against a fresh browser per image.
+
+    python -m export_pipeline.render.bench [--images 40] [--warmup 10] [--fresh-images 5] [--width 800]
+                                           [--concurrency 2] [--executable /usr/bin/chromium]
+                                           [--output docs/benchmarks.md]
+
+An insight-like page (a title, a legend and a canvas line-and-bar chart whose data the page fetches as JSON,
+drawn in an animation frame, then `window.__chartsReady = true`) is served from loopback. Measured in one run:
+
+- the first image of a new renderer, which starts Chromium;
+- `--warmup` more images from that renderer (Chromium's caches and the new tabs warming up), then `--images`
+  more, the sustained rate; both submitted from 2 × `--concurrency` threads at once, so the renderer's queue
+  never runs dry;
+- `--fresh-images` images one after another with `render_once_fresh`, a new browser each time.
+
+Every PNG is checked to be `2 × width` pixels wide. Only the section between the `bench:render` markers of
+the output file is replaced (appended if absent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import metadata
+from pathlib import Path
+
+from export_pipeline.bench import update_markdown
+from export_pipeline.render.browser import (
+    DEFAULT_DEVICE_SCALE,
+    DEFAULT_EXECUTABLE,
+    INSIGHT_WIDTH,
+    PngRenderer,
+    png_size,
+    render_once_fresh,
+)
+
+SECTION = "render"
+TARGET_PNG_PER_SECOND = 4.0
+
+INSIGHT_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Weekly signups</title><style>
+  html, body { margin: 0; background: #fff; font: 14px/1.4 system-ui, sans-serif; color: #1d1f27; }
+  .card { padding: 16px 20px; }
+  h1 { font-size: 18px; margin: 0 0 4px; }
+  .legend span { display: inline-block; margin-right: 16px; }
+  .legend i { display: inline-block; width: 10px; height: 10px; margin-right: 6px; }
+  canvas { display: block; width: 100%; height: 360px; }
+</style></head>
+<body><div class="card">
+  <h1>Weekly signups</h1>
+  <div class="legend"><span><i style="background:#1d4aff"></i>signups</span>
+    <span><i style="background:#f7a501"></i>activated</span></div>
+  <canvas id="chart"></canvas>
+</div><script>
+fetch("/data.json").then((r) => r.json()).then((data) => requestAnimationFrame(() => {
+  const canvas = document.getElementById("chart"), dpr = window.devicePixelRatio;
+  const w = canvas.clientWidth, h = canvas.clientHeight;
+  canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr);
+  const ctx = canvas.getContext("2d"); ctx.scale(dpr, dpr);
+  const max = Math.max(...data.signups), left = 40, bottom = h - 24, step = (w - left - 10) / data.signups.length;
+  ctx.strokeStyle = "#e5e7eb"; ctx.fillStyle = "#6b7280"; ctx.font = "11px sans-serif";
+  for (let i = 0; i <= 4; i++) {
+    const y = bottom - (bottom - 10) * i / 4;
+    ctx.beginPath(); ctx.moveTo(left, y); ctx.lineTo(w - 10, y); ctx.stroke();
+    ctx.fillText(String(Math.round(max * i / 4)), 4, y + 4);
+  }
+  ctx.fillStyle = "#f7a501";
+  data.activated.forEach((v, i) => {
+    const bh = (bottom - 10) * v / max; ctx.fillRect(left + i * step + step * 0.2, bottom - bh, step * 0.6, bh);
+  });
+  ctx.strokeStyle = "#1d4aff"; ctx.lineWidth = 2; ctx.beginPath();
+  data.signups.forEach((v, i) => {
+    const x = left + i * step + step / 2, y = bottom - (bottom - 10) * v / max;
+    if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
+  });
+  ctx.stroke();
+  ctx.fillStyle = "#6b7280";
+  data.labels.forEach((label, i) => ctx.fillText(label, left + i * step + step / 2 - 12, h - 6));
+  window.__chartsReady = true;
+}));
+</script></body></html>
+"""
+INSIGHT_DATA = {
+    "labels": [f"W{week}" for week in range(1, 13)],
+    "signups": [120, 135, 128, 160, 172, 190, 185, 210, 230, 225, 260, 280],
+    "activated": [60, 70, 66, 80, 95, 101, 99, 120, 131, 128, 150, 166],
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    what: str
+    images: int
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def ms_per_image(self) -> float:
+        return 1000 * self.seconds / self.images if self.images else 0.0
+
+
+@contextmanager
+def serving_insight() -> Iterator[str]:
+    """The insight page (`/insight.html`) and its data on 127.0.0.1; yields the base URL."""
+    pages = {
+        "/insight.html": (INSIGHT_PAGE.encode(), "text/html; charset=utf-8"),
+        "/data.json": (json.dumps(INSIGHT_DATA).encode(), "application/json"),
+    }
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            found = pages.get(self.path.split("?", 1)[0])
+            if found is None:
+                self.send_error(404)
+                return
+            body, kind = found
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="bench-pages", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _checked(png: bytes, width: int) -> bytes:
+    got = png_size(png)[0]
+    if got != round(width * DEFAULT_DEVICE_SCALE):
+        raise RuntimeError(f"a {got}-pixel-wide image at width {width}")
+    return png
+
+
+def measure(base: str, *, images: int, warmup: int, fresh_images: int, width: int, concurrency: int,
+            executable: str) -> list[Row]:
+    url = f"{base}/insight.html"
+    rows: list[Row] = []
+    with PngRenderer(executable_path=executable, max_concurrency=concurrency) as renderer:
+        started = time.monotonic()
+        _checked(renderer.render(url, width=width, item="bench insight (first)"), width)
+        rows.append(Row("first image of a new renderer (starts Chromium)", 1, time.monotonic() - started))
+        _log(f"first image: {rows[-1].seconds:.2f} s")
+
+        def one(i: int) -> bytes:
+            return _checked(renderer.render(f"{url}?i={i}", width=width, item=f"bench insight {i}"), width)
+
+        threads, done = 2 * concurrency, 0
+        for label, count in ((f"the next {warmup} images, warming up", warmup), (f"then {images}, sustained", images)):
+            if not count:
+                continue
+            with ThreadPoolExecutor(threads) as pool:
+                started = time.monotonic()
+                list(pool.map(one, range(done, done + count)))  # every URL a new one
+                seconds = time.monotonic() - started
+            rows.append(Row(f"reused Chromium, max_concurrency {concurrency} ({threads} caller threads): {label}",
+                            count, seconds))
+            _log(f"reused, {label}: {seconds:.2f} s")
+            done += count
+        if renderer.launches != 1:
+            raise RuntimeError(f"the renderer started Chromium {renderer.launches} times")
+    started = time.monotonic()
+    for i in range(fresh_images):
+        _checked(render_once_fresh(f"{url}?fresh={i}", width=width, item=f"bench insight fresh {i}",
+                                   executable_path=executable), width)
+    seconds = time.monotonic() - started
+    rows.append(Row("fresh Chromium per image (`render_once_fresh`), one after another", fresh_images, seconds))
+    _log(f"fresh: {fresh_images} images in {seconds:.2f} s")
+    return rows
+
+
+def chromium_version(executable: str) -> str:
+    try:
+        done = subprocess.run([executable, "--version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"unknown ({exc})"
+    return done.stdout.strip() or "unknown"
+
+
+def machine_facts(executable: str) -> dict[str, str]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        pyppeteer = metadata.version("pyppeteer")
+    except metadata.PackageNotFoundError:
+        pyppeteer = "not installed"
+    return {
+        "Machine": f"{cores} CPUs (nproc), {cpu}, {platform.system()} {platform.release()}",
+        "Browser": f"{chromium_version(executable)} ({executable})",
+        "Python": f"{platform.python_version()}, pyppeteer {pyppeteer}",
+    }
+
+
+def render_table(rows: Sequence[Row]) -> str:
+    lines = ["| what | images | seconds | PNG/s | ms/image |", "|---|---:|---:|---:|---:|"]
+    for row in rows:
+        lines.append(f"| {row.what} | {row.images} | {row.seconds:.2f} | {row.per_second:.2f} "
+                     f"| {row.ms_per_image:,.0f} |")
+    return "\n".join(lines)
+
+
+def render_section(rows: Sequence[Row], *, command: str, date: str, machine: dict[str, str], width: int) -> str:
+    reused, fresh = rows[-2], rows[-1]
+    met = reused.per_second >= TARGET_PNG_PER_SECOND
+    parts = [
+        f"## Images: insight PNGs at width {width} (device scale {DEFAULT_DEVICE_SCALE:g})",
+        "",
+        "_Generated by `python -m export_pipeline.render.bench`; do not edit by hand._",
+        "",
+        f"- Command: `{command}`",
+        f"- Date: {date}",
+        *(f"- {key}: {value}" for key, value in machine.items()),
+        "",
+        render_table(rows),
+        "",
+        f"- Reused renderer, sustained: {reused.per_second:.2f} PNG/s — target ≥ {TARGET_PNG_PER_SECOND:g} PNG/s: "
+        f"**{'met' if met else 'missed'}**; {reused.per_second / fresh.per_second:.1f}× a fresh browser per image.",
+        "",
+        textwrap.fill(
+            "**How to read this.** Each image is a full-page PNG of the same small insight page (a canvas chart "
+            f"whose data the page fetches, {round(width * DEFAULT_DEVICE_SCALE)} pixels wide), served from "
+            "loopback by the bench process itself and rendered in Debian's Chromium through pyppeteer. *seconds* "
+            "is wall time from submitting the first image of a row to receiving its last PNG bytes in Python. "
+            "The reused rows are one `PngRenderer`, in order, after its first image: warm tabs, one per "
+            "concurrent slot, each only navigating to the next URL. Its first couple of dozen images are "
+            "slower while the new Chromium warms up, which the warming-up row shows. The fresh row starts and "
+            "stops Chromium (and an event-loop thread) for every image: what one `launch()` per image costs.",
+            width=110,
+        ),
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def _log(message: str) -> None:
+    print(f"[render bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m export_pipeline.render.bench",
+                                     description="PNG/s of the reused renderer against a fresh browser per image.")
+    parser.add_argument("--images", type=int, default=40, help="images from the reused renderer (default 40)")
+    parser.add_argument("--warmup", type=int, default=10, help="images before the sustained ones (default 10)")
+    parser.add_argument("--fresh-images", type=int, default=5, help="images with a fresh browser each (default 5)")
+    parser.add_argument("--width", type=int, default=INSIGHT_WIDTH, help=f"CSS px (default {INSIGHT_WIDTH})")
+    parser.add_argument("--concurrency", type=int, default=2, help="max_concurrency of the renderer (default 2)")
+    parser.add_argument("--executable", default=DEFAULT_EXECUTABLE, help=f"Chromium (default {DEFAULT_EXECUTABLE})")
+    parser.add_argument("--output", default="docs/benchmarks.md", help="markdown file to update")
+    args = parser.parse_args(argv)
+    if args.images < 1 or args.fresh_images < 1 or args.concurrency < 1 or args.warmup < 0:
+        parser.error("--images, --fresh-images and --concurrency must be at least 1, --warmup at least 0")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    command = shlex.join(["python", "-m", "export_pipeline.render.bench", *argv])
+    date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    with serving_insight() as base:
+        rows = measure(base, images=args.images, warmup=args.warmup, fresh_images=args.fresh_images,
+                       width=args.width, concurrency=args.concurrency, executable=args.executable)
+    body = render_section(rows, command=command, date=date, machine=machine_facts(args.executable),
+                          width=args.width)
+    output = Path(args.output)
+    update_markdown(output, SECTION, body)
+    print(render_table(rows))
+    _log(f"wrote section bench:{SECTION} of {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
