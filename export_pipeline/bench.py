@@ -224,6 +224,17 @@ def bench_env(home: Path) -> dict[str, str]:
     }
 
 
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo, for the machine facts of a benchmark."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine_facts(clickhouse_version: str) -> dict[str, str]:
     def version(package: str) -> str:
         try:
@@ -231,14 +242,7 @@ def machine_facts(clickhouse_version: str) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             return "not installed"
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     ram = "unknown"
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():

@@ -38,7 +38,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import metadata
 from pathlib import Path
 
-from export_pipeline.bench import update_markdown
+from export_pipeline.bench import cpu_model, update_markdown
 from export_pipeline.render.browser import (
     DEFAULT_DEVICE_SCALE,
     DEFAULT_EXECUTABLE,
@@ -204,14 +204,7 @@ def chromium_version(executable: str) -> str:
 
 
 def machine_facts(executable: str) -> dict[str, str]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     try:
         pyppeteer = metadata.version("pyppeteer")
