@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import secrets
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -54,6 +57,22 @@ class Settings(BaseSettings):
     # Where people reach the HTTP API: download links in emails when exports are in a local folder.
     api_base_url: str = Field("http://127.0.0.1:8000", alias="EXPORT_API_BASE_URL")
 
+    # Images: Debian's Chromium driven by pyppeteer (never downloaded).
+    chromium_executable: str = Field("/usr/bin/chromium", alias="CHROMIUM_EXECUTABLE")
+    render_concurrency: int = Field(2, alias="EXPORT_RENDER_CONCURRENCY", ge=1, le=16)
+    render_timeout_seconds: float = Field(60.0, alias="EXPORT_RENDER_TIMEOUT_SECONDS", gt=0)
+    # Embed/share pages: share links work only while sharing is enabled; pages may be framed by these origins.
+    sharing_enabled: bool = Field(True, alias="EXPORT_SHARING_ENABLED")
+    embed_allowed_origins_setting: str = Field("", alias="EXPORT_EMBED_ALLOWED_ORIGINS")
+    # Signs unsubscribe links. Unset: a random key is created once in the data folder (embedded default).
+    secret_key_setting: SecretStr | None = Field(None, alias="EXPORT_SECRET_KEY")
+    # Subscriptions to Slack: one bot token per workspace, e.g. {"acme": "xoxb-…", "community": "xoxb-…"}.
+    # A workspace without a token delivers to the outbox folder.
+    slack_bot_tokens: dict[str, SecretStr] = Field(default_factory=dict, alias="SLACK_BOT_TOKENS")
+    slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
+    # A delivery still rendering/delivering after this long belongs to a dead run: it is failed.
+    delivery_stale_minutes: int = Field(60, alias="SUBSCRIPTION_DELIVERY_STALE_MINUTES", ge=1)
+
     @field_validator("home")
     @classmethod
     def _absolute_home(cls, home: Path) -> Path:
@@ -86,6 +105,26 @@ class Settings(BaseSettings):
     @property
     def outbox_dir(self) -> Path:
         return self.home / "outbox"
+
+    @property
+    def embed_allowed_origins(self) -> tuple[str, ...]:
+        return tuple(origin.strip() for origin in self.embed_allowed_origins_setting.split(",") if origin.strip())
+
+    @cached_property
+    def secret_key(self) -> bytes:
+        """The signing key: EXPORT_SECRET_KEY, else one created once under `home` (readable by its owner only)."""
+        if self.secret_key_setting is not None:
+            return self.secret_key_setting.get_secret_value().encode()
+        path = self.home / "secret.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            draft = path.with_name(f".secret.key.{os.getpid()}")
+            draft.write_text(secrets.token_hex(32))
+            draft.chmod(0o600)
+            with contextlib.suppress(FileExistsError):  # another process linked its key first: use theirs
+                os.link(draft, path)  # atomic: nobody ever reads a half-written key
+            draft.unlink()
+        return path.read_text().strip().encode()
 
 
 def redact_url(url: str) -> str:
