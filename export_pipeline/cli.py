@@ -143,7 +143,9 @@ def members_list(project_id: int) -> None:
 @click.option("--resource", default="events", show_default=True, help="events, insight or dashboard")
 @click.option("--target-id", default=None, help="The insight or dashboard id (for those resources)")
 @click.option("--format", "fmt", default="ndjson", show_default=True,
-              help="events: ndjson, json, csv, parquet; insight/dashboard: csv, xlsx, json")
+              help="events: ndjson, json, csv, parquet; insight/dashboard: png, csv, xlsx, json")
+@click.option("--width", type=click.IntRange(400, 3000), default=None,
+              help="PNG width in pixels [default: 800 for an insight, 1920 for a dashboard]")
 @click.option("--compression", default=None, help="gzip, zstd or none [default: gzip; zstd for parquet]")
 @click.option("--date-from", default=None, help="ISO 8601 date or datetime, inclusive (UTC if no zone)")
 @click.option("--date-to", default=None, help="ISO 8601; exclusive, but a bare date includes that day")
@@ -156,6 +158,7 @@ def export(
     resource: str,
     target_id: str | None,
     fmt: str,
+    width: int | None,
     compression: str | None,
     date_from: str | None,
     date_to: str | None,
@@ -177,6 +180,7 @@ def export(
         events=events,
         resource=resource,
         target_id=target_id,
+        width=width,
     )
     try:
         require_role(deps.roles, deps.store.engine, spec.project_id, spec.requested_by,

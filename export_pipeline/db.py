@@ -42,6 +42,7 @@ export_requests = sa.Table(
     sa.Column("resource", sa.String(32), nullable=False),
     sa.Column("target_id", sa.String(32), nullable=True),  # insight or dashboard id
     sa.Column("format", sa.String(16), nullable=False),
+    sa.Column("width", sa.Integer, nullable=True),  # PNG exports
     sa.Column("compression", sa.String(16), nullable=False),
     sa.Column("date_from", sa.DateTime(timezone=True), nullable=True),
     sa.Column("date_to", sa.DateTime(timezone=True), nullable=True),
@@ -150,6 +151,23 @@ dashboard_tiles = sa.Table(
     sa.Column("insight_id", sa.String(32), sa.ForeignKey("insights.id"), nullable=False),
     sa.Column("width", sa.Integer, nullable=False),  # grid columns of 12
     sa.Column("height", sa.Integer, nullable=False),  # grid rows
+)
+
+# Share links of insights and dashboards: anyone with the token may view the embed page, until it is revoked
+# or expires. Only the token's SHA-256 is stored (tokens are 256-bit random, as for access tokens).
+share_links = sa.Table(
+    "share_links",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("project_id", sa.BigInteger, nullable=False),
+    sa.Column("resource", sa.String(16), nullable=False),  # insight | dashboard
+    sa.Column("target_id", sa.String(32), nullable=False),
+    sa.Column("token_sha256", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_by", sa.String(255), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Index("ix_share_links_target", "project_id", "resource", "target_id"),
 )
 
 

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from export_pipeline.access import EXPORT_ROLE, Role, RoleSourceUnavailable, now_utc, require_role
+from export_pipeline.api.embed_routes import install_embed_routes
 from export_pipeline.api.insights_routes import install_insight_routes
 from export_pipeline.api.pages import install_pages
 from export_pipeline.api.tokens import authenticate
@@ -83,7 +84,8 @@ class ExportCreate(BaseModel):
 
     resource: Literal["events", "insight", "dashboard"] = "events"
     target_id: str | None = Field(None, max_length=32, description="The insight or dashboard to export")
-    format: Literal["ndjson", "json", "csv", "parquet", "xlsx"] = "ndjson"
+    format: Literal["ndjson", "json", "csv", "parquet", "xlsx", "png"] = "ndjson"
+    width: int | None = Field(None, ge=400, le=3000, description="PNG width (default 800 insight, 1920 dashboard)")
     compression: Literal["gzip", "zstd", "none"] | None = None
     date_from: str | None = Field(None, description="ISO 8601 date or datetime, inclusive (UTC if naive)")
     date_to: str | None = Field(None, description="ISO 8601; exclusive, a bare date includes that day")
@@ -127,12 +129,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     Maintainer = Annotated[Caller, Depends(maintainer_of)]
     install_pages(app, deps.store.engine, caller)
     install_insight_routes(app, deps, caller, require_project_role)
+    install_embed_routes(app, deps, caller, require_project_role)
 
     @app.post("/api/v1/projects/{project_id}/exports", status_code=202)
     def create_export(project_id: ProjectId, body: ExportCreate, who: Maintainer, request: Request) -> JSONResponse:
         spec = parse_spec(
             project_id=project_id, requested_by=who.user, format=body.format, compression=body.compression,
-            resource=body.resource, target_id=body.target_id,
+            resource=body.resource, target_id=body.target_id, width=body.width,
             date_from=body.date_from, date_to=body.date_to, events=body.events,
         )
         store = deps.store

@@ -30,6 +30,7 @@ class EventExportConfig(dg.Config):
     requested_by: str | None = None
     resource: str = Field("events", description="events, insight or dashboard")
     target_id: str | None = Field(None, description="The insight or dashboard id (for those resources)")
+    width: int | None = Field(None, description="PNG width in pixels, 400-3000 (default 800 insight, 1920 dashboard)")
     format: ExportFormat = ExportFormat.NDJSON
     compression: Compression | None = None
     date_from: str | None = Field(None, description="ISO 8601 date or datetime, inclusive (UTC if naive)")
@@ -70,6 +71,7 @@ def event_export(
                 events=config.events,
                 resource=config.resource,
                 target_id=config.target_id,
+                width=config.width,
             )
             deps.store.create(spec, source="dagster", export_id=export_id, notify_email=config.notify_email)
             context.log.info("Created export request %s from the run config.", export_id)

@@ -1,7 +1,10 @@
-"""Files of an insight or dashboard export: its computed table(s) as CSV, XLSX (a sheet per tile) or JSON.
+"""Files of an insight or dashboard export: a PNG of its page, or its computed table(s) as CSV, XLSX (a
+sheet per tile) or JSON.
 
-These tables are small (aggregates, not raw events), so each file is built in memory and stored in one
-atomic put; the manifest and retry rules are those of every export.
+These are small (aggregates, not raw events), so each file is built in memory and stored in one atomic put;
+the manifest and retry rules are those of every export. A PNG is the embed page drawn by this process's
+reused Chromium; a dashboard tile that cannot be computed is drawn as an error tile, an insight that cannot
+be computed fails the export.
 """
 
 from __future__ import annotations
@@ -16,12 +19,16 @@ import polars as pl
 import xlsxwriter
 
 from export_pipeline.access import now_utc
+from export_pipeline.embed.images import default_width, render_view, shared_renderer
+from export_pipeline.embed.page import compute_view
+from export_pipeline.errors import ExportPipelineError
 from export_pipeline.exports.requests import ExportFormat, ExportRequest
 from export_pipeline.exports.serialize import WrittenFile
 from export_pipeline.insights.queries import InsightResult, compute
 from export_pipeline.insights.store import Insight, InsightStore
 
 CONTENT_TYPES = {
+    ExportFormat.PNG: "image/png",
     ExportFormat.CSV: "text/csv; charset=utf-8",
     ExportFormat.JSON: "application/json",
     ExportFormat.XLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -31,6 +38,8 @@ CONTENT_TYPES = {
 def write_insight_files(request: ExportRequest, deps, *, log: logging.Logger | logging.LoggerAdapter) -> list[WrittenFile]:
     spec = request.spec
     store = InsightStore(deps.store.engine)
+    if spec.format is ExportFormat.PNG:
+        return [_store(request, deps, *_png(request, deps, store, log))]
     if spec.resource == "insight":
         insights = [store.insight(spec.project_id, spec.target_id)]  # type: ignore[arg-type]
         title = insights[0].name
@@ -42,13 +51,35 @@ def write_insight_files(request: ExportRequest, deps, *, log: logging.Logger | l
         tables = [(insight, compute(session, deps.table, spec.project_id, insight.query)) for insight in insights]
     log.info("Computed %s insight(s) of %s %s %r.", len(tables), spec.resource, spec.target_id, title)
 
-    files = []
-    for name, data, rows in _render(spec.resource, title, tables, spec.format):
-        key = f"{request.storage_prefix}/{name}"
-        deps.storage.put_bytes(key, data, content_type=CONTENT_TYPES[spec.format],
-                               tags={"export-pipeline-export-id": request.id})
-        files.append(WrittenFile(name, key, rows, len(data), hashlib.sha256(data).hexdigest()))
-    return files
+    return [_store(request, deps, name, data, rows) for name, data, rows in _render(spec.resource, title, tables, spec.format)]
+
+
+def _store(request: ExportRequest, deps, name: str, data: bytes, rows: int) -> WrittenFile:
+    key = f"{request.storage_prefix}/{name}"
+    deps.storage.put_bytes(key, data, content_type=CONTENT_TYPES[request.spec.format],
+                           tags={"export-pipeline-export-id": request.id})
+    return WrittenFile(name, key, rows, len(data), hashlib.sha256(data).hexdigest())
+
+
+def _png(request: ExportRequest, deps, store: InsightStore, log) -> tuple[str, bytes, int]:
+    spec = request.spec
+    with deps.clickhouse.session(f"export {request.id}") as session:
+        view = compute_view(session, deps.table, store, spec.project_id, spec.resource, spec.target_id)  # type: ignore[arg-type]
+    failed = [tile for tile in view.tiles if tile.error]
+    if spec.resource == "insight" and failed:
+        raise InsightNotComputed(f"Insight {spec.target_id} ({view.title!r}): {failed[0].error}",
+                                 hint="Fix the insight's definition or retry later, then export again.")
+    for tile in failed:
+        log.warning("Tile %r is drawn as an error: %s", tile.title, tile.error)
+    width = spec.width or default_width(spec.resource)
+    item = f"{spec.resource} {spec.target_id} {view.title!r}"
+    png = render_view(view, shared_renderer(deps.settings), width=width, item=item)
+    log.info("Rendered %s at %s px wide: %s tile(s), %s bytes.", item, width, len(view.tiles), len(png))
+    return f"{spec.resource}.png", png, sum(len(tile.rows) for tile in view.tiles)
+
+
+class InsightNotComputed(ExportPipelineError):
+    code = "insight_failed"
 
 
 def _frame(result: InsightResult) -> pl.DataFrame:

@@ -24,6 +24,7 @@ class ExportFormat(StrEnum):
     CSV = "csv"
     PARQUET = "parquet"
     XLSX = "xlsx"
+    PNG = "png"
 
 
 class Compression(StrEnum):
@@ -60,10 +61,11 @@ class ExportSpec:
     events: tuple[str, ...] = ()
     resource: str = "events"
     target_id: str | None = None  # the insight or dashboard exported, for those resources
+    width: int | None = None  # PNG width in CSS pixels (default: 800 for an insight, 1920 for a dashboard)
 
     def filters(self) -> dict:
         if self.resource != "events":
-            return {"target_id": self.target_id}
+            return {"target_id": self.target_id, **({"width": self.width} if self.width else {})}
         return {
             "date_from": _iso(self.date_from),
             "date_to": _iso(self.date_to),
@@ -73,9 +75,10 @@ class ExportSpec:
 
 RESOURCE_FORMATS = {
     "events": (ExportFormat.NDJSON, ExportFormat.JSON, ExportFormat.CSV, ExportFormat.PARQUET),
-    "insight": (ExportFormat.CSV, ExportFormat.XLSX, ExportFormat.JSON),
-    "dashboard": (ExportFormat.CSV, ExportFormat.XLSX, ExportFormat.JSON),
+    "insight": (ExportFormat.PNG, ExportFormat.CSV, ExportFormat.XLSX, ExportFormat.JSON),
+    "dashboard": (ExportFormat.PNG, ExportFormat.CSV, ExportFormat.XLSX, ExportFormat.JSON),
 }
+PNG_WIDTHS = (400, 3000)
 
 
 def default_compression(fmt: ExportFormat) -> Compression:
@@ -96,6 +99,7 @@ def parse_spec(
     events: Iterable[object] | None = None,
     resource: object = "events",
     target_id: object = None,
+    width: object = None,
 ) -> ExportSpec:
     """Validate raw request fields, reporting every bad field at once (InvalidRequest.details)."""
     errors: dict[str, str] = {}
@@ -147,6 +151,18 @@ def parse_spec(
         if kind != "events" and (start or end or names):
             errors["resource"] = f"{kind} exports take their dates and events from the {kind} itself"
 
+    png_width: int | None = None
+    if width not in (None, ""):
+        low, high = PNG_WIDTHS
+        try:
+            png_width = int(str(width))
+            if not low <= png_width <= high:
+                raise ValueError
+        except ValueError:
+            errors["width"] = f"must be a whole number of pixels from {low} to {high}, got {width!r}"
+        if fmt is not ExportFormat.PNG:
+            errors["width"] = "only PNG exports take a width"
+
     if errors or fmt is None:
         fields = "; ".join(f"{field}: {message}" for field, message in errors.items())
         raise InvalidRequest(f"Invalid export request: {fields}.", details=errors)
@@ -160,6 +176,7 @@ def parse_spec(
         events=tuple(names),
         resource=kind,
         target_id=target,
+        width=png_width,
     )
 
 
@@ -256,6 +273,7 @@ def request_from_row(row: sa.Row) -> ExportRequest:
         events=tuple(m["events"]),
         resource=m["resource"],
         target_id=m["target_id"],
+        width=m["width"],
     )
     return ExportRequest(
         id=m["id"],
@@ -314,6 +332,7 @@ class ExportStore:
                     requested_by=spec.requested_by,
                     resource=spec.resource,
                     target_id=spec.target_id,
+                    width=spec.width,
                     format=spec.format.value,
                     compression=spec.compression.value,
                     date_from=spec.date_from,

@@ -243,6 +243,16 @@ def _quiet_pyppeteer(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -
     loop.default_exception_handler(context)
 
 
+async def _exited(process: subprocess.Popen, seconds: float) -> bool:
+    """Whether the process exited (and was reaped) within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while process.poll() is None:
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
 def _remove_profile(path: str, seconds: float = 3.0) -> None:
     """Remove a browser's profile folder until it stays removed: Chromium's helper processes can outlive the
     browser process by a moment and write into it (the network service saves its state as it exits)."""
@@ -468,19 +478,21 @@ class PngRenderer:
         if chromium.stopped:
             return
         chromium.stopped = True
-        loop = asyncio.get_running_loop()
         if not chromium.disconnected.done() and chromium.process.poll() is None:
             await _settle(chromium.browser.close(), CLOSE_SECONDS)  # Browser.close over DevTools
         else:
             await _settle(chromium.browser.disconnect(), CLOSE_SECONDS)
-        try:
-            await loop.run_in_executor(None, chromium.process.wait, CLOSE_SECONDS)
-        except subprocess.TimeoutExpired:
+        # Polled rather than waited for in an executor thread: closing may happen at interpreter exit (atexit),
+        # when executors no longer take work.
+        if not await _exited(chromium.process, CLOSE_SECONDS):
             with suppress(OSError):
                 chromium.process.kill()
-            await loop.run_in_executor(None, chromium.process.wait)
+            await _exited(chromium.process, CLOSE_SECONDS)
         self._processes.pop(chromium.pid, None)
-        await loop.run_in_executor(None, _remove_profile, chromium.profile)
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, _remove_profile, chromium.profile)
+        except RuntimeError:  # interpreter exit: no executor any more
+            _remove_profile(chromium.profile)
 
     async def _shutdown(self) -> None:
         self._closing = True

@@ -1,0 +1,193 @@
+"""The email of a subscription: a report's tiles as inline PNG images, a link to its shared page, and an
+unsubscribe link (also as RFC 8058 one-click `List-Unsubscribe` headers).
+
+One SendGrid v3 `mail/send` per recipient, because each recipient has their own unsubscribe link; the caller
+loops over recipients, and one failing address never blocks the others (`send` never raises). Transport,
+outbox (no `SENDGRID_API_KEY`) and retries are `ExportMailer.deliver`'s.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from html import escape
+from urllib.parse import urlsplit
+
+from export_pipeline.errors import ExportPipelineError, InvalidRequest
+from export_pipeline.notify.email import Delivery, ExportMailer, Logger
+from export_pipeline.notify.recipients import valid_email
+from export_pipeline.settings import MIB, Settings
+from export_pipeline.subscriptions.report import Report, ReportImage
+
+logger = logging.getLogger(__name__)
+
+# SendGrid refuses messages over 30 MB in total; attachments travel base64-encoded (4/3 of their size).
+# Stopping the encoded images at 20 MiB leaves room for the text, the HTML and the JSON around them.
+MAX_ATTACHMENT_BYTES = 20 * MIB
+CATEGORY = "subscription-report"
+NO_TITLE = "Your subscribed report"
+
+
+class ReportTooLarge(ExportPipelineError):
+    """The report's images do not fit in one email; nothing is dropped silently."""
+
+    code = "report_too_large_for_email"
+
+
+class ReportMailer:
+    """Composes and sends a subscription's report email. Plain Python; the delivery job calls it per recipient."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transport: ExportMailer | None = None,
+        max_attachment_bytes: int = MAX_ATTACHMENT_BYTES,
+    ):
+        self.settings = settings
+        self.transport = transport or ExportMailer(settings)
+        self.max_attachment_bytes = max_attachment_bytes
+
+    def send(
+        self,
+        report: Report,
+        *,
+        to: str,
+        unsubscribe_url: str,
+        subscription_id: str,
+        key: str,
+        log: Logger = logger,
+    ) -> Delivery:
+        """Compose and deliver to one recipient. Never raises: failures are in `Delivery.error`.
+
+        `key` names this delivery in logs and outbox file names; make it unique per recipient.
+        """
+        try:
+            payload = self.compose(report, to=to, unsubscribe_url=unsubscribe_url, subscription_id=subscription_id)
+        except Exception as exc:  # e.g. too large or a bad address: the same on every attempt, so no retry
+            log.error("Subscription %s: the report email to %s could not be prepared: %s", subscription_id, to, exc)
+            return Delivery(attempts=0, error=f"{type(exc).__name__}: {exc}"[:2000])
+        return self.transport.deliver(payload, key, log=log)
+
+    def compose(self, report: Report, *, to: str, unsubscribe_url: str, subscription_id: str) -> dict:
+        """The SendGrid v3 `mail/send` body. Raises ReportTooLarge, or InvalidRequest for a bad address or URL."""
+        address = valid_email(to, field="to")
+        link = _web_url(report.link, "the shared page link")
+        unsubscribe = _web_url(unsubscribe_url, "the unsubscribe link")
+        attachments = self._attachments(report)
+        cids = [attachment["content_id"] for attachment in attachments]
+        subject = " ".join(report.title.split()) or NO_TITLE  # a line break in a subject header is refused
+        sender: dict[str, str] = {"email": self.settings.email_from}
+        if self.settings.email_from_name:
+            sender["name"] = self.settings.email_from_name
+        payload: dict = {
+            "personalizations": [{"to": [{"email": address}]}],
+            "from": sender,
+            "subject": subject,
+            "content": [
+                {"type": "text/plain", "value": self._text(report, subject, link, unsubscribe, address)},
+                {"type": "text/html", "value": self._html(report, subject, link, unsubscribe, address, cids)},
+            ],
+            "headers": {
+                # RFC 2369 + RFC 8058: mail apps show an unsubscribe button that POSTs to the link, no login.
+                "List-Unsubscribe": f"<{unsubscribe}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            },
+            # Categories feed SendGrid's statistics and must not be unique ids; the id goes in custom_args.
+            "categories": [CATEGORY],
+            "custom_args": {"subscription_id": subscription_id},
+            "tracking_settings": {
+                # Click tracking would wrap our links in a redirect through SendGrid; keep them as they are.
+                "click_tracking": {"enable": False, "enable_text": False},
+                # SendGrid's own unsubscribe footer would unsubscribe from all our mail, not this subscription.
+                "subscription_tracking": {"enable": False},
+            },
+        }
+        if attachments:  # SendGrid refuses an empty attachments list
+            payload["attachments"] = attachments
+        return payload
+
+    # ---------------------------------------------------------------------------------------------- parts
+
+    def _attachments(self, report: Report) -> list[dict]:
+        encoded = [base64.b64encode(image.png).decode("ascii") for image in report.images]
+        total = sum(len(content) for content in encoded)
+        if total > self.max_attachment_bytes:
+            raw = sum(len(image.png) for image in report.images)
+            raise ReportTooLarge(
+                f"The report {report.title!r} is too large to email: its {len(report.images)} images are "
+                f"{raw / MIB:.1f} MiB of PNG, {total / MIB:.1f} MiB once encoded for email, over the "
+                f"{self.max_attachment_bytes / MIB:.0f} MiB limit (SendGrid refuses messages over 30 MB). "
+                "No image was left out and nothing was sent.",
+                hint="Split the dashboard into smaller subscriptions, or subscribe to the insights that matter "
+                "most; the shared page always shows the whole report.",
+                details={"images": len(report.images), "encoded_bytes": total,
+                         "limit_bytes": self.max_attachment_bytes},
+            )
+        return [
+            {
+                "content": content,
+                "type": "image/png",
+                "filename": image.name or f"{content_id(number)}.png",
+                "disposition": "inline",
+                "content_id": content_id(number),
+            }
+            for number, (image, content) in enumerate(zip(report.images, encoded, strict=True), start=1)
+        ]
+
+    def _text(self, report: Report, subject: str, link: str, unsubscribe: str, to: str) -> str:
+        lines = [subject, ""]
+        if report.message and report.message.strip():
+            lines += [report.message.strip(), ""]
+        lines += [f"See the report online: {link}", ""]
+        if report.images:
+            lines.append("Charts (shown as images in the HTML version of this email):")
+            lines += [f"{number}. {_alt(image)}" for number, image in enumerate(report.images, start=1)]
+            lines.append("")
+        lines += [
+            "-- ",
+            f"You receive this report because {to} is subscribed to it.",
+            f"Unsubscribe: {unsubscribe}",
+            "",
+        ]
+        return "\n".join(lines)
+
+    def _html(self, report: Report, subject: str, link: str, unsubscribe: str, to: str, cids: list[str]) -> str:
+        # Everything user-controlled (titles, message, tile titles) is escaped; URLs too, inside attributes.
+        message = ""
+        if report.message and report.message.strip():
+            message = "<p>" + "<br>".join(escape(line) for line in report.message.strip().splitlines()) + "</p>"
+        tiles = "".join(
+            f"<h2>{escape(_alt(image))}</h2>"
+            f'<p><img src="cid:{cid}" alt="{escape(_alt(image))}" style="max-width:100%;height:auto"></p>'
+            for image, cid in zip(report.images, cids, strict=True)
+        )
+        return (
+            f"<h1>{escape(subject)}</h1>"
+            f"{message}"
+            f'<p><a href="{escape(link)}">See the report online</a></p>'
+            f"{tiles}"
+            f"<hr><p>You receive this report because {escape(to)} is subscribed to it. "
+            f'<a href="{escape(unsubscribe)}">Unsubscribe</a></p>'
+        )
+
+
+def content_id(number: int) -> str:
+    """The stable Content-ID of the `number`th image (from 1): `tile-01`, …, `tile-99`, `tile-100`."""
+    return f"tile-{number:02d}"
+
+
+def _alt(image: ReportImage) -> str:
+    return " ".join(image.title.split()) or image.name
+
+
+def _web_url(url: str, what: str) -> str:
+    """`url` if it is an absolute http(s) URL without spaces or angle brackets (it goes into a header)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c in url for c in " \t\r\n<>\"'"):
+        raise InvalidRequest(
+            f"Cannot email {what} {url[:300]!r}: it must be an absolute http(s) URL without spaces.",
+            hint="Set EXPORT_API_BASE_URL to the public address of the web app, e.g. https://analytics.example.com.",
+            details={"url": url[:300]},
+        )
+    return url

@@ -1,0 +1,372 @@
+"""Subscription report emails against a real HTTP server on loopback that speaks SendGrid's v3 `mail/send`:
+the exact payload (inline PNGs, escaped HTML, one-click unsubscribe headers), any number of tiles, retries,
+the outbox without a key, the size limit; and the signed unsubscribe tokens."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from html import escape
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from export_pipeline.errors import InvalidRequest
+from export_pipeline.notify.email import ExportMailer
+from export_pipeline.settings import MIB, Settings
+from export_pipeline.subscriptions.mail import ReportMailer, ReportTooLarge
+from export_pipeline.subscriptions.report import Report, ReportImage
+from export_pipeline.subscriptions.unsubscribe import (
+    InvalidUnsubscribeToken,
+    UnsubscribeClaim,
+    sign_unsubscribe,
+    unsubscribe_url,
+    verify_unsubscribe,
+)
+
+KEY = "SG.test-key-report"
+SECRET = "test-secret-for-unsubscribe-links"
+BASE = "https://analytics.example.com"
+SUBSCRIPTION = "sub-42"
+PNG = b"\x89PNG\r\n\x1a\n"  # the PNG signature; the mailer never looks inside the bytes
+ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+@dataclass
+class SendGridStub:
+    """What the fake SendGrid received, and how it answers: `script` statuses first, then `always`."""
+
+    url: str = ""
+    received: list[dict] = field(default_factory=list)
+    authorizations: list[str | None] = field(default_factory=list)
+    script: list[int] = field(default_factory=list)
+    always: int = 202
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def answer(self) -> int:
+        with self.lock:
+            return self.script.pop(0) if self.script else self.always
+
+
+def _handler(stub: SendGridStub) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            if self.path != "/v3/mail/send":
+                return self._reply(404, {"errors": [{"message": f"no route {self.path}"}]})
+            if self.headers.get("Authorization") != f"Bearer {KEY}":
+                return self._reply(401, {"errors": [{"message": "The provided authorization grant is invalid"}]})
+            if self.headers.get("Content-Type") != "application/json":
+                return self._reply(415, {"errors": [{"message": "Content-Type must be application/json"}]})
+            with stub.lock:
+                stub.received.append(json.loads(body))
+                stub.authorizations.append(self.headers.get("Authorization"))
+            status = stub.answer()
+            if status == 202:
+                return self._reply(202, None)
+            message = {429: "too many requests", 500: "internal error", 400: "Does not contain a valid address."}
+            return self._reply(status, {"errors": [{"message": message.get(status, "error"), "field": None}]})
+
+        def _reply(self, status: int, body: dict | None) -> None:
+            data = json.dumps(body).encode() if body is not None else b""
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(data)))
+            if data:
+                self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    return Handler
+
+
+@pytest.fixture()
+def sendgrid() -> Iterator[SendGridStub]:
+    stub = SendGridStub()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(stub))
+    stub.url = f"http://127.0.0.1:{server.server_address[1]}"
+    # A short poll interval: shutdown() waits for the next poll, 0.5 s by default, at every teardown.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    yield stub
+    server.shutdown()
+    server.server_close()
+
+
+def make_settings(home: Path, host: str | None) -> Settings:
+    """Settings whose email goes to `host` (a SendGrid API), or to the outbox under `home` when None."""
+    return Settings(
+        EXPORT_PIPELINE_HOME=home,
+        SENDGRID_API_KEY=KEY if host else None,
+        SENDGRID_API_HOST=host or "https://api.sendgrid.invalid",
+        EXPORT_SECRET_KEY=SECRET,
+        EXPORT_EMAIL_FROM="reports@example.com",
+        EXPORT_EMAIL_FROM_NAME="Product analytics",
+        EXPORT_API_BASE_URL=BASE + "/",  # a trailing slash must not double up in links
+    )
+
+
+def mailer(settings: Settings, sleeps: list[float] | None = None) -> ReportMailer:
+    sleeps = [] if sleeps is None else sleeps
+    return ReportMailer(settings, transport=ExportMailer(settings, sleep=sleeps.append, backoff_seconds=0.25))
+
+
+def report(count: int = 2) -> Report:
+    titles = ['Sign-ups <by week>', 'Revenue "net" & \'gross\'']
+    images = [  # distinct bytes per tile, so order mix-ups show
+        ReportImage(name=f"tile-{n:02d}.png", title=titles[n - 1] if n <= 2 else f"Tile {n}",
+                    png=PNG + bytes([n % 256]) * n)
+        for n in range(1, count + 1)
+    ]
+    return Report(title="<b>Q&A</b> weekly", message="Numbers for the team\n<script>x()</script> & co",
+                  link=f"{BASE}/shared/AbC123", images=images)
+
+
+def link_for(email: str, version: int = 1) -> str:
+    return unsubscribe_url(BASE + "/", sign_unsubscribe(SECRET.encode(), subscription_id=SUBSCRIPTION,
+                                                         email=email, version=version))
+
+
+def test_the_payload_of_a_two_image_report_is_exact(tmp_path):
+    settings = make_settings(tmp_path, None)
+    unsubscribe = link_for("ana@example.com")
+    payload = mailer(settings).compose(report(), to=" ana@example.com ", unsubscribe_url=unsubscribe,
+                                       subscription_id=SUBSCRIPTION)
+
+    assert unsubscribe.startswith(f"{BASE}/unsubscribe/v1.") and "//unsubscribe" not in unsubscribe
+    text = (
+        "<b>Q&A</b> weekly\n\n"
+        "Numbers for the team\n<script>x()</script> & co\n\n"
+        f"See the report online: {BASE}/shared/AbC123\n\n"
+        "Charts (shown as images in the HTML version of this email):\n"
+        "1. Sign-ups <by week>\n"
+        "2. Revenue \"net\" & 'gross'\n\n"
+        "-- \n"
+        "You receive this report because ana@example.com is subscribed to it.\n"
+        f"Unsubscribe: {unsubscribe}\n"
+    )
+    html = (
+        "<h1>&lt;b&gt;Q&amp;A&lt;/b&gt; weekly</h1>"
+        "<p>Numbers for the team<br>&lt;script&gt;x()&lt;/script&gt; &amp; co</p>"
+        f'<p><a href="{BASE}/shared/AbC123">See the report online</a></p>'
+        "<h2>Sign-ups &lt;by week&gt;</h2>"
+        '<p><img src="cid:tile-01" alt="Sign-ups &lt;by week&gt;" style="max-width:100%;height:auto"></p>'
+        "<h2>Revenue &quot;net&quot; &amp; &#x27;gross&#x27;</h2>"
+        '<p><img src="cid:tile-02" alt="Revenue &quot;net&quot; &amp; &#x27;gross&#x27;" '
+        'style="max-width:100%;height:auto"></p>'
+        "<hr><p>You receive this report because ana@example.com is subscribed to it. "
+        f'<a href="{unsubscribe}">Unsubscribe</a></p>'
+    )
+    assert payload == {
+        "personalizations": [{"to": [{"email": "ana@example.com"}]}],
+        "from": {"email": "reports@example.com", "name": "Product analytics"},
+        "subject": "<b>Q&A</b> weekly",
+        "content": [{"type": "text/plain", "value": text}, {"type": "text/html", "value": html}],
+        "headers": {"List-Unsubscribe": f"<{unsubscribe}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+        "categories": ["subscription-report"],
+        "custom_args": {"subscription_id": SUBSCRIPTION},
+        "tracking_settings": {"click_tracking": {"enable": False, "enable_text": False},
+                              "subscription_tracking": {"enable": False}},
+        "attachments": [
+            {"content": base64.b64encode(b"\x89PNG\r\n\x1a\n\x01").decode(), "type": "image/png",
+             "filename": "tile-01.png", "disposition": "inline", "content_id": "tile-01"},
+            {"content": base64.b64encode(b"\x89PNG\r\n\x1a\n\x02\x02").decode(), "type": "image/png",
+             "filename": "tile-02.png", "disposition": "inline", "content_id": "tile-02"},
+        ],
+    }
+
+
+@pytest.mark.parametrize("count", [20, 101])
+def test_every_tile_is_inline_in_order_without_a_cap(tmp_path, count):
+    big = report(count)
+    payload = mailer(make_settings(tmp_path, None)).compose(big, to="ana@example.com",
+                                                            unsubscribe_url=link_for("ana@example.com"),
+                                                            subscription_id=SUBSCRIPTION)
+    ids = [f"tile-{n:02d}" for n in range(1, count + 1)]
+    attachments = payload["attachments"]
+    assert [a["content_id"] for a in attachments] == ids and ids[-1] == f"tile-{count}"
+    assert all(a["disposition"] == "inline" and a["type"] == "image/png" for a in attachments)
+    assert [base64.b64decode(a["content"]) for a in attachments] == [image.png for image in big.images]
+    html = payload["content"][1]["value"]
+    assert re.findall(r'<img src="cid:([^"]+)" alt="([^"]*)"', html) == [
+        (cid, escape(image.title)) for cid, image in zip(ids, big.images, strict=True)
+    ]
+    assert [line for line in payload["content"][0]["value"].splitlines() if line.startswith(f"{count}. ")] == [
+        f"{count}. Tile {count}"
+    ]
+
+
+def test_sending_posts_exactly_the_composed_json_with_the_api_key(tmp_path, sendgrid):
+    settings = make_settings(tmp_path, sendgrid.url)
+    reports = mailer(settings)
+    unsubscribe = link_for("ana@example.com")
+    delivery = reports.send(report(), to="ana@example.com", unsubscribe_url=unsubscribe,
+                            subscription_id=SUBSCRIPTION, key="sub-42-d1-ana")
+
+    expected = reports.compose(report(), to="ana@example.com", unsubscribe_url=unsubscribe,
+                               subscription_id=SUBSCRIPTION)
+    assert sendgrid.received == [expected]
+    assert sendgrid.authorizations == [f"Bearer {KEY}"]
+    assert (delivery.attempts, delivery.error) == (1, None)
+    assert delivery.sent_at is not None and delivery.where == f"sent through SendGrid ({sendgrid.url}, status 202)"
+    assert not (tmp_path / "outbox").exists()
+
+
+def test_a_429_is_retried_and_sent_on_the_second_attempt(tmp_path, sendgrid):
+    sendgrid.script = [429]
+    sleeps: list[float] = []
+    delivery = mailer(make_settings(tmp_path, sendgrid.url), sleeps).send(
+        report(), to="ana@example.com", unsubscribe_url=link_for("ana@example.com"),
+        subscription_id=SUBSCRIPTION, key="sub-42-d1-ana",
+    )
+    assert delivery.attempts == 2 and delivery.sent_at is not None and delivery.error is None
+    assert len(sendgrid.received) == 2 and sendgrid.received[0] == sendgrid.received[1]
+    assert sleeps == [0.25]
+
+
+def test_without_a_key_the_same_payload_goes_to_the_outbox(tmp_path, sendgrid):
+    reports = mailer(make_settings(tmp_path, None))
+    args = {"to": "ana@example.com", "unsubscribe_url": link_for("ana@example.com"), "subscription_id": SUBSCRIPTION}
+    delivery = reports.send(report(), key="sub-42/d1 ana", **args)
+
+    [written] = sorted((tmp_path / "outbox").iterdir())
+    assert written.name.endswith("-sub-42_d1_ana.json") and written.name[:8].isdigit()
+    assert json.loads(written.read_text()) == reports.compose(report(), **args)
+    assert delivery.attempts == 1 and delivery.sent_at is not None and delivery.where == f"written to {written}"
+    assert sendgrid.received == []
+
+
+def test_one_refused_address_does_not_block_the_others(tmp_path, sendgrid):
+    sendgrid.script = [202, 400, 202]
+    reports = mailer(make_settings(tmp_path, sendgrid.url))
+    people = ["ana@example.com", "bad@example.com", "bo@example.com"]
+    deliveries = [
+        reports.send(report(), to=to, unsubscribe_url=link_for(to), subscription_id=SUBSCRIPTION, key=f"d1-{n}")
+        for n, to in enumerate(people)
+    ]
+    assert [d.sent_at is not None for d in deliveries] == [True, False, True]
+    assert deliveries[1].attempts == 1 and "answered 400" in deliveries[1].error
+    # Each recipient gets their own unsubscribe link, in the body and in the one-click header.
+    assert [m["personalizations"][0]["to"][0]["email"] for m in sendgrid.received] == people
+    assert [m["headers"]["List-Unsubscribe"] for m in sendgrid.received] == [f"<{link_for(to)}>" for to in people]
+
+
+def test_a_report_too_large_for_email_fails_clearly_and_sends_nothing(tmp_path, sendgrid):
+    reports = mailer(make_settings(tmp_path, sendgrid.url))
+    args = {"to": "ana@example.com", "unsubscribe_url": link_for("ana@example.com"), "subscription_id": SUBSCRIPTION}
+    too_big = Report(title="Everything", message=None, link=f"{BASE}/shared/x", images=[
+        ReportImage(name=f"tile-{n}.png", title=f"Tile {n}", png=bytes(4 * MIB)) for n in range(4)
+    ])  # 16 MiB of PNG is 21.3 MiB once base64-encoded
+
+    with pytest.raises(ReportTooLarge, match=r"too large to email: its 4 images are 16\.0 MiB of PNG, 21\.3 MiB"):
+        reports.compose(too_big, **args)
+    delivery = reports.send(too_big, key="d1", **args)
+    assert delivery.attempts == 0 and delivery.sent_at is None
+    assert "No image was left out and nothing was sent" in delivery.error
+    assert sendgrid.received == []
+
+    just_fits = Report(title="Fits", message=None, link=f"{BASE}/shared/x",
+                       images=[ReportImage(name="big.png", title="Big", png=bytes(15 * MIB))])  # 20 MiB encoded
+    assert len(reports.compose(just_fits, **args)["attachments"]) == 1
+
+
+def test_bad_addresses_and_urls_are_refused_before_sending(tmp_path):
+    reports = mailer(make_settings(tmp_path, None))
+    with pytest.raises(InvalidRequest, match="must be an email address"):
+        reports.compose(report(), to="ana@example.com\nBcc: x@example.com", unsubscribe_url=link_for("a@b.co"),
+                        subscription_id=SUBSCRIPTION)
+    for bad in ("/unsubscribe/v1.a.b", "javascript:alert(1)", f"{BASE}/unsubscribe/a>b", f"{BASE}/u b"):
+        with pytest.raises(InvalidRequest, match="EXPORT_API_BASE_URL"):
+            reports.compose(report(), to="ana@example.com", unsubscribe_url=bad, subscription_id=SUBSCRIPTION)
+
+
+def test_a_title_with_line_breaks_makes_a_one_line_subject(tmp_path):
+    titled = Report(title="  Weekly\r\nBcc: x@example.com ", message=None, link=f"{BASE}/s", images=[])
+    payload = mailer(make_settings(tmp_path, None)).compose(
+        titled, to="ana@example.com", unsubscribe_url=link_for("ana@example.com"), subscription_id=SUBSCRIPTION
+    )
+    assert payload["subject"] == "Weekly Bcc: x@example.com"
+    assert "attachments" not in payload  # SendGrid refuses an empty list
+
+
+# ------------------------------------------------------------------------------------------------- tokens
+
+
+def test_a_token_round_trips_and_is_url_safe():
+    token = sign_unsubscribe(SECRET.encode(), subscription_id=SUBSCRIPTION, email="ana@example.com", version=3)
+    assert re.fullmatch(r"v1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", token)
+    assert verify_unsubscribe(SECRET.encode(), token) == UnsubscribeClaim(SUBSCRIPTION, "ana@example.com", 3)
+    assert unsubscribe_url(BASE + "/", token) == f"{BASE}/unsubscribe/{token}"
+    assert unsubscribe_url(BASE, token) == f"{BASE}/unsubscribe/{token}"
+
+
+def test_the_version_is_carried_so_the_caller_can_revoke_old_links():
+    claims = [
+        verify_unsubscribe(SECRET.encode(), sign_unsubscribe(SECRET.encode(), subscription_id=SUBSCRIPTION,
+                                                             email="ana@example.com", version=version))
+        for version in (0, 1, 7)
+    ]
+    assert [claim.version for claim in claims] == [0, 1, 7]
+    for bad in (-1, True, "2"):
+        with pytest.raises(ValueError, match="version must be an integer >= 0"):
+            sign_unsubscribe(SECRET.encode(), subscription_id=SUBSCRIPTION, email="ana@example.com", version=bad)
+
+
+def test_the_address_is_normalized():
+    mixed = sign_unsubscribe(SECRET.encode(), subscription_id=SUBSCRIPTION, email="  Ana.Lee@Example.COM\n", version=1)
+    lower = sign_unsubscribe(SECRET.encode(), subscription_id=SUBSCRIPTION, email="ana.lee@example.com", version=1)
+    assert mixed == lower
+    assert verify_unsubscribe(SECRET.encode(), mixed).email == "ana.lee@example.com"
+
+
+def flipped(text: str, position: int) -> str:
+    other = ALPHABET[(ALPHABET.index(text[position]) + 1) % len(ALPHABET)]
+    return text[:position] + other + text[position + 1:]
+
+
+def test_any_changed_character_is_refused():
+    token = sign_unsubscribe(SECRET.encode(), subscription_id=SUBSCRIPTION, email="ana@example.com", version=1)
+    _, payload, signature = token.split(".")
+    tampered = [f"v1.{flipped(payload, i)}.{signature}" for i in range(len(payload))]
+    tampered += [f"v1.{payload}.{flipped(signature, i)}" for i in range(len(signature))]  # incl. the last, whose
+    for bad in tampered:  # low bits base64 ignores: only the exact issued string is accepted
+        with pytest.raises(InvalidUnsubscribeToken):
+            verify_unsubscribe(SECRET.encode(), bad)
+
+
+def test_a_swapped_address_or_subscription_is_refused():
+    token = sign_unsubscribe(SECRET.encode(), subscription_id=SUBSCRIPTION, email="ana@example.com", version=1)
+    signature = token.rsplit(".", 1)[1]
+    for claims in ({"e": "boss@example.com", "s": SUBSCRIPTION, "v": 1},
+                   {"e": "ana@example.com", "s": "sub-43", "v": 1},
+                   {"e": "ana@example.com", "s": SUBSCRIPTION, "v": 2}):
+        forged = base64.urlsafe_b64encode(json.dumps(claims, sort_keys=True, separators=(",", ":")).encode())
+        with pytest.raises(InvalidUnsubscribeToken):
+            verify_unsubscribe(SECRET.encode(), f"v1.{forged.decode().rstrip('=')}.{signature}")
+
+
+def test_a_token_from_another_secret_is_refused_with_an_actionable_message():
+    token = sign_unsubscribe(b"another-instance", subscription_id=SUBSCRIPTION, email="ana@example.com", version=1)
+    with pytest.raises(InvalidUnsubscribeToken) as refused:
+        verify_unsubscribe(SECRET.encode(), token)
+    error = refused.value
+    assert isinstance(error, InvalidRequest) and error.code == "invalid_unsubscribe_link"
+    assert error.message == "This unsubscribe link is invalid or was tampered with."
+    assert "use the unsubscribe link in the latest report email" in error.hint
+    assert error.details == {"token": "the signature does not match"}
+
+
+@pytest.mark.parametrize("garbled", [
+    "", "v1", "v1..", "v1.abc", "v2.abc.def", "v1.abc.def.ghi", "v1.a+b.c/d", "v1.é.x", "v1.abc.def\n",
+    "v1." + "a" * 3000 + ".b",
+])
+def test_garbled_tokens_are_refused(garbled):
+    with pytest.raises(InvalidUnsubscribeToken):
+        verify_unsubscribe(SECRET.encode(), garbled)
