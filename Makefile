@@ -8,7 +8,7 @@ export DAGSTER_HOME ?= $(EXPORT_PIPELINE_HOME)/dagster
 DEMO_EVENTS ?= 200000
 BENCH_EVENTS ?= 5000000
 
-.PHONY: install demo test dev bench dagster-home system-deps clean
+.PHONY: install demo test dev bench vendor-charts dagster-home system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,8 +51,18 @@ dev: install dagster-home
 	$(BIN)/export-pipeline api --port 8000 & api=$$!; trap "kill $$api" EXIT; \
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
-bench: install
+bench: install system-deps
 	$(BIN)/python -m export_pipeline.bench --events $(BENCH_EVENTS)
+	$(BIN)/python -m export_pipeline.render.bench
+
+# Re-fetch the vendored Chart.js from the npm registry (pinned version, integrity checked by npm).
+CHARTJS_VERSION := 4.6.1
+vendor-charts:
+	rm -rf .vendor-charts && mkdir .vendor-charts
+	cd .vendor-charts && npm pack --silent chart.js@$(CHARTJS_VERSION) && tar xzf chart.js-$(CHARTJS_VERSION).tgz
+	cp .vendor-charts/package/dist/chart.umd.min.js export_pipeline/embed/static/vendor/chart.umd.min.js
+	cp .vendor-charts/package/LICENSE.md export_pipeline/embed/static/vendor/chart.js.LICENSE.md
+	rm -rf .vendor-charts
 
 clean:
 	rm -rf .data .pytest_cache

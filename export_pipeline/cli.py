@@ -13,6 +13,7 @@ import shutil
 import sys
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -32,6 +33,7 @@ from export_pipeline.clickhouse.connection import ClickHouse
 from export_pipeline.clickhouse.schema import EventsTable, init_schema
 from export_pipeline.clickhouse.seed import seed_events
 from export_pipeline.db import get_engine
+from export_pipeline.embed.share import ShareLinks, embed_path
 from export_pipeline.errors import AccessDenied, ExportPipelineError, InvalidRequest, NotFound
 from export_pipeline.exports.lifecycle import sweep_expired
 from export_pipeline.exports.requests import ExportRequest, ExportState, ExportStore, parse_spec
@@ -402,6 +404,36 @@ def insights_show(project_id: int, insight_id: str) -> None:
     click.echo("\t".join(result.columns))
     for row in result.rows:
         click.echo("\t".join(str(value) for value in row))
+
+
+@main.group("share-links")
+def share_links_group() -> None:
+    """Share links: anyone with the link may view an insight's or dashboard's embed page."""
+
+
+@share_links_group.command("create")
+@click.option("--project-id", type=click.IntRange(min=1), required=True)
+@click.option("--user", required=True, help="Who shares it (Maintainer or higher)")
+@click.option("--resource", type=click.Choice(["insight", "dashboard"]), required=True)
+@click.option("--target-id", required=True, help="The insight or dashboard id")
+@click.option("--expires-in-days", type=click.IntRange(min=1), default=None, help="[default: until revoked]")
+def share_links_create(project_id: int, user: str, resource: str, target_id: str, expires_in_days: int | None) -> None:
+    """Print the link (shown only now) and its id (to revoke it)."""
+    settings = Settings()
+    store, roles = _insight_store()
+    require_role(roles, store.engine, project_id, user, action="sharing insights and dashboards")
+    (store.insight if resource == "insight" else store.dashboard)(project_id, target_id)
+    expires = now_utc() + timedelta(days=expires_in_days) if expires_in_days else None
+    token, link = ShareLinks(store.engine).create(project_id, resource, target_id, created_by=user, expires_at=expires)
+    _emit({**link.to_json(), "url": settings.api_base_url.rstrip("/") + embed_path(resource, token)})
+
+
+@share_links_group.command("revoke")
+@click.option("--project-id", type=click.IntRange(min=1), required=True)
+@click.argument("link_id")
+def share_links_revoke(project_id: int, link_id: str) -> None:
+    store, _ = _insight_store()
+    _emit(ShareLinks(store.engine).revoke(project_id, link_id).to_json())
 
 
 @main.group()

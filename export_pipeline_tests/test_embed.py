@@ -5,6 +5,7 @@ exports through the pipeline."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import uuid
@@ -317,3 +318,25 @@ def test_png_width_is_validated(data):
         parse_spec(project_id=PROJECT, requested_by="mae", format="png", resource="insight", target_id="x", width=3001)
     with pytest.raises(Exception, match="width: only PNG exports take a width"):
         parse_spec(project_id=PROJECT, requested_by="mae", format="csv", resource="insight", target_id="x", width=900)
+
+
+def test_share_links_from_the_cli(settings, client, data, monkeypatch):
+    from click.testing import CliRunner
+
+    from export_pipeline.cli import main as cli
+
+    monkeypatch.setenv("EXPORT_PIPELINE_HOME", str(settings.home))
+    runner = CliRunner()
+    created = runner.invoke(cli, ["share-links", "create", "--project-id", str(PROJECT), "--user", "mae",
+                                  "--resource", "dashboard", "--target-id", data["big"].id, "--expires-in-days", "7"])
+    assert created.exit_code == 0, created.output
+    link = json.loads(created.output)
+    token = link["url"].rsplit("/", 1)[1]
+    assert link["url"] == f"{settings.api_base_url}/embed/dashboards/{token}" and link["expires_at"]
+    assert client.get(f"/embed/dashboards/{token}").status_code == 200
+    refused = runner.invoke(cli, ["share-links", "create", "--project-id", str(PROJECT), "--user", "gus",
+                                  "--resource", "insight", "--target-id", data["top"].id])
+    assert refused.exit_code != 0 and "Maintainer" in refused.output
+    revoked = runner.invoke(cli, ["share-links", "revoke", "--project-id", str(PROJECT), link["id"]])
+    assert revoked.exit_code == 0 and json.loads(revoked.output)["active"] is False
+    assert client.get(f"/embed/dashboards/{token}").status_code == 410

@@ -4,8 +4,8 @@
                                            [--concurrency 2] [--executable /usr/bin/chromium]
                                            [--output docs/benchmarks.md]
 
-An insight-like page (a title, a legend and a canvas line-and-bar chart whose data the page fetches as JSON,
-drawn in an animation frame, then `window.__chartsReady = true`) is served from loopback. Measured in one run:
+The embed page of a trends insight (`export_pipeline.embed.page`: Chart.js 4 draws two weekly series, then the
+page sets `window.__chartsReady = true`) is served with its assets from loopback. Measured in one run:
 
 - the first image of a new renderer, which starts Chromium;
 - `--warmup` more images from that renderer (Chromium's caches and the new tabs warming up), then `--images`
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import platform
 import shlex
@@ -39,6 +38,7 @@ from importlib import metadata
 from pathlib import Path
 
 from export_pipeline.bench import cpu_model, update_markdown
+from export_pipeline.embed.page import STATIC_DIR, EmbedOptions, PageView, TileView, page_html
 from export_pipeline.render.browser import (
     DEFAULT_DEVICE_SCALE,
     DEFAULT_EXECUTABLE,
@@ -51,54 +51,14 @@ from export_pipeline.render.browser import (
 SECTION = "render"
 TARGET_PNG_PER_SECOND = 4.0
 
-INSIGHT_PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>Weekly signups</title><style>
-  html, body { margin: 0; background: #fff; font: 14px/1.4 system-ui, sans-serif; color: #1d1f27; }
-  .card { padding: 16px 20px; }
-  h1 { font-size: 18px; margin: 0 0 4px; }
-  .legend span { display: inline-block; margin-right: 16px; }
-  .legend i { display: inline-block; width: 10px; height: 10px; margin-right: 6px; }
-  canvas { display: block; width: 100%; height: 360px; }
-</style></head>
-<body><div class="card">
-  <h1>Weekly signups</h1>
-  <div class="legend"><span><i style="background:#1d4aff"></i>signups</span>
-    <span><i style="background:#f7a501"></i>activated</span></div>
-  <canvas id="chart"></canvas>
-</div><script>
-fetch("/data.json").then((r) => r.json()).then((data) => requestAnimationFrame(() => {
-  const canvas = document.getElementById("chart"), dpr = window.devicePixelRatio;
-  const w = canvas.clientWidth, h = canvas.clientHeight;
-  canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr);
-  const ctx = canvas.getContext("2d"); ctx.scale(dpr, dpr);
-  const max = Math.max(...data.signups), left = 40, bottom = h - 24, step = (w - left - 10) / data.signups.length;
-  ctx.strokeStyle = "#e5e7eb"; ctx.fillStyle = "#6b7280"; ctx.font = "11px sans-serif";
-  for (let i = 0; i <= 4; i++) {
-    const y = bottom - (bottom - 10) * i / 4;
-    ctx.beginPath(); ctx.moveTo(left, y); ctx.lineTo(w - 10, y); ctx.stroke();
-    ctx.fillText(String(Math.round(max * i / 4)), 4, y + 4);
-  }
-  ctx.fillStyle = "#f7a501";
-  data.activated.forEach((v, i) => {
-    const bh = (bottom - 10) * v / max; ctx.fillRect(left + i * step + step * 0.2, bottom - bh, step * 0.6, bh);
-  });
-  ctx.strokeStyle = "#1d4aff"; ctx.lineWidth = 2; ctx.beginPath();
-  data.signups.forEach((v, i) => {
-    const x = left + i * step + step / 2, y = bottom - (bottom - 10) * v / max;
-    if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
-  });
-  ctx.stroke();
-  ctx.fillStyle = "#6b7280";
-  data.labels.forEach((label, i) => ctx.fillText(label, left + i * step + step / 2 - 12, h - 6));
-  window.__chartsReady = true;
-}));
-</script></body></html>
-"""
-INSIGHT_DATA = {
-    "labels": [f"W{week}" for week in range(1, 13)],
-    "signups": [120, 135, 128, 160, 172, 190, 185, 210, 230, 225, 260, 280],
-    "activated": [60, 70, 66, 80, 95, 101, 99, 120, 131, 128, 150, 166],
-}
+# The real embed page of a trends insight (two weekly series), drawn by the vendored Chart.js.
+INSIGHT_VIEW = PageView("insight", "Weekly signups", "", [TileView(
+    "Weekly signups", "", "trends", ["bucket", "series", "value"],
+    [[f"2026-{1 + week // 4:02d}-{1 + 7 * (week % 4):02d}", series, value]
+     for series, values in (("signups", [120, 135, 128, 160, 172, 190, 185, 210, 230, 225, 260, 280]),
+                            ("activated", [60, 70, 66, 80, 95, 101, 99, 120, 131, 128, 150, 166]))
+     for week, value in enumerate(values)],
+)], "2026-11-23T00:00:00Z")
 
 
 @dataclass(frozen=True)
@@ -118,11 +78,12 @@ class Row:
 
 @contextmanager
 def serving_insight() -> Iterator[str]:
-    """The insight page (`/insight.html`) and its data on 127.0.0.1; yields the base URL."""
-    pages = {
-        "/insight.html": (INSIGHT_PAGE.encode(), "text/html; charset=utf-8"),
-        "/data.json": (json.dumps(INSIGHT_DATA).encode(), "application/json"),
-    }
+    """The insight's embed page (`/insight.html`) and its assets on 127.0.0.1; yields the base URL."""
+    pages = {"/insight.html": (page_html(INSIGHT_VIEW, EmbedOptions(readonly=True)).encode(), "text/html; charset=utf-8")}
+    kinds = {".js": "text/javascript", ".css": "text/css"}
+    for path in STATIC_DIR.rglob("*.*"):
+        if path.suffix in kinds:
+            pages[f"/embed/static/{path.relative_to(STATIC_DIR).as_posix()}"] = (path.read_bytes(), kinds[path.suffix])
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
@@ -134,6 +95,7 @@ def serving_insight() -> Iterator[str]:
             self.send_response(200)
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "max-age=3600")  # as the API's static files are cached
             self.end_headers()
             self.wfile.write(body)
 
