@@ -13,6 +13,7 @@ from export_pipeline.defs.exports import (
     sweep_schedule,
 )
 from export_pipeline.defs.resources import build_resources
+from export_pipeline.defs.subscriptions import build_delivery_job, subscription_delivery, subscription_scheduler
 from export_pipeline.defs.usage import service_ping, service_ping_schedule
 from export_pipeline.settings import Settings
 
@@ -21,9 +22,9 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or Settings()
     cluster = ClickHouse.from_settings(settings).cluster_name
     return dg.Definitions(
-        assets=[event_export, service_ping],
-        jobs=[build_export_job(cluster), sweep_expired_exports_job],
-        sensors=[export_request_sensor],
+        assets=[event_export, service_ping, subscription_delivery],
+        jobs=[build_export_job(cluster), sweep_expired_exports_job, build_delivery_job(cluster)],
+        sensors=[export_request_sensor, subscription_scheduler],
         schedules=[sweep_schedule, service_ping_schedule],
         resources=build_resources(settings),
     )

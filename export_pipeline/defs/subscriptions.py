@@ -1,0 +1,113 @@
+"""Subscriptions on Dagster: a sensor plans the deliveries due and requests one run per delivery.
+
+Each delivery is a dynamic partition of `subscription_delivery` (key = subscription id + scheduled slot) and
+its run key, so a retried tick, a restarted daemon or a second sensor evaluation can never start the same
+scheduled report twice; the delivery itself skips destinations already reached. Operators re-run a
+partition (or backfill skipped ones) from the UI; `resend: true` in the Launchpad sends again to everyone.
+"""
+
+from datetime import timedelta
+
+import dagster as dg
+from pydantic import Field
+
+from export_pipeline.access import now_utc
+from export_pipeline.defs.exports import CLICKHOUSE_TAG
+from export_pipeline.defs.resources import AppDatabaseResource, ClickHouseResource, ExportStorageResource, export_deps
+from export_pipeline.errors import ExportPipelineError
+from export_pipeline.settings import Settings
+from export_pipeline.subscriptions.deliver import DeliveryResult, build_subscription_deps, run_delivery
+from export_pipeline.subscriptions.store import DeliveryState, SubscriptionStore
+
+DELIVERY_PARTITIONS = dg.DynamicPartitionsDefinition(name="subscription_deliveries")
+DELIVERY_TAG = "export-pipeline/delivery-id"
+SUBSCRIPTION_TAG = "export-pipeline/subscription-id"
+
+
+class DeliveryConfig(dg.Config):
+    resend: bool = Field(False, description="Send again to every destination, even if this slot was delivered")
+
+
+@dg.asset(
+    partitions_def=DELIVERY_PARTITIONS,
+    group_name="subscriptions",
+    kinds={"chromium", "slack", "sendgrid"},
+    description="One scheduled report of a subscription: every tile rendered, sent to each destination.",
+)
+def subscription_delivery(
+    context: dg.AssetExecutionContext,
+    config: DeliveryConfig,
+    clickhouse: ClickHouseResource,
+    export_storage: ExportStorageResource,
+    app_db: AppDatabaseResource,
+) -> dg.MaterializeResult:
+    deps = build_subscription_deps(export_deps(clickhouse, export_storage, app_db))
+    try:
+        result = run_delivery(context.partition_key, deps, run_id=context.run_id, resend=config.resend,
+                              log=context.log)
+    except ExportPipelineError as error:
+        raise dg.Failure(description=str(error), metadata={"error_code": error.code}, allow_retries=False) from None
+    if result.delivery.state is DeliveryState.FAILED:
+        raise dg.Failure(description=f"Delivery {result.delivery.id} failed: {result.delivery.error}",
+                         metadata=_metadata(result), allow_retries=False)
+    return dg.MaterializeResult(metadata=_metadata(result))
+
+
+def _metadata(result: DeliveryResult) -> dict[str, object]:
+    return {
+        "delivery_id": result.delivery.id,
+        "state": result.delivery.state.value,
+        "scheduled_for": result.delivery.scheduled_for.isoformat(),
+        "images": dg.MetadataValue.int(result.images),
+        "destinations": dg.MetadataValue.md("\n".join(
+            f"- {r.destination.label}: {'reached' if r.ok else 'FAILED'}"
+            f"{' (earlier run)' if r.already else ''} — {r.detail if r.ok else r.error}"
+            for r in result.results) or "none"),
+        "already_done": result.already_done,
+    }
+
+
+def build_delivery_job(cluster_name: str):
+    return dg.define_asset_job(
+        "subscription_delivery_job",
+        selection=[subscription_delivery],
+        partitions_def=DELIVERY_PARTITIONS,
+        tags={CLICKHOUSE_TAG: cluster_name},  # its insights are computed on the (maybe embedded) engine
+        description="Deliver one scheduled report (partition = subscription id + slot).",
+    )
+
+
+def _run_finished(instance: dg.DagsterInstance, run_id: str) -> bool:
+    run = instance.get_run_by_id(run_id)
+    return run is None or run.is_finished
+
+
+@dg.sensor(
+    job_name="subscription_delivery_job",
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Every 30 s: fails deliveries whose run died, plans the slots that came due (the latest per "
+    "subscription; older missed ones are skipped) and requests a run per queued delivery (run_key = delivery).",
+)
+def subscription_scheduler(context: dg.SensorEvaluationContext, app_db: AppDatabaseResource) -> dg.SensorResult:
+    store = SubscriptionStore(app_db.engine())
+    now = now_utc()
+    stale = store.fail_stale(now, stale_after=timedelta(minutes=Settings().delivery_stale_minutes),
+                             run_finished=lambda run_id: _run_finished(context.instance, run_id))
+    for delivery_id in stale:
+        context.log.warning("Delivery %s failed: its run died.", delivery_id)
+    queued, skipped = store.plan(now)
+    for delivery in skipped:
+        context.log.info("Delivery %s skipped: missed while the scheduler was down.", delivery.id)
+    waiting = store.queued()
+    keys = [d.id for d in [*skipped, *waiting]
+            if not context.instance.has_dynamic_partition(DELIVERY_PARTITIONS.name, d.id)]  # type: ignore[arg-type]
+    if not waiting and not keys:
+        return dg.SensorResult(skip_reason="No delivery is due.")
+    return dg.SensorResult(
+        # Requested on every tick until the delivery starts: Dagster runs a run_key once.
+        run_requests=[dg.RunRequest(partition_key=d.id, run_key=d.id,
+                                    tags={DELIVERY_TAG: d.id, SUBSCRIPTION_TAG: d.subscription_id})
+                      for d in waiting],
+        dynamic_partitions_requests=[DELIVERY_PARTITIONS.build_add_request(keys)] if keys else [],
+    )
