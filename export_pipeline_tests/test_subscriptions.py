@@ -17,7 +17,11 @@ from pydantic import SecretStr
 from export_pipeline.access import Role, add_member
 from export_pipeline.db import subscriptions as subscriptions_table
 from export_pipeline.defs.resources import AppDatabaseResource, ClickHouseResource, ExportStorageResource
-from export_pipeline.defs.subscriptions import DELIVERY_PARTITIONS, subscription_delivery, subscription_scheduler
+from export_pipeline.defs.subscriptions import (
+    DELIVERY_PARTITIONS,
+    subscription_delivery,
+    subscription_scheduler,
+)
 from export_pipeline.embed.images import close_shared_renderers
 from export_pipeline.exports.run import build_deps
 from export_pipeline.insights.store import InsightStore
@@ -63,8 +67,8 @@ def slack() -> Iterator[FakeSlack]:
 
 @pytest.fixture()
 def sendgrid() -> Iterator[SendGridStub]:
-    from http.server import ThreadingHTTPServer
     import threading
+    from http.server import ThreadingHTTPServer
 
     stub = SendGridStub()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(stub))

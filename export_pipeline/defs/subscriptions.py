@@ -13,7 +13,12 @@ from pydantic import Field
 
 from export_pipeline.access import now_utc
 from export_pipeline.defs.exports import CLICKHOUSE_TAG
-from export_pipeline.defs.resources import AppDatabaseResource, ClickHouseResource, ExportStorageResource, export_deps
+from export_pipeline.defs.resources import (
+    AppDatabaseResource,
+    ClickHouseResource,
+    ExportStorageResource,
+    export_deps,
+)
 from export_pipeline.errors import ExportPipelineError
 from export_pipeline.settings import Settings
 from export_pipeline.subscriptions.deliver import DeliveryResult, build_subscription_deps, run_delivery
