@@ -344,3 +344,26 @@ def test_deliveries_of_a_deleted_subscription_fail_without_sending(deps, world, 
     with deps.subscriptions.engine.connect() as conn:
         assert conn.execute(sa.select(subscriptions_table.c.id).where(
             subscriptions_table.c.id == subscription.id)).first() is None
+
+
+def test_a_queued_delivery_whose_run_ended_before_starting_is_failed(settings, world, store):
+    from export_pipeline.defs.subscriptions import DELIVERY_TAG
+
+    RUN_ID = str(uuid.uuid4())  # noqa: N806
+
+    subscriptions = SubscriptionStore(store.engine)
+    subscription = subscriptions.create(PROJECT, {
+        "resource": "insight", "target_id": world["top"].id, "title": "Never started",
+        "schedule": {"frequency": "daily", "hour": 0, "timezone": "UTC", "start": "2026-01-01T00:00"},
+        "destinations": [{"kind": "email", "email": "ana@example.com"}]}, created_by="sam")
+    delivery = subscriptions.request_delivery(subscription, datetime(2026, 11, 21, tzinfo=UTC))
+    with dg.instance_for_test() as instance:
+        run = instance.create_run_for_job(dg.GraphDefinition("nothing").to_job(), run_id=RUN_ID,
+                                          tags={DELIVERY_TAG: delivery.id}, status=dg.DagsterRunStatus.CANCELED)
+        result = subscription_scheduler(dg.build_sensor_context(
+            instance=instance, resources={"app_db": AppDatabaseResource(url=settings.database_url)}))
+        assert delivery.id not in [r.run_key for r in result.run_requests]
+    failed = subscriptions.delivery(delivery.id)
+    assert failed.state is DeliveryState.FAILED and failed.run_id == run.run_id
+    assert failed.error == (f"Its run {RUN_ID} ended (CANCELED) before the delivery started. "
+                            "Re-run the partition to deliver it.")

@@ -104,7 +104,17 @@ def subscription_scheduler(context: dg.SensorEvaluationContext, app_db: AppDatab
     queued, skipped = store.plan(now)
     for delivery in skipped:
         context.log.info("Delivery %s skipped: missed while the scheduler was down.", delivery.id)
-    waiting = store.queued()
+    waiting = []
+    for delivery in store.queued():
+        # A run that ended without ever starting the delivery (failed to launch, canceled in the queue).
+        runs = context.instance.get_runs(filters=dg.RunsFilter(tags={DELIVERY_TAG: delivery.id}), limit=1)
+        if runs and runs[0].is_finished:
+            store.set_state(delivery.id, DeliveryState.FAILED, run_id=runs[0].run_id,
+                            error=f"Its run {runs[0].run_id} ended ({runs[0].status.value}) before the delivery "
+                            "started. Re-run the partition to deliver it.")
+            context.log.warning("Delivery %s failed: its run %s ended before it started.", delivery.id, runs[0].run_id)
+        else:
+            waiting.append(delivery)
     keys = [d.id for d in [*skipped, *waiting]
             if not context.instance.has_dynamic_partition(DELIVERY_PARTITIONS.name, d.id)]  # type: ignore[arg-type]
     if not waiting and not keys:
