@@ -436,6 +436,99 @@ def share_links_revoke(project_id: int, link_id: str) -> None:
     _emit(ShareLinks(store.engine).revoke(project_id, link_id).to_json())
 
 
+@main.group("subscriptions")
+def subscriptions_group() -> None:
+    """Subscriptions: an insight or dashboard sent on a schedule to email addresses and Slack channels."""
+
+
+@subscriptions_group.command("create")
+@click.option("--project-id", type=click.IntRange(min=1), required=True)
+@click.option("--user", required=True, help="Who subscribes (any member; it is their subscription)")
+@click.option("--resource", type=click.Choice(["insight", "dashboard"]), required=True)
+@click.option("--target-id", required=True, help="The insight or dashboard id")
+@click.option("--title", required=True)
+@click.option("--message", default=None, help="Text shown above the report")
+@click.option("--schedule", "schedule_json", required=True,
+              help='JSON, e.g. {"frequency": "weekly", "weekdays": ["MO"], "hour": 9, "timezone": "Europe/Berlin"}')
+@click.option("--email", "emails", multiple=True, help="Send to this address (repeatable)")
+@click.option("--slack", "slacks", multiple=True, help="Send to WORKSPACE:CHANNEL (repeatable)")
+def subscriptions_create(project_id: int, user: str, resource: str, target_id: str, title: str,
+                         message: str | None, schedule_json: str, emails: tuple[str, ...],
+                         slacks: tuple[str, ...]) -> None:
+    store, insights, roles = _subscription_stores()
+    require_role(roles, store.engine, project_id, user, action="subscribing to reports", required=Role.GUEST)
+    (insights.insight if resource == "insight" else insights.dashboard)(project_id, target_id)
+    if not emails and not slacks:
+        raise InvalidRequest("A subscription needs at least one destination.", hint="Give --email or --slack.",
+                             details={"destinations": "none given"})
+    destinations = [{"kind": "email", "email": email} for email in emails]
+    for spec in slacks:
+        workspace, _, channel = spec.partition(":")
+        if not workspace.strip() or not channel.strip():
+            raise InvalidRequest(f"--slack {spec!r} must be WORKSPACE:CHANNEL, e.g. acme:#reports.",
+                                 details={"slack": spec})
+        destinations.append({"kind": "slack", "workspace": workspace.strip(), "channel": channel.strip()})
+    created = store.create(project_id, {
+        "resource": resource, "target_id": target_id, "title": title, "message": message,
+        "schedule": _json_option(schedule_json, "schedule"), "destinations": destinations,
+    }, created_by=user)
+    _emit(created.to_json())
+
+
+@subscriptions_group.command("list")
+@click.option("--project-id", type=click.IntRange(min=1), required=True)
+def subscriptions_list(project_id: int) -> None:
+    store, _, _ = _subscription_stores()
+    _emit({"data": [subscription.to_json() for subscription in store.list(project_id)]})
+
+
+@subscriptions_group.command("show")
+@click.option("--project-id", type=click.IntRange(min=1), required=True)
+@click.option("--deliveries", "limit", type=click.IntRange(1, 50), default=10, show_default=True,
+              help="How many of the latest deliveries to show")
+@click.argument("subscription_id")
+def subscriptions_show(project_id: int, limit: int, subscription_id: str) -> None:
+    """The subscription and its latest deliveries, with each destination's outcome."""
+    from export_pipeline.api.subscription_routes import deliveries_json
+
+    store, _, _ = _subscription_stores()
+    subscription = store.get(project_id, subscription_id)
+    _emit({**subscription.to_json(), "deliveries": deliveries_json(store, subscription, limit=limit)})
+
+
+@subscriptions_group.command("disable")
+@click.option("--project-id", type=click.IntRange(min=1), required=True)
+@click.argument("subscription_id")
+def subscriptions_disable(project_id: int, subscription_id: str) -> None:
+    store, _, _ = _subscription_stores()
+    _emit(store.update(project_id, subscription_id, {"enabled": False}).to_json())
+
+
+@subscriptions_group.command("enable")
+@click.option("--project-id", type=click.IntRange(min=1), required=True)
+@click.argument("subscription_id")
+def subscriptions_enable(project_id: int, subscription_id: str) -> None:
+    """Resume sending (slots missed while disabled are not sent late)."""
+    store, _, _ = _subscription_stores()
+    _emit(store.update(project_id, subscription_id, {"enabled": True}).to_json())
+
+
+@subscriptions_group.command("delete")
+@click.option("--project-id", type=click.IntRange(min=1), required=True)
+@click.argument("subscription_id")
+def subscriptions_delete(project_id: int, subscription_id: str) -> None:
+    store, _, _ = _subscription_stores()
+    store.delete(project_id, subscription_id)
+    _emit({"id": subscription_id, "deleted": True})
+
+
+def _subscription_stores():
+    from export_pipeline.subscriptions.store import SubscriptionStore
+
+    insights, roles = _insight_store()
+    return SubscriptionStore(insights.engine), insights, roles
+
+
 @main.group()
 def dashboards() -> None:
     """Dashboards: ordered insight tiles."""

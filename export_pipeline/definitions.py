@@ -13,7 +13,11 @@ from export_pipeline.defs.exports import (
     sweep_schedule,
 )
 from export_pipeline.defs.resources import build_resources
-from export_pipeline.defs.subscriptions import build_delivery_job, subscription_delivery, subscription_scheduler
+from export_pipeline.defs.subscriptions import (
+    build_delivery_job,
+    subscription_delivery,
+    subscription_scheduler,
+)
 from export_pipeline.defs.usage import service_ping, service_ping_schedule
 from export_pipeline.settings import Settings
 

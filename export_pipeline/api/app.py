@@ -24,6 +24,7 @@ from export_pipeline.access import EXPORT_ROLE, Role, RoleSourceUnavailable, now
 from export_pipeline.api.embed_routes import install_embed_routes
 from export_pipeline.api.insights_routes import install_insight_routes
 from export_pipeline.api.pages import install_pages
+from export_pipeline.api.subscription_routes import install_subscription_routes
 from export_pipeline.api.tokens import authenticate
 from export_pipeline.db import export_requests
 from export_pipeline.errors import (
@@ -130,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_pages(app, deps.store.engine, caller)
     install_insight_routes(app, deps, caller, require_project_role)
     install_embed_routes(app, deps, caller, require_project_role)
+    install_subscription_routes(app, deps, caller, require_project_role)
 
     @app.post("/api/v1/projects/{project_id}/exports", status_code=202)
     def create_export(project_id: ProjectId, body: ExportCreate, who: Maintainer, request: Request) -> JSONResponse:

@@ -22,7 +22,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from export_pipeline.access import Role
 from export_pipeline.api.tokens import authenticate
-from export_pipeline.embed.page import STATIC_DIR, EmbedOptions, compute_view, error_page_html, page_headers, page_html
+from export_pipeline.embed.page import (
+    STATIC_DIR,
+    EmbedOptions,
+    compute_view,
+    error_page_html,
+    page_headers,
+    page_html,
+)
 from export_pipeline.embed.share import ShareLinkGone, ShareLinks, embed_path
 from export_pipeline.errors import (
     AccessDenied,

@@ -1,0 +1,239 @@
+"""Subscriptions over HTTP, and the unsubscribe pages that work without logging in.
+
+- `/api/v1/projects/{project_id}/subscriptions[/{id}]`: list, get and create are for every member (Guest or
+  higher; a subscription is its creator's own); update and delete are for the subscription's creator, or a
+  Maintainer or higher for anyone's. `.../{id}/deliveries` lists the latest deliveries with one outcome per
+  destination; `.../{id}/unsubscribe_links/revoke` (creator or Maintainer+) makes every unsubscribe link sent
+  so far stop working.
+- `/unsubscribe/{token}`: the signed link of one address (subscriptions/unsubscribe.py). GET only shows a page
+  with a button (mail scanners open links: opening one must not unsubscribe); POST unsubscribes, from that
+  button or from a mail app's RFC 8058 one-click request (`List-Unsubscribe=One-Click`). Both are HTML pages.
+"""
+
+import html
+from typing import Annotated
+
+from fastapi import Body, Depends, FastAPI, Path, Query, Request, Response
+from fastapi.responses import HTMLResponse
+
+from export_pipeline.access import Role
+from export_pipeline.errors import InvalidRequest
+from export_pipeline.exports.run import ExportDeps
+from export_pipeline.insights.store import InsightStore
+from export_pipeline.subscriptions.schedule import parse_schedule
+from export_pipeline.subscriptions.store import (
+    Delivery,
+    Subscription,
+    SubscriptionIn,
+    SubscriptionPatch,
+    SubscriptionStore,
+    validated,
+)
+from export_pipeline.subscriptions.unsubscribe import (
+    InvalidUnsubscribeToken,
+    UnsubscribeClaim,
+    verify_unsubscribe,
+)
+
+ProjectId = Annotated[int, Path(gt=0, lt=2**63)]
+SubscriptionId = Annotated[str, Path(min_length=1, max_length=64)]
+
+# Headers of the unsubscribe pages: the form may post back to this site only, and no site may frame the page
+# (a framed unsubscribe button invites clickjacking). The token is in the URL: never send it elsewhere.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; "
+        "frame-ancestors 'none'"
+    ),
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+    "X-Robots-Tag": "noindex",
+}
+
+
+def check_schedule(raw: dict) -> None:
+    """InvalidRequest naming the body's fields (`schedule.timezone`), like the other fields of a subscription."""
+    try:
+        parse_schedule(raw)
+    except InvalidRequest as error:
+        fields = {f"schedule.{key}" if key != "schedule" else key: str(message).removeprefix("Value error, ")
+                  for key, message in error.details.items()}
+        raise InvalidRequest("Invalid subscription: " + "; ".join(f"{k}: {v}" for k, v in fields.items()) + ".",
+                             details=fields) from None
+
+
+def outcomes_json(store: SubscriptionStore, subscription: Subscription, delivery: Delivery) -> list[dict]:
+    """The delivery's outcome per destination, in the subscription's destination order (then removed ones)."""
+    order = {destination.id: index for index, destination in enumerate(subscription.destinations)}
+    found = sorted(store.outcomes(delivery.id).values(),
+                   key=lambda outcome: (order.get(outcome.destination_id, len(order)), outcome.destination_id))
+    return [{"destination_id": o.destination_id, "state": "succeeded" if o.ok else "failed", "detail": o.detail,
+             "error": o.error, "attempts": o.attempts} for o in found]
+
+
+def deliveries_json(store: SubscriptionStore, subscription: Subscription, *, limit: int) -> list[dict]:
+    """The latest `limit` deliveries of a subscription, newest slot first, each with its outcomes."""
+    return [delivery.to_json(outcomes=outcomes_json(store, subscription, delivery))
+            for delivery in store.deliveries(subscription.id, limit=limit)]
+
+
+def install_subscription_routes(app: FastAPI, deps: ExportDeps, caller, require_project_role) -> None:
+    store = SubscriptionStore(deps.store.engine)
+    insights = InsightStore(deps.store.engine)
+    settings = deps.settings
+    base = "/api/v1/projects/{project_id}/subscriptions"
+
+    def member(project_id: ProjectId, who=Depends(caller)):  # noqa: B008 (FastAPI's dependency style)
+        require_project_role(deps, project_id, who.user, action="subscribing to reports", required=Role.GUEST)
+        return who
+
+    Member = Annotated[object, Depends(member)]
+
+    def manageable(project_id: int, subscription_id: str, user: str, action: str) -> Subscription:
+        """The subscription, when `user` (a member) may change it: their own, or anyone's from Maintainer up."""
+        subscription = store.get(project_id, subscription_id)
+        if subscription.created_by != user:
+            require_project_role(deps, project_id, user, required=Role.MAINTAINER,
+                                 action=f"{action} another member's subscription")
+        return subscription
+
+    def check_target(project_id: int, resource: str, target_id: str) -> None:
+        if resource == "insight":
+            insights.insight(project_id, target_id)  # NotFound for another project's insight
+        else:
+            insights.dashboard(project_id, target_id)
+
+    @app.get(base, tags=["subscriptions"])
+    def list_subscriptions(project_id: ProjectId, who: Member) -> dict:
+        """Every subscription of the project (members see them all)."""
+        return {"data": [subscription.to_json() for subscription in store.list(project_id)]}
+
+    @app.post(base, status_code=201, tags=["subscriptions"])
+    def create_subscription(project_id: ProjectId, who: Member,
+                            body: Annotated[dict, Body(description="resource, target_id, title, message, "
+                                                       "schedule, destinations, enabled")]) -> dict:
+        """Subscribe to an insight or dashboard of this project; the caller owns the subscription."""
+        parsed: SubscriptionIn = validated(SubscriptionIn, body, "subscription")
+        check_schedule(parsed.schedule)  # invalid fields are reported before a missing target
+        check_target(project_id, parsed.resource, parsed.target_id)
+        return store.create(project_id, body, created_by=who.user).to_json()  # type: ignore[attr-defined]
+
+    @app.get(f"{base}/{{subscription_id}}", tags=["subscriptions"])
+    def get_subscription(project_id: ProjectId, subscription_id: SubscriptionId, who: Member) -> dict:
+        return store.get(project_id, subscription_id).to_json()
+
+    @app.patch(f"{base}/{{subscription_id}}", tags=["subscriptions"])
+    def update_subscription(project_id: ProjectId, subscription_id: SubscriptionId, who: Member,
+                            body: Annotated[dict, Body(description="title, message, schedule, destinations, "
+                                                       "enabled")]) -> dict:
+        """Change a subscription: your own, or anyone's as a Maintainer or higher."""
+        manageable(project_id, subscription_id, who.user, "changing")  # type: ignore[attr-defined]
+        patch: SubscriptionPatch = validated(SubscriptionPatch, body, "subscription")
+        if patch.schedule is not None:
+            check_schedule(patch.schedule)
+        return store.update(project_id, subscription_id, body).to_json()
+
+    @app.delete(f"{base}/{{subscription_id}}", status_code=204, tags=["subscriptions"])
+    def delete_subscription(project_id: ProjectId, subscription_id: SubscriptionId, who: Member) -> Response:
+        """Delete a subscription: your own, or anyone's as a Maintainer or higher."""
+        manageable(project_id, subscription_id, who.user, "deleting")  # type: ignore[attr-defined]
+        store.delete(project_id, subscription_id)
+        return Response(status_code=204)
+
+    @app.get(f"{base}/{{subscription_id}}/deliveries", tags=["subscriptions"])
+    def list_deliveries(project_id: ProjectId, subscription_id: SubscriptionId, who: Member,
+                        limit: Annotated[int, Query(ge=1, le=50)] = 20) -> dict:
+        """The latest deliveries (newest slot first), each with its outcome per destination."""
+        subscription = store.get(project_id, subscription_id)
+        return {"data": deliveries_json(store, subscription, limit=limit)}
+
+    @app.post(f"{base}/{{subscription_id}}/unsubscribe_links/revoke", tags=["subscriptions"])
+    def revoke_unsubscribe_links(project_id: ProjectId, subscription_id: SubscriptionId, who: Member) -> dict:
+        """Every unsubscribe link sent so far stops working; the next emails carry new ones."""
+        manageable(project_id, subscription_id, who.user, "revoking the unsubscribe links of")  # type: ignore[attr-defined]
+        revoked = store.revoke_unsubscribe_links(project_id, subscription_id)
+        return {**revoked.to_json(), "unsubscribe_version": revoked.unsubscribe_version}
+
+    # --- unsubscribe pages (no login: the signed token is the proof) --------------------------------
+
+    def claim_and_subscription(token: str) -> tuple[UnsubscribeClaim, Subscription | None] | HTMLResponse:
+        """The token's claim and its subscription (None: deleted), or the page explaining why the link fails."""
+        try:
+            claim = verify_unsubscribe(settings.secret_key, token)
+        except InvalidUnsubscribeToken as error:
+            return unsubscribe_page("Invalid unsubscribe link", [f"{error.message} {error.hint}"], status=400)
+        subscription = store.find(claim.subscription_id)
+        if subscription is not None and claim.version != subscription.unsubscribe_version:
+            return unsubscribe_page("Link no longer valid", [
+                "This link was revoked; use the link in the latest email.",
+                f"The unsubscribe links of “{subscription.title}” were replaced by new ones. The unsubscribe link "
+                "at the bottom of the latest report email works.",
+            ], status=410)
+        return claim, subscription
+
+    def receives(subscription: Subscription, email: str) -> bool:
+        return any(d.kind == "email" and d.enabled and (d.email or "").strip().lower() == email
+                   for d in subscription.destinations)
+
+    def nothing_to_do(claim: UnsubscribeClaim) -> HTMLResponse:
+        return unsubscribe_page("Nothing to unsubscribe from", [
+            f"This subscription was deleted, so nothing is sent to {claim.email} any more. "
+            "There is nothing to unsubscribe from."])
+
+    @app.api_route("/unsubscribe/{token}", methods=["GET", "HEAD"], response_class=HTMLResponse,
+                   tags=["unsubscribe"])
+    def unsubscribe_form(request: Request, token: str) -> HTMLResponse:
+        """A page asking to confirm. It does not unsubscribe: mail scanners open links before people do."""
+        checked = claim_and_subscription(token)
+        if isinstance(checked, HTMLResponse):
+            return checked
+        claim, subscription = checked
+        if subscription is None:
+            return nothing_to_do(claim)
+        if not receives(subscription, claim.email):
+            return unsubscribe_page("Already unsubscribed", [
+                f"You are already unsubscribed: “{subscription.title}” is no longer sent to {claim.email}."])
+        return unsubscribe_page("Unsubscribe?", [
+            f"Stop sending “{subscription.title}” to {claim.email}?",
+        ], form_action=request.url.path)
+
+    @app.post("/unsubscribe/{token}", response_class=HTMLResponse, tags=["unsubscribe"])
+    def unsubscribe(token: str) -> HTMLResponse:
+        """Unsubscribe the link's address: the page's button, or a mail app's RFC 8058 one-click POST
+        (`List-Unsubscribe=One-Click`). Unsubscribing again is fine."""
+        checked = claim_and_subscription(token)
+        if isinstance(checked, HTMLResponse):
+            return checked
+        claim, subscription = checked
+        if subscription is None:
+            return nothing_to_do(claim)
+        was_receiving = receives(subscription, claim.email)
+        subscription, emptied = store.unsubscribe(subscription.id, claim.email)
+        if not was_receiving:
+            return unsubscribe_page("Already unsubscribed", [
+                f"You are already unsubscribed: you no longer receive “{subscription.title}” at {claim.email}."])
+        lines = [f"You will no longer receive “{subscription.title}” at {claim.email}."]
+        if emptied:
+            lines.append("That was its last recipient, so the subscription is now disabled.")
+        return unsubscribe_page("Unsubscribed", lines)
+
+
+def unsubscribe_page(title: str, paragraphs: list[str], *, status: int = 200,
+                     form_action: str | None = None) -> HTMLResponse:
+    """A small standalone page; every text is escaped (titles and addresses are user input)."""
+    esc = html.escape
+    body = "".join(f"<p>{esc(text)}</p>" for text in paragraphs)
+    if form_action is not None:
+        body += (f'<form method="post" action="{esc(form_action)}">'
+                 '<button type="submit">Unsubscribe</button></form>')
+    page = f"""<!doctype html>
+<html lang="en" class="theme-light">
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex"><title>{esc(title)}</title>
+<link rel="stylesheet" href="/embed/static/embed.css"></head>
+<body><main class="page-error"><h1>{esc(title)}</h1>{body}</main></body>
+</html>
+"""
+    return HTMLResponse(page, status_code=status, headers=PAGE_HEADERS)
