@@ -513,6 +513,64 @@ def subscriptions_enable(project_id: int, subscription_id: str) -> None:
     _emit(store.update(project_id, subscription_id, {"enabled": True}).to_json())
 
 
+@subscriptions_group.command("send-now")
+@click.option("--project-id", type=click.IntRange(min=1), required=True)
+@click.argument("subscription_id")
+def subscriptions_send_now(project_id: int, subscription_id: str) -> None:
+    """Deliver the subscription now (a delivery for this minute), and print the outcome per destination.
+
+    Runs in this process when no Dagster daemon runs (recorded in the same instance, so the UI shows it)."""
+    from export_pipeline.api.subscription_routes import deliveries_json
+    from export_pipeline.defs.subscriptions import DELIVERY_PARTITIONS
+    from export_pipeline.subscriptions.store import FINISHED_STATES
+
+    settings = Settings()
+    store, _, _ = _subscription_stores()
+    subscription = store.get(project_id, subscription_id)
+    delivery = store.request_delivery(subscription, now_utc().replace(second=0, microsecond=0))
+    instance = dagster_instance(settings)
+    instance.add_dynamic_partitions(DELIVERY_PARTITIONS.name, [delivery.id])  # type: ignore[arg-type]
+    if not daemon_is_running(instance):
+        click.echo(f"Delivery {delivery.id}: no Dagster daemon running, delivering in this process.", err=True)
+        from export_pipeline.definitions import defs
+
+        quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+        defs.resolve_job_def("subscription_delivery_job").execute_in_process(
+            instance=instance, partition_key=delivery.id, run_config=quiet, raise_on_error=False)
+    else:
+        click.echo(f"Delivery {delivery.id} queued; the Dagster daemon will run it.", err=True)
+        deadline = time.monotonic() + 1800
+        while (current := store.delivery(delivery.id)) is not None and current.state not in FINISHED_STATES:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    [shown] = [d for d in deliveries_json(store, subscription, limit=50) if d["id"] == delivery.id]
+    _emit(shown)
+    if shown["state"] != "succeeded":
+        sys.exit(1)
+
+
+@subscriptions_group.command("demo")
+@click.option("--project-id", type=click.IntRange(min=1), required=True)
+@click.option("--user", required=True)
+@click.option("--dashboard-id", required=True)
+def subscriptions_demo(project_id: int, user: str, dashboard_id: str) -> None:
+    """Subscribe the demo team (email and Slack; the outbox without credentials) to a dashboard, once."""
+    store, _, _ = _subscription_stores()
+    found = [s for s in store.list(project_id) if s.title == DEMO_SUBSCRIPTION and s.target_id == dashboard_id]
+    subscription = found[0] if found else store.create(project_id, {
+        "resource": "dashboard", "target_id": dashboard_id, "title": DEMO_SUBSCRIPTION,
+        "message": "Good morning! Here is last week in numbers.",
+        "schedule": {"frequency": "weekly", "weekdays": ["MO"], "hour": 9, "timezone": "Europe/Berlin"},
+        "destinations": [{"kind": "email", "email": "team@example.com"},
+                         {"kind": "slack", "workspace": "demo", "channel": "#weekly-metrics"}],
+    }, created_by=user)
+    _emit(subscription.to_json())
+
+
+DEMO_SUBSCRIPTION = "Weekly product metrics"
+
+
 @subscriptions_group.command("delete")
 @click.option("--project-id", type=click.IntRange(min=1), required=True)
 @click.argument("subscription_id")
@@ -562,7 +620,8 @@ def dashboards_demo(project_id: int, user: str) -> None:
     require_role(roles, store.engine, project_id, user, action="changing insights and dashboards")
     existing = [d for d in store.list_dashboards(project_id) if d.name == DEMO_DASHBOARD]
     if existing:
-        click.echo(f"{DEMO_DASHBOARD!r} exists: {existing[0].id}")
+        click.echo(f"{DEMO_DASHBOARD!r} exists: {existing[0].id}", err=True)
+        _emit({"dashboard_id": existing[0].id})
         return
     window = {"date_from": "2026-05-01", "date_to": "2026-10-28"}  # the seeded six months
     created = [
@@ -571,9 +630,8 @@ def dashboards_demo(project_id: int, user: str) -> None:
     ]
     tiles = [{"insight_id": i.id, "width": 12 if i.query.kind == "trends" else 6} for i in created]
     dashboard = store.create_dashboard(project_id, name=DEMO_DASHBOARD, tiles=tiles, created_by=user)
-    click.echo(f"Created {DEMO_DASHBOARD!r} ({dashboard.id}) with {len(tiles)} insights")
-    for insight in created:
-        click.echo(f"  {insight.id}  {insight.name}")
+    click.echo(f"Created {DEMO_DASHBOARD!r} ({dashboard.id}) with {len(tiles)} insights", err=True)
+    _emit({"dashboard_id": dashboard.id, "insights": {insight.id: insight.name for insight in created}})
 
 
 DEMO_DASHBOARD = "Demo dashboard"

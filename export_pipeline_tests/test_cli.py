@@ -63,7 +63,7 @@ def test_invalid_fields_are_all_reported_with_exit_2():
                       "--date-from", "yesterday", "--wait")
     assert invalid.returncode == 2
     assert "project_id: must be a positive integer, got 'abc'" in invalid.stderr
-    assert "format: must be one of ndjson, json, csv, parquet, xlsx, got 'xml'" in invalid.stderr
+    assert "format: must be one of ndjson, json, csv, parquet, xlsx, png, got 'xml'" in invalid.stderr
     assert "date_from: must be an ISO 8601 date or datetime" in invalid.stderr
     assert "Traceback" not in invalid.stderr
 
@@ -83,13 +83,46 @@ def test_unreachable_clickhouse_fails_with_exit_1_and_names_the_cluster():
 
 def test_demo_dashboard_is_created_once_and_its_insights_compute():
     first = run_cli("dashboards", "demo", "--project-id", str(PROJECT), "--user", "maria")
-    assert first.returncode == 0 and first.stdout.startswith("Created 'Demo dashboard'")
+    assert first.returncode == 0 and first.stderr.startswith("Created 'Demo dashboard'")
+    dashboard_id = json.loads(first.stdout)["dashboard_id"]
     again = run_cli("dashboards", "demo", "--project-id", str(PROJECT), "--user", "maria")
-    assert again.stdout.startswith("'Demo dashboard' exists")
+    assert again.stderr.startswith("'Demo dashboard' exists") and json.loads(again.stdout) == {"dashboard_id": dashboard_id}
     listed = run_cli("insights", "list", "--project-id", str(PROJECT)).stdout.splitlines()
     assert [line.split("\t")[1] for line in listed] == ["trends", "trends", "funnel", "table", "number"]
     table = run_cli("insights", "show", "--project-id", str(PROJECT), listed[3].split("\t")[0])
     assert table.returncode == 0 and table.stdout.splitlines()[0] == "value\tcount"
+
+
+def test_the_demo_dashboard_as_png_and_a_subscription_delivered_to_the_outbox(settings):
+    dashboard_id = json.loads(run_cli("dashboards", "demo", "--project-id", str(PROJECT), "--user", "maria").stdout)[
+        "dashboard_id"]
+    png = run_cli("export", "--project-id", str(PROJECT), "--requested-by", "maria", "--resource", "dashboard",
+                  "--target-id", dashboard_id, "--format", "png", "--width", "1200", "--wait")
+    assert png.returncode == 0, png.stderr
+    [image] = json.loads(png.stdout)["files"]
+    assert image["name"] == "dashboard.png" and image["bytes"] > 10_000
+
+    created = run_cli("subscriptions", "demo", "--project-id", str(PROJECT), "--user", "maria",
+                      "--dashboard-id", dashboard_id)
+    subscription = json.loads(created.stdout)
+    assert subscription["description"] == "Every week on Monday at 09:00 (Europe/Berlin)"
+    again = json.loads(run_cli("subscriptions", "demo", "--project-id", str(PROJECT), "--user", "maria",
+                               "--dashboard-id", dashboard_id).stdout)
+    assert again["id"] == subscription["id"]  # once
+
+    sent = run_cli("subscriptions", "send-now", "--project-id", str(PROJECT), subscription["id"])
+    assert sent.returncode == 0, sent.stderr
+    delivery = json.loads(sent.stdout)
+    assert delivery["state"] == "succeeded"
+    assert sorted((d["destination"]["kind"], d["state"]) for d in delivery["destinations"]) == [
+        ("email", "succeeded"), ("slack", "succeeded")]
+    slack_folder = settings.outbox_dir / "slack"
+    [folder] = [f for f in slack_folder.iterdir() if f.name.startswith(delivery["id"])]
+    assert sorted(p.name for p in folder.iterdir())[:2] == ["message.json", "tile-01-weekly-pageviews-and-sign-ups.png"]
+    assert len(list(folder.glob("tile-*.png"))) == 5
+    mails = [json.loads(p.read_text()) for p in settings.outbox_dir.glob(f"*{delivery['id']}*.json")]
+    assert [m["personalizations"][0]["to"][0]["email"] for m in mails] == ["team@example.com"]
+    assert len(mails[0]["attachments"]) == 5
 
 
 def test_insight_changes_need_maintainer_and_valid_json():

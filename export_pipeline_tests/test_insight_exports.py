@@ -92,7 +92,7 @@ def test_dashboard_json_and_csv_per_tile(deps, board, clickhouse):
 def test_resource_and_format_must_fit():
     with pytest.raises(InvalidRequest) as invalid:
         parse_spec(project_id=PROJECT, requested_by="maria", resource="insight", format="parquet")
-    assert invalid.value.details == {"format": "insight exports come as csv, xlsx, json, not parquet",
+    assert invalid.value.details == {"format": "insight exports come as png, csv, xlsx, json, not parquet",
                                      "target_id": "required: the id of the insight to export"}
     with pytest.raises(InvalidRequest, match="only insight and dashboard exports take a target_id"):
         parse_spec(project_id=PROJECT, requested_by="maria", target_id="abc")

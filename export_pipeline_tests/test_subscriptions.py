@@ -367,3 +367,17 @@ def test_a_queued_delivery_whose_run_ended_before_starting_is_failed(settings, w
     assert failed.state is DeliveryState.FAILED and failed.run_id == run.run_id
     assert failed.error == (f"Its run {RUN_ID} ended (CANCELED) before the delivery started. "
                             "Re-run the partition to deliver it.")
+
+
+def test_a_second_run_never_sends_while_another_live_run_delivers(deps, world, sendgrid):
+    from export_pipeline.subscriptions.store import DeliveryBusy
+
+    _, delivery_id = subscribe(deps, world, resource="insight",
+                               destinations=[{"kind": "email", "email": "ana@example.com"}])
+    deps.subscriptions.start(delivery_id, "run-a")
+    with pytest.raises(DeliveryBusy, match="is being delivered by run run-a"):
+        run_delivery(delivery_id, deps, run_id="run-b", run_is_active=lambda run: run == "run-a")
+    assert sendgrid.received == []
+    # Once run-a is known dead, a new run takes the delivery over.
+    result = run_delivery(delivery_id, deps, run_id="run-c", run_is_active=lambda run: False)
+    assert result.delivery.state is DeliveryState.SUCCEEDED and len(sendgrid.received) == 1

@@ -208,8 +208,10 @@ def test_deliveries_with_an_outcome_per_destination(client, data):
         "state": "partially_failed", "run_id": "run-1", "error": "1 of 2 destinations failed",
         "created_at": finished["created_at"], "finished_at": finished["finished_at"],
         "destinations": [
-            {"destination_id": email, "state": "succeeded", "detail": "sendgrid 202", "error": None, "attempts": 1},
-            {"destination_id": slack, "state": "failed", "detail": None, "error": "channel_not_found", "attempts": 3},
+            {"destination_id": email, "destination": created["destinations"][0], "state": "succeeded",
+             "detail": "sendgrid 202", "error": None, "attempts": 1},
+            {"destination_id": slack, "destination": created["destinations"][1], "state": "failed", "detail": None,
+             "error": "channel_not_found", "attempts": 3},
         ],
     }
     assert [d["id"] for d in client.get(f"{url}?limit=1", headers=as_(data, "sam")).json()["data"]] == [later.id]

@@ -69,8 +69,11 @@ def outcomes_json(store: SubscriptionStore, subscription: Subscription, delivery
     order = {destination.id: index for index, destination in enumerate(subscription.destinations)}
     found = sorted(store.outcomes(delivery.id).values(),
                    key=lambda outcome: (order.get(outcome.destination_id, len(order)), outcome.destination_id))
-    return [{"destination_id": o.destination_id, "state": "succeeded" if o.ok else "failed", "detail": o.detail,
-             "error": o.error, "attempts": o.attempts} for o in found]
+    known = {destination.id: destination for destination in subscription.destinations}
+    return [{"destination_id": o.destination_id,
+             "destination": known[o.destination_id].to_json() if o.destination_id in known else None,
+             "state": "succeeded" if o.ok else "failed", "detail": o.detail, "error": o.error,
+             "attempts": o.attempts} for o in found]
 
 
 def deliveries_json(store: SubscriptionStore, subscription: Subscription, *, limit: int) -> list[dict]:
@@ -182,8 +185,9 @@ def install_subscription_routes(app: FastAPI, deps: ExportDeps, caller, require_
             f"This subscription was deleted, so nothing is sent to {claim.email} any more. "
             "There is nothing to unsubscribe from."])
 
+    # A page, not API (and GET+HEAD on one route would give OpenAPI a duplicate operation id).
     @app.api_route("/unsubscribe/{token}", methods=["GET", "HEAD"], response_class=HTMLResponse,
-                   tags=["unsubscribe"])
+                   include_in_schema=False)
     def unsubscribe_form(request: Request, token: str) -> HTMLResponse:
         """A page asking to confirm. It does not unsubscribe: mail scanners open links before people do."""
         checked = claim_and_subscription(token)

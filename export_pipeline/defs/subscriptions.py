@@ -49,6 +49,7 @@ def subscription_delivery(
     deps = build_subscription_deps(export_deps(clickhouse, export_storage, app_db))
     try:
         result = run_delivery(context.partition_key, deps, run_id=context.run_id, resend=config.resend,
+                              run_is_active=lambda run_id: not _run_finished(context.instance, run_id),
                               log=context.log)
     except ExportPipelineError as error:
         raise dg.Failure(description=str(error), metadata={"error_code": error.code}, allow_retries=False) from None

@@ -91,7 +91,9 @@ class DeliveryFailed(ExportPipelineError):
 
 
 def run_delivery(delivery_id: str, deps: SubscriptionDeps, *, run_id: str, resend: bool = False,
-                 log: Logger = logger) -> DeliveryResult:
+                 run_is_active: Callable[[str], bool] = lambda _: False, log: Logger = logger) -> DeliveryResult:
+    """Deliver one slot. `run_is_active(run_id)` tells whether another run that holds the delivery is still
+    going (then this run refuses with DeliveryBusy rather than send a second copy)."""
     store = deps.subscriptions
     delivery = store.delivery(delivery_id)
     if delivery is None:
@@ -109,7 +111,7 @@ def run_delivery(delivery_id: str, deps: SubscriptionDeps, *, run_id: str, resen
         return DeliveryResult(delivery, already_done=True)
 
     reached = {} if resend else {k: o for k, o in store.outcomes(delivery_id).items() if o.ok}
-    store.start(delivery_id, run_id)
+    store.start(delivery_id, run_id, run_is_active=run_is_active)
     try:
         link = _shared_link(subscription, deps)
         images = _render_images(subscription, deps, delivery_id, log)

@@ -27,7 +27,7 @@ from export_pipeline.db import (
     subscription_destinations,
     subscriptions,
 )
-from export_pipeline.errors import InvalidRequest, NotFound
+from export_pipeline.errors import ExportPipelineError, InvalidRequest, NotFound
 from export_pipeline.exports.requests import as_utc
 from export_pipeline.notify.recipients import is_email
 from export_pipeline.subscriptions.schedule import (
@@ -40,6 +40,10 @@ from export_pipeline.subscriptions.schedule import (
 )
 
 MAX_DESTINATIONS = 100
+
+
+class DeliveryBusy(ExportPipelineError):
+    code = "delivery_busy"
 
 
 class DeliveryState(StrEnum):
@@ -420,8 +424,19 @@ class SubscriptionStore:
                 .order_by(subscription_deliveries.c.scheduled_for)).all()
         return [_delivery(row) for row in rows]
 
-    def start(self, delivery_id_: str, run_id: str) -> None:
-        self.set_state(delivery_id_, DeliveryState.RENDERING, run_id=run_id, error=None, finished=False)
+    def start(self, delivery_id_: str, run_id: str, *, run_is_active: Callable[[str], bool] = lambda _: False) -> None:
+        """Claim the delivery for `run_id`; DeliveryBusy while another live run is delivering it."""
+        now = now_utc()
+        running = [s.value for s in RUNNING_STATES]
+        with self.engine.begin() as conn:
+            row = conn.execute(subscription_deliveries.select().where(
+                subscription_deliveries.c.id == delivery_id_)).first()
+            if row is not None and row.state in running and row.run_id not in (None, run_id) \
+                    and run_is_active(row.run_id):
+                raise DeliveryBusy(f"Delivery {delivery_id_} is being delivered by run {row.run_id}.",
+                                   hint="Wait for that run to finish; this run sends nothing, so nobody gets it twice.")
+            conn.execute(subscription_deliveries.update().where(subscription_deliveries.c.id == delivery_id_).values(
+                state=DeliveryState.RENDERING.value, run_id=run_id, error=None, updated_at=now, finished_at=None))
 
     def set_state(self, delivery_id_: str, state: DeliveryState, *, run_id: str | None = None,
                   error: str | None = None, finished: bool | None = None) -> None:
