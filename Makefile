@@ -7,6 +7,7 @@ export EXPORT_PIPELINE_HOME ?= $(CURDIR)/.data
 export DAGSTER_HOME ?= $(EXPORT_PIPELINE_HOME)/dagster
 DEMO_EVENTS ?= 200000
 BENCH_EVENTS ?= 5000000
+JSON_FIELD = $(BIN)/python -c 'import json,sys; print(json.load(open(sys.argv[2]))[sys.argv[1]])'
 
 .PHONY: install demo test dev bench vendor-charts dagster-home system-deps clean
 
@@ -27,16 +28,27 @@ dagster-home:
 	mkdir -p "$(DAGSTER_HOME)"
 	cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
 
-demo: install dagster-home
+demo: install dagster-home system-deps
 	$(BIN)/export-pipeline init
 	$(BIN)/export-pipeline seed --events $(DEMO_EVENTS) --projects 3 --if-empty
 	$(BIN)/export-pipeline members add --project-id 1 --user demo-maintainer --role maintainer
-	$(BIN)/export-pipeline dashboards demo --project-id 1 --user demo-maintainer
+	$(BIN)/export-pipeline dashboards demo --project-id 1 --user demo-maintainer > "$(EXPORT_PIPELINE_HOME)/demo-dashboard.json"
 	$(BIN)/export-pipeline export --project-id 1 --requested-by demo-maintainer --format ndjson --wait \
 		| tee "$(EXPORT_PIPELINE_HOME)/demo-export.json"
-	@id=$$($(BIN)/python -c 'import json,sys; print(json.load(open(sys.argv[1]))["export_id"])' "$(EXPORT_PIPELINE_HOME)/demo-export.json"); \
+	@id=$$($(JSON_FIELD) export_id "$(EXPORT_PIPELINE_HOME)/demo-export.json"); \
 	echo; echo "Files of $$id:"; ls -l "$(EXPORT_PIPELINE_HOME)/exports/1/$$id"; \
 	echo; echo "First lines:"; $(BIN)/export-pipeline preview "$$id" --lines 3
+	@board=$$($(JSON_FIELD) dashboard_id "$(EXPORT_PIPELINE_HOME)/demo-dashboard.json"); \
+	echo; echo "The demo dashboard as a PNG (1920 px wide at device scale 2):"; \
+	$(BIN)/export-pipeline export --project-id 1 --requested-by demo-maintainer --resource dashboard \
+		--target-id "$$board" --format png --wait > "$(EXPORT_PIPELINE_HOME)/demo-png.json" && \
+	ls -l "$(EXPORT_PIPELINE_HOME)/exports/1/$$($(JSON_FIELD) export_id "$(EXPORT_PIPELINE_HOME)/demo-png.json")"; \
+	echo; echo "A weekly subscription to it, delivered now (no credentials: to the outbox):"; \
+	$(BIN)/export-pipeline subscriptions demo --project-id 1 --user demo-maintainer --dashboard-id "$$board" \
+		> "$(EXPORT_PIPELINE_HOME)/demo-subscription.json" && \
+	$(BIN)/export-pipeline subscriptions send-now --project-id 1 \
+		"$$($(JSON_FIELD) id "$(EXPORT_PIPELINE_HOME)/demo-subscription.json")" && \
+	echo && ls -lR "$(EXPORT_PIPELINE_HOME)/outbox" | tail -n 12
 
 # Debian's Chromium for the browser tests (root on CI and fresh machines; pyppeteer never downloads one).
 system-deps:

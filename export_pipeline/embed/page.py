@@ -191,6 +191,9 @@ def page_html(view: PageView, options: EmbedOptions, *, static_base: str = "/emb
         tiles = '<p class="empty">This dashboard has no tiles yet.</p>'
     esc = html.escape
     description = f'<p class="description">{esc(view.description)}</p>' if view.description else ""
+    # An insight's one tile carries its title already.
+    header = (f"<header>{description}</header>" if description else "") if view.resource == "insight" \
+        else f"<header><h1>{esc(view.title)}</h1>{description}</header>"
     footer = "" if options.whitelabel else (
         f'<footer>Shared with export-pipeline · computed {esc(view.computed_at)}</footer>')
     return f"""<!doctype html>
@@ -205,7 +208,7 @@ def page_html(view: PageView, options: EmbedOptions, *, static_base: str = "/emb
 <script src="{esc(static_base)}/embed.js" defer></script>
 </head>
 <body>
-<header><h1>{esc(view.title)}</h1>{description}</header>
+{header}
 <main class="grid">
 {tiles}
 </main>
