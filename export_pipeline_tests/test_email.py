@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from html import escape
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from click.testing import CliRunner
@@ -33,6 +31,7 @@ from export_pipeline.notify.recipients import get_user_email, set_user_email
 
 from .conftest import free_port
 from .exportdata import insert_events, known_events
+from .sendgridapi import FakeSendGrid, fake_sendgrid
 
 LOG = logging.getLogger("test")
 PROJECT = 9401
@@ -45,64 +44,10 @@ SIGNATURE = "\n\n-- \nExport pipeline\n"
 NO_CLICK_TRACKING = {"click_tracking": {"enable": False, "enable_text": False}}
 
 
-@dataclass
-class SendGridStub:
-    """What the fake SendGrid received, and how it answers: `script` statuses first, then `always`."""
-
-    url: str = ""
-    received: list[dict] = field(default_factory=list)
-    script: list[int] = field(default_factory=list)
-    always: int = 202
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def answer(self) -> int:
-        with self.lock:
-            return self.script.pop(0) if self.script else self.always
-
-
-def _handler(stub: SendGridStub) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            if self.path != "/v3/mail/send":
-                return self._reply(404, {"errors": [{"message": f"no route {self.path}"}]})
-            if self.headers.get("Authorization") != f"Bearer {KEY}":
-                return self._reply(401, {"errors": [{"message": "The provided authorization grant is invalid"}]})
-            if self.headers.get("Content-Type") != "application/json":
-                return self._reply(415, {"errors": [{"message": "Content-Type must be application/json"}]})
-            with stub.lock:
-                stub.received.append(json.loads(body))
-            status = stub.answer()
-            if status == 202:
-                return self._reply(202, None)
-            message = {429: "too many requests", 500: "internal error", 400: "The from address is not verified"}
-            return self._reply(status, {"errors": [{"message": message.get(status, "error"), "field": None}]})
-
-        def _reply(self, status: int, body: dict | None) -> None:
-            data = json.dumps(body).encode() if body is not None else b""
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(data)))
-            if data:
-                self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args) -> None:
-            pass
-
-    return Handler
-
-
 @pytest.fixture()
-def sendgrid() -> Iterator[SendGridStub]:
-    stub = SendGridStub()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(stub))
-    stub.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield stub
-    server.shutdown()
-    server.server_close()
+def sendgrid() -> Iterator[FakeSendGrid]:
+    with fake_sendgrid(KEY) as fake:
+        yield fake
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -7,11 +7,8 @@ from __future__ import annotations
 import base64
 import json
 import re
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from html import escape
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -29,6 +26,8 @@ from export_pipeline.subscriptions.unsubscribe import (
     verify_unsubscribe,
 )
 
+from .sendgridapi import FakeSendGrid, fake_sendgrid
+
 KEY = "SG.test-key-report"
 SECRET = "test-secret-for-unsubscribe-links"
 BASE = "https://analytics.example.com"
@@ -37,67 +36,10 @@ PNG = b"\x89PNG\r\n\x1a\n"  # the PNG signature; the mailer never looks inside t
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
-@dataclass
-class SendGridStub:
-    """What the fake SendGrid received, and how it answers: `script` statuses first, then `always`."""
-
-    url: str = ""
-    received: list[dict] = field(default_factory=list)
-    authorizations: list[str | None] = field(default_factory=list)
-    script: list[int] = field(default_factory=list)
-    always: int = 202
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def answer(self) -> int:
-        with self.lock:
-            return self.script.pop(0) if self.script else self.always
-
-
-def _handler(stub: SendGridStub) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            if self.path != "/v3/mail/send":
-                return self._reply(404, {"errors": [{"message": f"no route {self.path}"}]})
-            if self.headers.get("Authorization") != f"Bearer {KEY}":
-                return self._reply(401, {"errors": [{"message": "The provided authorization grant is invalid"}]})
-            if self.headers.get("Content-Type") != "application/json":
-                return self._reply(415, {"errors": [{"message": "Content-Type must be application/json"}]})
-            with stub.lock:
-                stub.received.append(json.loads(body))
-                stub.authorizations.append(self.headers.get("Authorization"))
-            status = stub.answer()
-            if status == 202:
-                return self._reply(202, None)
-            message = {429: "too many requests", 500: "internal error", 400: "Does not contain a valid address."}
-            return self._reply(status, {"errors": [{"message": message.get(status, "error"), "field": None}]})
-
-        def _reply(self, status: int, body: dict | None) -> None:
-            data = json.dumps(body).encode() if body is not None else b""
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(data)))
-            if data:
-                self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args) -> None:
-            pass
-
-    return Handler
-
-
 @pytest.fixture()
-def sendgrid() -> Iterator[SendGridStub]:
-    stub = SendGridStub()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(stub))
-    stub.url = f"http://127.0.0.1:{server.server_address[1]}"
-    # A short poll interval: shutdown() waits for the next poll, 0.5 s by default, at every teardown.
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    yield stub
-    server.shutdown()
-    server.server_close()
+def sendgrid() -> Iterator[FakeSendGrid]:
+    with fake_sendgrid(KEY) as fake:
+        yield fake
 
 
 def make_settings(home: Path, host: str | None) -> Settings:

@@ -32,11 +32,12 @@ from export_pipeline.subscriptions.store import DeliveryState, SubscriptionStore
 from export_pipeline.subscriptions.unsubscribe import verify_unsubscribe
 
 from .exportdata import insert_events
+from .sendgridapi import FakeSendGrid, fake_sendgrid
 from .slackapi import FakeSlack
-from .test_report_email import KEY, SendGridStub, _handler
 
 PROJECT = 9960
 ACME, COMMUNITY = "xoxb-acme-9960", "xoxb-community-9960"
+KEY = "SG.test-key-subscriptions"
 RANGE = {"date_from": "2026-03-01", "date_to": "2026-03-04"}
 WEEKLY = {"frequency": "weekly", "weekdays": ["MO"], "hour": 9, "timezone": "Europe/Berlin", "start": "2026-11-01T00:00"}
 
@@ -66,18 +67,9 @@ def slack() -> Iterator[FakeSlack]:
 
 
 @pytest.fixture()
-def sendgrid() -> Iterator[SendGridStub]:
-    import threading
-    from http.server import ThreadingHTTPServer
-
-    stub = SendGridStub()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(stub))
-    stub.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    yield stub
-    server.shutdown()
-    server.server_close()
+def sendgrid() -> Iterator[FakeSendGrid]:
+    with fake_sendgrid(KEY) as fake:
+        yield fake
 
 
 @pytest.fixture()
@@ -121,10 +113,6 @@ def deliver(deps, delivery_id, **options):
     return run_delivery(delivery_id, deps, run_id=options.pop("run_id", "run-1"), **options)
 
 
-def mails_to(sendgrid: SendGridStub, address: str) -> list[dict]:
-    return [m for m in sendgrid.received if m["personalizations"][0]["to"][0]["email"] == address]
-
-
 # ---------------------------------------------------------------------------------------------- deliveries
 
 
@@ -144,7 +132,7 @@ def test_a_20_tile_dashboard_is_delivered_whole_to_every_destination(deps, world
         assert all(png_size(f.data) == (1600, png_size(f.data)[1]) for f in files)
     # Email: one mail per address, every tile inline by CID, a link to the shared page and a personal unsubscribe.
     for address in ("ana@example.com", "bo@example.com"):
-        [mail] = mails_to(sendgrid, address)
+        [mail] = sendgrid.to(address)
         assert [a["content_id"] for a in mail["attachments"]] == [f"tile-{i:02d}" for i in range(1, 21)]
         html = next(c["value"] for c in mail["content"] if c["type"] == "text/html")
         assert all(f'src="cid:tile-{i:02d}"' in html for i in range(1, 21))
@@ -152,7 +140,7 @@ def test_a_20_tile_dashboard_is_delivered_whole_to_every_destination(deps, world
         claim = verify_unsubscribe(deps.export.settings.secret_key, unsubscribe.rsplit("/", 1)[1])
         assert (claim.subscription_id, claim.email, claim.version) == (subscription.id, address, 1)
     share_link = f"https://analytics.example.com/embed/dashboards/{deps.subscriptions.find(subscription.id).share_token}"
-    assert share_link in next(c["value"] for c in mails_to(sendgrid, "ana@example.com")[0]["content"])
+    assert share_link in next(c["value"] for c in sendgrid.to("ana@example.com")[0]["content"])
     outcomes = deps.subscriptions.outcomes(delivery_id)
     assert len(outcomes) == 4 and all(o.ok for o in outcomes.values())
 
@@ -206,10 +194,10 @@ def test_a_revoked_slack_token_disables_that_destination_and_tells_the_creator(d
     assert not acme.enabled and "token_revoked" in acme.disabled_reason
     assert destinations["slack community news"].enabled and destinations["ana@example.com"].enabled
     assert [m.channel_id for m in slack.messages] == ["C1NEWS"]
-    [notice] = mails_to(sendgrid, "sam@example.com")
+    [notice] = sendgrid.to("sam@example.com")
     assert notice["subject"] == "Subscription 'Weekly numbers': slack acme general was disabled"
     assert "token_revoked" in notice["content"][0]["value"] and ACME not in notice["content"][0]["value"]
-    assert len(mails_to(sendgrid, "ana@example.com")) == 1
+    assert len(sendgrid.to("ana@example.com")) == 1
 
     # The next delivery no longer tries the disabled destination and succeeds.
     queued, _ = deps.subscriptions.plan(datetime(2026, 11, 23, 8, 1, tzinfo=UTC))
