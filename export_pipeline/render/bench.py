@@ -205,9 +205,9 @@ def render_section(rows: Sequence[Row], *, command: str, date: str, machine: dic
         f"**{'met' if met else 'missed'}**; {reused.per_second / fresh.per_second:.1f}× a fresh browser per image.",
         "",
         textwrap.fill(
-            "**How to read this.** Each image is a full-page PNG of the same small insight page (a canvas chart "
-            f"whose data the page fetches, {round(width * DEFAULT_DEVICE_SCALE)} pixels wide), served from "
-            "loopback by the bench process itself and rendered in Debian's Chromium through pyppeteer. *seconds* "
+            "**How to read this.** Each image is a full-page PNG of the same insight's real embed page (Chart.js "
+            f"draws a two-series weekly trend, {round(width * DEFAULT_DEVICE_SCALE)} pixels wide), served with "
+            "its assets from loopback by the bench process itself and rendered in Debian's Chromium through pyppeteer. *seconds* "
             "is wall time from submitting the first image of a row to receiving its last PNG bytes in Python. "
             "The reused rows are one `PngRenderer`, in order, after its first image: warm tabs, one per "
             "concurrent slot, each only navigating to the next URL. Its first couple of dozen images are "
