@@ -340,3 +340,18 @@ def test_share_links_from_the_cli(settings, client, data, monkeypatch):
     revoked = runner.invoke(cli, ["share-links", "revoke", "--project-id", str(PROJECT), link["id"]])
     assert revoked.exit_code == 0 and json.loads(revoked.output)["active"] is False
     assert client.get(f"/embed/dashboards/{token}").status_code == 410
+
+
+def test_png_exports_are_requested_through_the_api(client, data):
+    url = f"/api/v1/projects/{PROJECT}/exports"
+    accepted = client.post(url, headers=as_(data, "mae"), json={
+        "resource": "dashboard", "target_id": data["big"].id, "format": "png", "width": 2400})
+    assert accepted.status_code == 202
+    assert (accepted.json()["format"], accepted.json()["width"]) == ("png", 2400)
+    refused = client.post(url, headers=as_(data, "mae"), json={
+        "resource": "insight", "target_id": data["top"].id, "format": "csv", "width": 900})
+    assert refused.status_code == 422 and refused.json()["error"]["details"] == {"width": "only PNG exports take a width"}
+    too_wide = client.post(url, headers=as_(data, "mae"), json={
+        "resource": "insight", "target_id": data["top"].id, "format": "png", "width": 3001})
+    assert too_wide.status_code == 422 and "width" in too_wide.json()["error"]["details"]
+    client.delete(f"{url}/{accepted.json()['id']}", headers=as_(data, "mae"))
