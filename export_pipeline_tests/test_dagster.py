@@ -196,6 +196,42 @@ def test_daemon_sensor_launches_a_queued_export_exactly_once(dagster_deployment)
     assert instance.has_dynamic_partition(EXPORT_PARTITIONS.name, request.id)
 
 
+def test_daemon_delivers_a_due_subscription_exactly_once(dagster_deployment):
+    from datetime import UTC, datetime, timedelta
+
+    import sqlalchemy as sa
+
+    from export_pipeline.db import subscriptions as subscriptions_table
+    from export_pipeline.defs.subscriptions import DELIVERY_PARTITIONS
+    from export_pipeline.insights.store import InsightStore
+    from export_pipeline.subscriptions.store import DeliveryState, SubscriptionStore
+
+    engine = dagster_deployment["store"].engine
+    insight = InsightStore(engine).create_insight(PROJECT, name="Events", created_by="maria", query={
+        "kind": "number", "date_from": "2026-01-01", "date_to": "2026-12-31"})
+    subscriptions = SubscriptionStore(engine)
+    subscription = subscriptions.create(PROJECT, {
+        "resource": "insight", "target_id": insight.id, "title": "Daily events",
+        "schedule": {"frequency": "daily", "hour": 0, "timezone": "UTC", "start": "2026-01-01T00:00"},
+        "destinations": [{"kind": "email", "email": "team@example.com"}]}, created_by="maria")
+    with engine.begin() as conn:  # existed since the day before yesterday: today's midnight is due
+        conn.execute(sa.update(subscriptions_table).where(subscriptions_table.c.id == subscription.id)
+                     .values(created_at=datetime.now(UTC) - timedelta(days=1, hours=12)))
+    key = f"{subscription.id}-{datetime.now(UTC):%Y%m%d}T0000Z"
+
+    done = _wait_until(lambda: (d := subscriptions.delivery(key)) is not None and d.finished_at and d, timeout=240,
+                       what="the scheduler's delivery", interval=1)
+    assert done.state is DeliveryState.SUCCEEDED, dagster_deployment["log"].read_text()[-3000:]
+    time.sleep(32)  # the sensor ticks again (every 30 s): nothing is sent twice
+
+    instance = dg.DagsterInstance.from_config(str(dagster_deployment["dagster_home"]))
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": key}))
+    assert [run.tags.get("dagster/run_key") for run in runs] == [key]
+    assert instance.has_dynamic_partition(DELIVERY_PARTITIONS.name, key)
+    assert [d.id for d in subscriptions.deliveries(subscription.id)][0] == key
+    assert len(subscriptions.outcomes(key)) == 1
+
+
 def test_sweeper_deletes_expired_files_marks_them_and_drops_partitions(store, settings, clickhouse, events_table):
     import logging
 
