@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 
 class ExportPipelineError(Exception):
     """Base for failures we explain to the user; `code` is stable and machine-readable."""
@@ -41,3 +43,12 @@ class EngineBusy(ExportPipelineError):
 
 class StorageError(ExportPipelineError):
     code = "storage_error"
+
+
+def invalid_fields(error: ValidationError, what: str, *, default: str, details_prefix: str = "") -> InvalidRequest:
+    """A pydantic error as InvalidRequest: one message per field (`default` names a whole-object error), with
+    pydantic's "Value error, " dropped; `details_prefix` places the fields inside a larger body."""
+    fields = {".".join(str(p) for p in e["loc"]) or default: e["msg"].removeprefix("Value error, ")
+              for e in error.errors()}
+    return InvalidRequest(f"Invalid {what}: " + "; ".join(f"{k}: {v}" for k, v in fields.items()) + ".",
+                          details={f"{details_prefix}{k}": v for k, v in fields.items()})

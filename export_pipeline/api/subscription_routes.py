@@ -17,10 +17,8 @@ from fastapi import Body, Depends, FastAPI, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 from export_pipeline.access import Role
-from export_pipeline.errors import InvalidRequest
 from export_pipeline.exports.run import ExportDeps
 from export_pipeline.insights.store import InsightStore
-from export_pipeline.subscriptions.schedule import parse_schedule
 from export_pipeline.subscriptions.store import (
     Delivery,
     Subscription,
@@ -51,17 +49,6 @@ PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "X-Robots-Tag": "noindex",
 }
-
-
-def check_schedule(raw: dict) -> None:
-    """InvalidRequest naming the body's fields (`schedule.timezone`), like the other fields of a subscription."""
-    try:
-        parse_schedule(raw)
-    except InvalidRequest as error:
-        fields = {f"schedule.{key}" if key != "schedule" else key: str(message).removeprefix("Value error, ")
-                  for key, message in error.details.items()}
-        raise InvalidRequest("Invalid subscription: " + "; ".join(f"{k}: {v}" for k, v in fields.items()) + ".",
-                             details=fields) from None
 
 
 def outcomes_json(store: SubscriptionStore, subscription: Subscription, delivery: Delivery) -> list[dict]:
@@ -119,9 +106,8 @@ def install_subscription_routes(app: FastAPI, deps: ExportDeps, caller, require_
                                                        "schedule, destinations, enabled")]) -> dict:
         """Subscribe to an insight or dashboard of this project; the caller owns the subscription."""
         parsed: SubscriptionIn = validated(SubscriptionIn, body, "subscription")
-        check_schedule(parsed.schedule)  # invalid fields are reported before a missing target
-        check_target(project_id, parsed.resource, parsed.target_id)
-        return store.create(project_id, body, created_by=who.user).to_json()  # type: ignore[attr-defined]
+        check_target(project_id, parsed.resource, parsed.target_id)  # after the fields: they are reported first
+        return store.create(project_id, parsed, created_by=who.user).to_json()  # type: ignore[attr-defined]
 
     @app.get(f"{base}/{{subscription_id}}", tags=["subscriptions"])
     def get_subscription(project_id: ProjectId, subscription_id: SubscriptionId, who: Member) -> dict:
@@ -134,9 +120,7 @@ def install_subscription_routes(app: FastAPI, deps: ExportDeps, caller, require_
         """Change a subscription: your own, or anyone's as a Maintainer or higher."""
         manageable(project_id, subscription_id, who.user, "changing")  # type: ignore[attr-defined]
         patch: SubscriptionPatch = validated(SubscriptionPatch, body, "subscription")
-        if patch.schedule is not None:
-            check_schedule(patch.schedule)
-        return store.update(project_id, subscription_id, body).to_json()
+        return store.update(project_id, subscription_id, patch).to_json()
 
     @app.delete(f"{base}/{{subscription_id}}", status_code=204, tags=["subscriptions"])
     def delete_subscription(project_id: ProjectId, subscription_id: SubscriptionId, who: Member) -> Response:

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 
 from export_pipeline.access import now_utc
 from export_pipeline.db import dashboard_tiles, dashboards, insights
-from export_pipeline.errors import InvalidRequest, NotFound
+from export_pipeline.errors import InvalidRequest, NotFound, invalid_fields
 from export_pipeline.exports.requests import as_utc
 from export_pipeline.insights.queries import InsightQuery
 
@@ -25,11 +25,7 @@ def parse_query(raw: object):
     try:
         return QUERY_ADAPTER.validate_python(raw)
     except PydanticValidationError as error:
-        fields = {".".join(str(p) for p in e["loc"]) or "query": e["msg"] for e in error.errors()}
-        raise InvalidRequest(
-            "Invalid insight query: " + "; ".join(f"{k}: {v}" for k, v in fields.items()) + ".",
-            details={f"query.{k}": v for k, v in fields.items()},
-        ) from None
+        raise invalid_fields(error, "insight query", default="query", details_prefix="query.") from None
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from dateutil import rrule as du
 from dateutil.relativedelta import relativedelta
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from export_pipeline.errors import InvalidRequest
+from export_pipeline.errors import InvalidRequest, invalid_fields
 
 Weekday = Literal["MO", "TU", "WE", "TH", "FR", "SA", "SU"]
 WEEKDAYS: tuple[Weekday, ...] = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
@@ -114,9 +114,7 @@ def parse_schedule(raw: Mapping[str, object]) -> Schedule:
     try:
         return Schedule.model_validate(raw)
     except pydantic.ValidationError as error:
-        fields = {".".join(str(p) for p in e["loc"]) or "schedule": e["msg"] for e in error.errors()}
-        raise InvalidRequest("Invalid schedule: " + "; ".join(f"{k}: {v}" for k, v in fields.items()) + ".",
-                             details=fields) from None
+        raise invalid_fields(error, "schedule", default="schedule") from None
 
 
 def to_rrule(schedule: Schedule) -> str:

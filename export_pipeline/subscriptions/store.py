@@ -27,14 +27,14 @@ from export_pipeline.db import (
     subscription_destinations,
     subscriptions,
 )
-from export_pipeline.errors import ExportPipelineError, InvalidRequest, NotFound
+from export_pipeline.errors import ExportPipelineError, NotFound, invalid_fields
 from export_pipeline.exports.requests import as_utc
 from export_pipeline.notify.recipients import is_email
 from export_pipeline.subscriptions.schedule import (
+    Schedule,
     describe,
     due_slots,
     next_slot,
-    parse_schedule,
     schedule_from_rrule,
     to_rrule,
 )
@@ -91,7 +91,7 @@ class SubscriptionIn(BaseModel):
     target_id: str = Field(min_length=1, max_length=32)
     title: str = Field(min_length=1, max_length=255)
     message: str | None = Field(None, max_length=5000)
-    schedule: dict
+    schedule: Schedule
     destinations: list[DestinationIn] = Field(min_length=1, max_length=MAX_DESTINATIONS)
     enabled: bool = True
 
@@ -101,7 +101,7 @@ class SubscriptionPatch(BaseModel):
 
     title: str | None = Field(None, min_length=1, max_length=255)
     message: str | None = Field(None, max_length=5000)
-    schedule: dict | None = None
+    schedule: Schedule | None = None
     destinations: list[DestinationIn] | None = Field(None, min_length=1, max_length=MAX_DESTINATIONS)
     enabled: bool | None = None
 
@@ -111,10 +111,7 @@ def validated(model: type[BaseModel], raw: object, what: str):
     try:
         return model.model_validate(raw)
     except PydanticValidationError as error:
-        fields = {".".join(str(p) for p in e["loc"]) or what: e["msg"].removeprefix("Value error, ")
-                  for e in error.errors()}
-        raise InvalidRequest(f"Invalid {what}: " + "; ".join(f"{k}: {v}" for k, v in fields.items()) + ".",
-                             details=fields) from None
+        raise invalid_fields(error, what, default=what) from None
 
 
 @dataclass(frozen=True)
@@ -216,9 +213,10 @@ class SubscriptionStore:
 
     # --- subscriptions --------------------------------------------------------------------------------
 
-    def create(self, project_id: int, raw: object, *, created_by: str) -> Subscription:
-        body: SubscriptionIn = validated(SubscriptionIn, raw, "subscription")
-        rrule = to_rrule(parse_schedule(body.schedule))
+    def create(self, project_id: int, raw: SubscriptionIn | object, *, created_by: str) -> Subscription:
+        """`raw`: a validated SubscriptionIn, or the fields to validate (InvalidRequest names each bad one)."""
+        body = raw if isinstance(raw, SubscriptionIn) else validated(SubscriptionIn, raw, "subscription")
+        rrule = to_rrule(body.schedule)
         now = now_utc()
         subscription_id = secrets.token_hex(8)
         with self.engine.begin() as conn:
@@ -251,8 +249,8 @@ class SubscriptionStore:
             destinations = self._destinations(conn, [row.id for row in rows])
         return [_subscription(row, destinations[row.id]) for row in rows]
 
-    def update(self, project_id: int, subscription_id: str, raw: object) -> Subscription:
-        patch: SubscriptionPatch = validated(SubscriptionPatch, raw, "subscription")
+    def update(self, project_id: int, subscription_id: str, raw: SubscriptionPatch | object) -> Subscription:
+        patch = raw if isinstance(raw, SubscriptionPatch) else validated(SubscriptionPatch, raw, "subscription")
         current = self.get(project_id, subscription_id)
         values: dict = {"updated_at": now_utc()}
         if patch.title is not None:
@@ -260,7 +258,7 @@ class SubscriptionStore:
         if "message" in patch.model_fields_set:
             values["message"] = patch.message
         if patch.schedule is not None:
-            values["rrule"] = to_rrule(parse_schedule(patch.schedule))
+            values["rrule"] = to_rrule(patch.schedule)
             # A new schedule starts now: slots of the old one that were missed are not sent late.
             values["last_slot"] = now_utc()
         if patch.enabled is not None:
