@@ -10,7 +10,7 @@ import binascii
 import json
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 import sqlalchemy as sa
@@ -42,6 +42,7 @@ from export_pipeline.exports.requests import (
     ExportRequest,
     ExportState,
     ExportStore,
+    iso_utc,
     parse_spec,
     request_from_row,
 )
@@ -335,12 +336,12 @@ def export_resource(deps: ExportDeps, export: ExportRequest, request: Request) -
         "row_count": export.row_count,
         "byte_count": export.byte_count,
         "files": files,
-        "created_at": _iso(export.created_at),
-        "started_at": _iso(export.started_at),
-        "finished_at": _iso(export.finished_at),
-        "expires_at": _iso(export.expires_at),
+        "created_at": iso_utc(export.created_at),
+        "started_at": iso_utc(export.started_at),
+        "finished_at": iso_utc(export.finished_at),
+        "expires_at": iso_utc(export.expires_at),
         "error": {"code": export.error_code, "message": export.error} if export.error_code else None,
-        "notification": {"email": export.notified_to or export.notify_email, "sent_at": _iso(export.notified_at),
+        "notification": {"email": export.notified_to or export.notify_email, "sent_at": iso_utc(export.notified_at),
                          "error": export.notify_error},
         "url": base,
     }
@@ -351,8 +352,6 @@ def _export_response(deps: ExportDeps, export: ExportRequest, request: Request, 
     return JSONResponse(resource, status_code=status, headers={"Location": resource["url"]})
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment else None
 
 
 def _encode_cursor(state: dict) -> str:

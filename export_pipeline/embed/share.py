@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from export_pipeline.access import now_utc
 from export_pipeline.db import share_links
 from export_pipeline.errors import ExportPipelineError, InvalidRequest, NotFound
-from export_pipeline.exports.requests import as_utc
+from export_pipeline.exports.requests import as_utc, iso_utc
 
 RESOURCES = ("insight", "dashboard")
 
@@ -47,8 +47,8 @@ class ShareLink:
     def to_json(self) -> dict:
         return {
             "id": self.id, "project_id": self.project_id, "resource": self.resource, "target_id": self.target_id,
-            "created_by": self.created_by, "created_at": _iso(self.created_at), "expires_at": _iso(self.expires_at),
-            "revoked_at": _iso(self.revoked_at), "active": self.active,
+            "created_by": self.created_by, "created_at": iso_utc(self.created_at), "expires_at": iso_utc(self.expires_at),
+            "revoked_at": iso_utc(self.revoked_at), "active": self.active,
         }
 
 
@@ -60,8 +60,6 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else as_utc(moment).isoformat().replace("+00:00", "Z")
 
 
 class ShareLinks:
@@ -101,7 +99,7 @@ class ShareLinks:
             raise ShareLinkGone("This share link was revoked by a member of the project.",
                                 hint="Ask a member of the project for a new link.")
         if not link.active:
-            raise ShareLinkGone(f"This share link expired at {_iso(link.expires_at)}.",
+            raise ShareLinkGone(f"This share link expired at {iso_utc(link.expires_at)}.",
                                 hint="Ask a member of the project for a new link.")
         return link
 

@@ -25,7 +25,7 @@ from export_pipeline.errors import ExportPipelineError
 from export_pipeline.exports.requests import ExportFormat, ExportRequest
 from export_pipeline.exports.serialize import WrittenFile
 from export_pipeline.insights.queries import InsightResult, compute
-from export_pipeline.insights.store import Insight, InsightStore
+from export_pipeline.insights.store import Insight, InsightStore, file_slug
 
 CONTENT_TYPES = {
     ExportFormat.PNG: "image/png",
@@ -102,7 +102,7 @@ def _render(resource: str, title: str, tables: list[tuple[Insight, InsightResult
             sum(len(result.rows) for _, result in tables)
     elif fmt is ExportFormat.CSV:
         for index, (insight, result) in enumerate(tables):
-            name = f"{resource}.csv" if resource == "insight" else f"tile-{index + 1:02d}-{_slug(insight.name)}.csv"
+            name = f"{resource}.csv" if resource == "insight" else f"tile-{index + 1:02d}-{file_slug(insight.name)}.csv"
             yield name, _frame(result).write_csv().encode(), len(result.rows)
     else:
         buffer = io.BytesIO()
@@ -113,8 +113,6 @@ def _render(resource: str, title: str, tables: list[tuple[Insight, InsightResult
         yield f"{resource}.xlsx", buffer.getvalue(), sum(len(result.rows) for _, result in tables)
 
 
-def _slug(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "insight"
 
 
 def _sheet_name(index: int, name: str, used: set[str]) -> str:

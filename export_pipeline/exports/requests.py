@@ -67,8 +67,8 @@ class ExportSpec:
         if self.resource != "events":
             return {"target_id": self.target_id, **({"width": self.width} if self.width else {})}
         return {
-            "date_from": _iso(self.date_from),
-            "date_to": _iso(self.date_to),
+            "date_from": iso_utc(self.date_from),
+            "date_to": iso_utc(self.date_to),
             "events": list(self.events),
         }
 
@@ -122,7 +122,7 @@ def parse_spec(
     start = _parse_time(date_from, "date_from", errors, end_of_day=False)
     end = _parse_time(date_to, "date_to", errors, end_of_day=True)
     if start and end and start >= end:
-        errors["date_to"] = f"must be after date_from ({_iso(start)}), got {_iso(end)}"
+        errors["date_to"] = f"must be after date_from ({iso_utc(start)}), got {iso_utc(end)}"
 
     names: list[str] = []
     for raw in events or ():
@@ -212,8 +212,9 @@ def _parse_time(value: object, field: str, errors: dict[str, str], *, end_of_day
     return parsed
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment else None
+def iso_utc(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC with `Z` (None stays None); naive datetimes are UTC, as SQLite hands them back."""
+    return None if moment is None else as_utc(moment).isoformat().replace("+00:00", "Z")  # type: ignore[union-attr]
 
 
 def as_utc(moment: datetime | None) -> datetime | None:

@@ -19,7 +19,7 @@ from export_pipeline.db import get_engine
 from export_pipeline.errors import ExportPipelineError
 from export_pipeline.exports.extract import QUERY_SETTINGS, EventQuery, iter_chunks, prefetched
 from export_pipeline.exports.insight_files import write_insight_files
-from export_pipeline.exports.requests import ExportConflict, ExportRequest, ExportState, ExportStore
+from export_pipeline.exports.requests import ExportConflict, ExportRequest, ExportState, ExportStore, iso_utc
 from export_pipeline.exports.serialize import PartWriter, WrittenFile
 from export_pipeline.exports.storage import ExportStorage, storage_from_url
 from export_pipeline.notify.email import ExportMailer
@@ -222,18 +222,16 @@ def build_manifest(
         "format": spec.format.value,
         "compression": spec.compression.value,
         "filters": spec.filters(),
-        "as_of": _iso(request.as_of),
+        "as_of": iso_utc(request.as_of),
         "row_count": sum(f.rows for f in files),
         "byte_count": sum(f.bytes for f in files),
         "files": [{"name": f.name, "rows": f.rows, "bytes": f.bytes, "sha256": f.sha256} for f in files],
-        "created_at": _iso(request.created_at),
-        "completed_at": _iso(finished_at),
-        "expires_at": _iso(expires_at),
+        "created_at": iso_utc(request.created_at),
+        "completed_at": iso_utc(finished_at),
+        "expires_at": iso_utc(expires_at),
     }
 
 
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def read_manifest(storage: ExportStorage, key: str) -> dict:
@@ -267,7 +265,7 @@ def describe(request: ExportRequest, deps: ExportDeps) -> dict:
             {**f, "url": deps.storage.download_url(f"{request.storage_prefix}/{f['name']}", expires_at=request.expires_at)}
             for f in manifest["files"]
         ]
-        out["expires_at"] = _iso(request.expires_at)
+        out["expires_at"] = iso_utc(request.expires_at)
     if request.state is ExportState.FAILED:
         out["error"] = {"code": request.error_code, "message": request.error}
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,7 +15,7 @@ from sqlalchemy.engine import Engine
 from export_pipeline.access import now_utc
 from export_pipeline.db import dashboard_tiles, dashboards, insights
 from export_pipeline.errors import InvalidRequest, NotFound, invalid_fields
-from export_pipeline.exports.requests import as_utc
+from export_pipeline.exports.requests import as_utc, iso_utc
 from export_pipeline.insights.queries import InsightQuery
 
 QUERY_ADAPTER: TypeAdapter = TypeAdapter(InsightQuery)
@@ -43,7 +44,7 @@ class Insight:
         return {
             "id": self.id, "project_id": self.project_id, "name": self.name, "description": self.description,
             "query": QUERY_ADAPTER.dump_python(self.query, mode="json"), "created_by": self.created_by,
-            "created_at": _iso(self.created_at), "updated_at": _iso(self.updated_at),
+            "created_at": iso_utc(self.created_at), "updated_at": iso_utc(self.updated_at),
         }
 
 
@@ -70,12 +71,15 @@ class Dashboard:
         return {
             "id": self.id, "project_id": self.project_id, "name": self.name, "description": self.description,
             "tiles": [tile.model_dump() for tile in self.tiles], "created_by": self.created_by,
-            "created_at": _iso(self.created_at), "updated_at": _iso(self.updated_at),
+            "created_at": iso_utc(self.created_at), "updated_at": iso_utc(self.updated_at),
         }
 
 
-def _iso(moment: datetime) -> str:
-    return as_utc(moment).isoformat().replace("+00:00", "Z")  # type: ignore[union-attr]
+
+
+def file_slug(name: str) -> str:
+    """An insight's name as part of a file name: `Weekly sign-ups` -> `weekly-sign-ups`."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "insight"
 
 
 def _name(name: str) -> str:

@@ -71,6 +71,14 @@ class Delivery:
     where: str | None = None
 
 
+def sender(settings: Settings) -> dict[str, str]:
+    """The `from` of every email the service sends."""
+    found = {"email": settings.email_from}
+    if settings.email_from_name:
+        found["name"] = settings.email_from_name
+    return found
+
+
 class SendFailed(Exception):
     def __init__(self, message: str, *, retryable: bool):
         super().__init__(message)
@@ -141,12 +149,9 @@ class ExportMailer:
             subject, text, html = self._ready(request, deps)
         else:
             subject, text, html = self._failed(request)
-        sender: dict[str, str] = {"email": self.settings.email_from}
-        if self.settings.email_from_name:
-            sender["name"] = self.settings.email_from_name
         return {
             "personalizations": [{"to": [{"email": to}]}],
-            "from": sender,
+            "from": sender(self.settings),
             "subject": subject,
             "content": [{"type": "text/plain", "value": text}, {"type": "text/html", "value": html}],
             "custom_args": {"export_id": request.id, "project_id": str(request.spec.project_id)},

@@ -11,7 +11,6 @@ creator is told by email; the other destinations are unaffected.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,8 +21,8 @@ from export_pipeline.embed.page import PageView, compute_view
 from export_pipeline.embed.share import ShareLinkGone, ShareLinks, embed_path
 from export_pipeline.errors import ExportPipelineError, NotFound
 from export_pipeline.exports.run import ExportDeps
-from export_pipeline.insights.store import InsightStore
-from export_pipeline.notify.email import ExportMailer
+from export_pipeline.insights.store import InsightStore, file_slug
+from export_pipeline.notify.email import ExportMailer, sender
 from export_pipeline.notify.recipients import recipient_for
 from export_pipeline.render.browser import INSIGHT_WIDTH, PngRenderer
 from export_pipeline.subscriptions.mail import ReportMailer
@@ -84,10 +83,6 @@ class DeliveryResult:
     @property
     def failed(self) -> list[DestinationResult]:
         return [r for r in self.results if not r.ok]
-
-
-class DeliveryFailed(ExportPipelineError):
-    code = "delivery_failed"
 
 
 def run_delivery(delivery_id: str, deps: SubscriptionDeps, *, run_id: str, resend: bool = False,
@@ -182,7 +177,7 @@ def _render_images(subscription: Subscription, deps: SubscriptionDeps, delivery_
     with ThreadPoolExecutor(max_workers=renderer.max_concurrency, thread_name_prefix="render") as pool:
         pngs = list(pool.map(draw, range(len(pages))))
     log.info("Delivery %s: rendered %s image(s) in %.1f s.", delivery_id, len(pngs), time.monotonic() - started)
-    return [ReportImage(f"tile-{i + 1:02d}-{_slug(page.title)}.png", page.title, png)
+    return [ReportImage(f"tile-{i + 1:02d}-{file_slug(page.title)}.png", page.title, png)
             for i, (page, png) in enumerate(zip(pages, pngs, strict=True))]
 
 
@@ -234,7 +229,7 @@ def _tell_creator(subscription: Subscription, destination: Destination, reason: 
         )
         payload = {
             "personalizations": [{"to": [{"email": recipient.email}]}],
-            "from": {"email": settings.email_from, **({"name": settings.email_from_name} if settings.email_from_name else {})},
+            "from": sender(settings),
             "subject": subject,
             "content": [{"type": "text/plain", "value": text}],
         }
@@ -244,6 +239,3 @@ def _tell_creator(subscription: Subscription, destination: Destination, reason: 
     except Exception:
         log.exception("Telling the creator of subscription %s about %s failed.", subscription.id, destination.label)
 
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "insight"

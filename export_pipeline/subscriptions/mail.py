@@ -14,7 +14,7 @@ from html import escape
 from urllib.parse import urlsplit
 
 from export_pipeline.errors import ExportPipelineError, InvalidRequest
-from export_pipeline.notify.email import Delivery, ExportMailer, Logger
+from export_pipeline.notify.email import Delivery, ExportMailer, Logger, sender
 from export_pipeline.notify.recipients import valid_email
 from export_pipeline.settings import MIB, Settings
 from export_pipeline.subscriptions.report import Report, ReportImage
@@ -77,12 +77,9 @@ class ReportMailer:
         attachments = self._attachments(report)
         cids = [attachment["content_id"] for attachment in attachments]
         subject = " ".join(report.title.split()) or NO_TITLE  # a line break in a subject header is refused
-        sender: dict[str, str] = {"email": self.settings.email_from}
-        if self.settings.email_from_name:
-            sender["name"] = self.settings.email_from_name
         payload: dict = {
             "personalizations": [{"to": [{"email": address}]}],
-            "from": sender,
+            "from": sender(self.settings),
             "subject": subject,
             "content": [
                 {"type": "text/plain", "value": self._text(report, subject, link, unsubscribe, address)},

@@ -28,7 +28,7 @@ from export_pipeline.db import (
     subscriptions,
 )
 from export_pipeline.errors import ExportPipelineError, NotFound, invalid_fields
-from export_pipeline.exports.requests import as_utc
+from export_pipeline.exports.requests import as_utc, iso_utc
 from export_pipeline.notify.recipients import is_email
 from export_pipeline.subscriptions.schedule import (
     Schedule,
@@ -165,9 +165,9 @@ class Subscription:
             "id": self.id, "project_id": self.project_id, "resource": self.resource, "target_id": self.target_id,
             "title": self.title, "message": self.message,
             "schedule": schedule.model_dump(mode="json"), "rrule": self.rrule, "description": describe(schedule),
-            "next_delivery_at": _iso(upcoming), "destinations": [d.to_json() for d in self.destinations],
+            "next_delivery_at": iso_utc(upcoming), "destinations": [d.to_json() for d in self.destinations],
             "created_by": self.created_by, "enabled": self.enabled, "disabled_reason": self.disabled_reason,
-            "created_at": _iso(self.created_at), "updated_at": _iso(self.updated_at),
+            "created_at": iso_utc(self.created_at), "updated_at": iso_utc(self.updated_at),
         }
 
 
@@ -184,9 +184,9 @@ class Delivery:
     finished_at: datetime | None
 
     def to_json(self, outcomes: list[dict] | None = None) -> dict:
-        body = {"id": self.id, "subscription_id": self.subscription_id, "scheduled_for": _iso(self.scheduled_for),
+        body = {"id": self.id, "subscription_id": self.subscription_id, "scheduled_for": iso_utc(self.scheduled_for),
                 "state": self.state.value, "run_id": self.run_id, "error": self.error,
-                "created_at": _iso(self.created_at), "finished_at": _iso(self.finished_at)}
+                "created_at": iso_utc(self.created_at), "finished_at": iso_utc(self.finished_at)}
         return body if outcomes is None else {**body, "destinations": outcomes}
 
 
@@ -203,8 +203,6 @@ def delivery_id(subscription_id: str, slot: datetime) -> str:
     return f"{subscription_id}-{as_utc(slot):%Y%m%dT%H%MZ}"  # type: ignore[str-format]
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else as_utc(moment).isoformat().replace("+00:00", "Z")  # type: ignore[union-attr]
 
 
 class SubscriptionStore:
@@ -358,26 +356,29 @@ class SubscriptionStore:
         idempotent — a slot is planned once, whoever ticks and however often."""
         queued: list[Delivery] = []
         skipped: list[Delivery] = []
-        for subscription in self._select(subscriptions.c.enabled.is_(True)):
-            due = due_slots(subscription.rrule, last_slot=subscription.last_slot,
-                            not_before=subscription.created_at, now=now)
+        # Only what the schedule needs: this runs at every tick.
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(subscriptions.c.id, subscriptions.c.rrule, subscriptions.c.last_slot,
+                                          subscriptions.c.created_at).where(subscriptions.c.enabled.is_(True))).all()
+        for row in rows:
+            due = due_slots(row.rrule, last_slot=as_utc(row.last_slot), not_before=as_utc(row.created_at), now=now)  # type: ignore[arg-type]
             if due.send is None:
                 continue
             with self.engine.begin() as conn:
                 # Only the tick that moves last_slot creates the deliveries (another tick may race us).
                 moved = conn.execute(subscriptions.update().where(
-                    subscriptions.c.id == subscription.id,
-                    subscriptions.c.last_slot.is_(None) if subscription.last_slot is None
-                    else subscriptions.c.last_slot == subscription.last_slot,
+                    subscriptions.c.id == row.id,
+                    subscriptions.c.last_slot.is_(None) if row.last_slot is None
+                    else subscriptions.c.last_slot == row.last_slot,
                 ).values(last_slot=due.send)).rowcount
                 if not moved:
                     continue
                 for slot in due.skipped:
                     skipped.append(self._insert_delivery(
-                        conn, subscription.id, slot, DeliveryState.SKIPPED, now,
+                        conn, row.id, slot, DeliveryState.SKIPPED, now,
                         error=f"Not sent: the scheduler was not running at this time; only the latest missed "
-                        f"slot ({_iso(due.send)}) was sent. Backfill this partition to send it anyway."))
-                queued.append(self._insert_delivery(conn, subscription.id, due.send, DeliveryState.QUEUED, now))
+                        f"slot ({iso_utc(due.send)}) was sent. Backfill this partition to send it anyway."))
+                queued.append(self._insert_delivery(conn, row.id, due.send, DeliveryState.QUEUED, now))
         return queued, skipped
 
     def request_delivery(self, subscription: Subscription, slot: datetime) -> Delivery:
