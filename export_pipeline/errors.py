@@ -31,6 +31,12 @@ class NotFound(ExportPipelineError):
     code = "not_found"
 
 
+class NotLoggedIn(ExportPipelineError):
+    """A page or endpoint for members, asked without credentials."""
+
+    code = "unauthorized"
+
+
 class ClickHouseUnavailable(ExportPipelineError):
     code = "analytics_cluster_unavailable"
 

@@ -20,25 +20,23 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response, Streamin
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from export_pipeline.access import EXPORT_ROLE, Role, RoleSourceUnavailable, now_utc, require_role
+from export_pipeline.access import EXPORT_ROLE, Role, now_utc, require_role
 from export_pipeline.api.embed_routes import install_embed_routes
 from export_pipeline.api.insights_routes import install_insight_routes
 from export_pipeline.api.pages import install_pages
+from export_pipeline.api.statuses import status_of
 from export_pipeline.api.subscription_routes import install_subscription_routes
 from export_pipeline.api.tokens import authenticate
 from export_pipeline.db import export_requests
 from export_pipeline.errors import (
     AccessDenied,
-    ClickHouseUnavailable,
     EngineBusy,
     ExportPipelineError,
     InvalidRequest,
     NotFound,
-    StorageError,
 )
 from export_pipeline.exports.extract import QUERY_SETTINGS, EventQuery
 from export_pipeline.exports.requests import (
-    ExportConflict,
     ExportRequest,
     ExportState,
     ExportStore,
@@ -54,17 +52,6 @@ from export_pipeline.settings import Settings
 from export_pipeline.usage.service_ping import latest_payload, record_api_request
 
 log = logging.getLogger(__name__)
-
-STATUS_FOR = {
-    InvalidRequest: 422,
-    AccessDenied: 403,
-    NotFound: 404,
-    ExportConflict: 409,
-    ClickHouseUnavailable: 503,
-    EngineBusy: 503,
-    StorageError: 503,
-    RoleSourceUnavailable: 503,
-}
 
 
 class ApiError(ExportPipelineError):
@@ -387,7 +374,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         if isinstance(error, ApiError):
             status, code = error.status, error.code
         else:
-            status = next((s for kind, s in STATUS_FOR.items() if isinstance(error, kind)), 500)
+            status = status_of(error)
             code = error.code
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
         retry_after = getattr(error, "retry_after", None) or (5 if isinstance(error, EngineBusy) else None)

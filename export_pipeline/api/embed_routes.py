@@ -21,6 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
 from export_pipeline.access import Role
+from export_pipeline.api.statuses import status_of
 from export_pipeline.api.tokens import authenticate
 from export_pipeline.embed.page import (
     STATIC_DIR,
@@ -30,15 +31,8 @@ from export_pipeline.embed.page import (
     page_headers,
     page_html,
 )
-from export_pipeline.embed.share import ShareLinkGone, ShareLinks, embed_path
-from export_pipeline.errors import (
-    AccessDenied,
-    ClickHouseUnavailable,
-    EngineBusy,
-    ExportPipelineError,
-    InvalidRequest,
-    NotFound,
-)
+from export_pipeline.embed.share import ShareLinks, embed_path
+from export_pipeline.errors import AccessDenied, ExportPipelineError, NotLoggedIn
 from export_pipeline.exports.run import ExportDeps
 from export_pipeline.insights.store import InsightStore
 
@@ -49,13 +43,7 @@ class SharingDisabled(AccessDenied):
     code = "sharing_disabled"
 
 
-class NotLoggedIn(ExportPipelineError):
-    code = "unauthorized"
-
-
 TOKEN_COOKIE = "export_pipeline_token"
-PAGE_STATUS = {NotLoggedIn: 401, InvalidRequest: 422, AccessDenied: 403, NotFound: 404, ShareLinkGone: 410,
-               ClickHouseUnavailable: 503, EngineBusy: 503}
 PAGE_TITLES = {401: "Log in to see this page", 403: "No access", 404: "Not found", 410: "Link no longer valid", 422: "Invalid page options",
                503: "Temporarily unavailable"}
 
@@ -79,7 +67,7 @@ def install_embed_routes(app: FastAPI, deps: ExportDeps, caller, require_project
         return HTMLResponse(page_html(view, options), headers=headers)
 
     def error_page(error: ExportPipelineError) -> HTMLResponse:
-        status = next((code for kind, code in PAGE_STATUS.items() if isinstance(error, kind)), 500)
+        status = status_of(error)
         message = f"{error.message} {error.hint}" if error.hint else error.message
         if status == 500:
             message = "Something went wrong on our side; it has been logged. Try again."

@@ -145,14 +145,17 @@ def install_subscription_routes(app: FastAPI, deps: ExportDeps, caller, require_
 
     # --- unsubscribe pages (no login: the signed token is the proof) --------------------------------
 
-    def claim_and_subscription(token: str) -> tuple[UnsubscribeClaim, Subscription | None] | HTMLResponse:
-        """The token's claim and its subscription (None: deleted), or the page explaining why the link fails."""
+    def claim_and_subscription(token: str) -> tuple[UnsubscribeClaim, Subscription] | HTMLResponse:
+        """The token's claim and its subscription, or the page to answer with: why the link fails, or that the
+        subscription was deleted (nothing to do)."""
         try:
             claim = verify_unsubscribe(settings.secret_key, token)
         except InvalidUnsubscribeToken as error:
             return unsubscribe_page("Invalid unsubscribe link", [f"{error.message} {error.hint}"], status=400)
         subscription = store.find(claim.subscription_id)
-        if subscription is not None and claim.version != subscription.unsubscribe_version:
+        if subscription is None:
+            return nothing_to_do(claim)
+        if claim.version != subscription.unsubscribe_version:
             return unsubscribe_page("Link no longer valid", [
                 "This link was revoked; use the link in the latest email.",
                 f"The unsubscribe links of “{subscription.title}” were replaced by new ones. The unsubscribe link "
@@ -178,8 +181,6 @@ def install_subscription_routes(app: FastAPI, deps: ExportDeps, caller, require_
         if isinstance(checked, HTMLResponse):
             return checked
         claim, subscription = checked
-        if subscription is None:
-            return nothing_to_do(claim)
         if not receives(subscription, claim.email):
             return unsubscribe_page("Already unsubscribed", [
                 f"You are already unsubscribed: “{subscription.title}” is no longer sent to {claim.email}."])
@@ -195,8 +196,6 @@ def install_subscription_routes(app: FastAPI, deps: ExportDeps, caller, require_
         if isinstance(checked, HTMLResponse):
             return checked
         claim, subscription = checked
-        if subscription is None:
-            return nothing_to_do(claim)
         was_receiving = receives(subscription, claim.email)
         subscription, emptied = store.unsubscribe(subscription.id, claim.email)
         if not was_receiving:
