@@ -424,7 +424,7 @@ def _child_native(spec: dict) -> dict:
 def _child_export(spec: dict) -> dict:
     import logging
 
-    from export_pipeline.access import Role, add_member
+    from export_pipeline.accounts.roles import Role, add_member
     from export_pipeline.cli import _deps
     from export_pipeline.exports.requests import parse_spec
     from export_pipeline.exports.run import run_export

@@ -19,28 +19,29 @@ from pathlib import Path
 import click
 import zstandard
 
-from export_pipeline.access import (
+from export_pipeline.accounts.emails import get_user_email, is_email, optional_email, set_user_email
+from export_pipeline.accounts.roles import (
     Role,
     add_member,
     list_members,
-    now_utc,
     remove_member,
     require_role,
     role_source,
 )
-from export_pipeline.api.tokens import create_token, list_tokens, revoke_token
+from export_pipeline.accounts.tokens import create_token, list_tokens, revoke_token
 from export_pipeline.clickhouse.connection import ClickHouse
 from export_pipeline.clickhouse.schema import EventsTable, init_schema
 from export_pipeline.clickhouse.seed import seed_events
+from export_pipeline.clock import now_utc
 from export_pipeline.db import get_engine
 from export_pipeline.embed.share import ShareLinks, embed_path
 from export_pipeline.errors import AccessDenied, ExportPipelineError, InvalidRequest, NotFound
+from export_pipeline.exports.deps import ExportDeps, build_deps
 from export_pipeline.exports.lifecycle import sweep_expired
 from export_pipeline.exports.requests import ExportRequest, ExportState, ExportStore, parse_spec
-from export_pipeline.exports.run import ExportDeps, build_deps, describe
+from export_pipeline.exports.run import describe
 from export_pipeline.insights.queries import compute
 from export_pipeline.insights.store import InsightStore
-from export_pipeline.notify.recipients import get_user_email, is_email, optional_email, set_user_email
 from export_pipeline.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

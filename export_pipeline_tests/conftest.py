@@ -24,14 +24,14 @@ os.environ["DAGSTER_HOME"] = str(_SESSION_HOME / "dagster")
 for _name in ("CLICKHOUSE_URL", "EXPORT_STORAGE_URL", "EXPORT_PIPELINE_DATABASE_URL", "SENDGRID_API_KEY", "SENDGRID_API_HOST"):
     os.environ.pop(_name, None)
 
-from export_pipeline.access import MemberTable  # noqa: E402
+from export_pipeline.accounts.roles import MemberTable  # noqa: E402
 from export_pipeline.clickhouse.connection import ClickHouse  # noqa: E402
 from export_pipeline.clickhouse.schema import EventsTable, init_schema  # noqa: E402
 from export_pipeline.db import get_engine  # noqa: E402
+from export_pipeline.exports.deps import ExportDeps  # noqa: E402
 from export_pipeline.exports.requests import ExportStore  # noqa: E402
-from export_pipeline.exports.run import ExportDeps  # noqa: E402
-from export_pipeline.exports.storage import storage_from_url  # noqa: E402
 from export_pipeline.settings import Settings  # noqa: E402
+from export_pipeline.storage import storage_from_url  # noqa: E402
 
 
 @pytest.fixture(scope="session")

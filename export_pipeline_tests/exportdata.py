@@ -15,7 +15,7 @@ import zstandard
 
 from export_pipeline.clickhouse.connection import ClickHouse
 from export_pipeline.clickhouse.schema import EventsTable
-from export_pipeline.exports.storage import ExportStorage
+from export_pipeline.storage import ExportStorage
 
 COLUMNS = ["project_id", "uuid", "event", "timestamp", "distinct_id", "person_id", "properties"]
 T0 = datetime(2026, 1, 15, 12, 0, 0, 123456, tzinfo=UTC)

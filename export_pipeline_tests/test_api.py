@@ -16,11 +16,12 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from export_pipeline.access import Role, add_member
+from export_pipeline.accounts.roles import Role, add_member
+from export_pipeline.accounts.tokens import create_token, revoke_token
 from export_pipeline.api.app import create_app
-from export_pipeline.api.tokens import create_token, revoke_token
+from export_pipeline.exports.deps import build_deps
 from export_pipeline.exports.requests import ExportState, parse_spec
-from export_pipeline.exports.run import build_deps, run_export
+from export_pipeline.exports.run import run_export
 
 from .conftest import free_port, serving
 from .exportdata import T0, expected_rows, insert_events, known_events

@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from export_pipeline.access import Role, add_member
+from export_pipeline.accounts.roles import Role, add_member
+from export_pipeline.accounts.tokens import create_token
 from export_pipeline.api.app import create_app
-from export_pipeline.api.tokens import create_token
 
 from .exportdata import insert_events, known_events
 

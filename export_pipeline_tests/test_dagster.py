@@ -15,7 +15,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from export_pipeline.access import MemberTable, Role, add_member
+from export_pipeline.accounts.roles import MemberTable, Role, add_member
 from export_pipeline.db import get_engine
 from export_pipeline.definitions import defs
 from export_pipeline.defs.exports import EXPORT_PARTITIONS, export_request_sensor
@@ -238,8 +238,9 @@ def test_sweeper_deletes_expired_files_marks_them_and_drops_partitions(store, se
     import sqlalchemy as sa
 
     from export_pipeline.db import export_requests
-    from export_pipeline.exports.run import ExportDeps, run_export
-    from export_pipeline.exports.storage import storage_from_url
+    from export_pipeline.exports.deps import ExportDeps
+    from export_pipeline.exports.run import run_export
+    from export_pipeline.storage import storage_from_url
 
     deps = ExportDeps(settings, clickhouse, storage_from_url(settings.storage_url), store, events_table,
                       MemberTable(store.engine))

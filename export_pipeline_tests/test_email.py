@@ -18,16 +18,18 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from export_pipeline.access import Role, add_member
+from export_pipeline.accounts.emails import get_user_email, set_user_email
+from export_pipeline.accounts.roles import Role, add_member
+from export_pipeline.accounts.tokens import create_token
 from export_pipeline.api.app import create_app
-from export_pipeline.api.tokens import create_token
 from export_pipeline.cli import main as cli
 from export_pipeline.clickhouse.connection import ClickHouse
 from export_pipeline.errors import ClickHouseUnavailable, InvalidRequest
+from export_pipeline.exports.deps import ExportDeps, build_deps
+from export_pipeline.exports.manifest import read_manifest
 from export_pipeline.exports.requests import ExportRequest, ExportState, parse_spec
-from export_pipeline.exports.run import ExportDeps, build_deps, read_manifest, run_export
-from export_pipeline.exports.storage import storage_from_url
-from export_pipeline.notify.recipients import get_user_email, set_user_email
+from export_pipeline.exports.run import run_export
+from export_pipeline.storage import storage_from_url
 
 from .conftest import free_port
 from .exportdata import insert_events, known_events

@@ -16,14 +16,15 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from export_pipeline.access import Role, add_member
+from export_pipeline.accounts.roles import Role, add_member
+from export_pipeline.accounts.tokens import create_token
 from export_pipeline.api.app import create_app
-from export_pipeline.api.tokens import create_token
 from export_pipeline.db import insights as insights_table
 from export_pipeline.db import share_links
 from export_pipeline.embed.images import close_shared_renderers
+from export_pipeline.exports.manifest import read_manifest
 from export_pipeline.exports.requests import parse_spec
-from export_pipeline.exports.run import read_manifest, run_export
+from export_pipeline.exports.run import run_export
 from export_pipeline.insights.store import InsightStore
 from export_pipeline.render.browser import PngRenderer, png_size
 

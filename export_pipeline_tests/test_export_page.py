@@ -13,12 +13,14 @@ from contextlib import asynccontextmanager
 import pytest
 import sqlalchemy as sa
 
-from export_pipeline.access import Role, add_member, now_utc
+from export_pipeline.accounts.roles import Role, add_member
+from export_pipeline.accounts.tokens import create_token
 from export_pipeline.api.app import create_app
-from export_pipeline.api.tokens import create_token
+from export_pipeline.clock import now_utc
 from export_pipeline.db import user_emails
+from export_pipeline.exports.deps import build_deps
 from export_pipeline.exports.requests import ExportState
-from export_pipeline.exports.run import build_deps, run_export
+from export_pipeline.exports.run import run_export
 
 from .conftest import serving
 from .exportdata import insert_events, known_events

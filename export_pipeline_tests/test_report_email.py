@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from export_pipeline.errors import InvalidRequest
-from export_pipeline.notify.email import ExportMailer
+from export_pipeline.exports.finished_email import ExportMailer
 from export_pipeline.settings import MIB, Settings
 from export_pipeline.subscriptions.mail import ReportMailer, ReportTooLarge
 from export_pipeline.subscriptions.report import Report, ReportImage

@@ -19,13 +19,8 @@ from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
 from export_pipeline.errors import StorageError
-from export_pipeline.exports.storage import (
-    LIFECYCLE_RULE_ID,
-    LocalStorage,
-    ObjectWriter,
-    S3Storage,
-    storage_from_url,
-)
+from export_pipeline.storage import LocalStorage, ObjectWriter, S3Storage, storage_from_url
+from export_pipeline.storage.s3 import LIFECYCLE_RULE_ID
 
 MIB = 1024 * 1024
 PART = 5 * MIB

@@ -14,7 +14,8 @@ import pytest
 import sqlalchemy as sa
 from pydantic import SecretStr
 
-from export_pipeline.access import Role, add_member
+from export_pipeline.accounts.emails import set_user_email
+from export_pipeline.accounts.roles import Role, add_member
 from export_pipeline.db import subscriptions as subscriptions_table
 from export_pipeline.defs.resources import AppDatabaseResource, ClickHouseResource, ExportStorageResource
 from export_pipeline.defs.subscriptions import (
@@ -23,9 +24,8 @@ from export_pipeline.defs.subscriptions import (
     subscription_scheduler,
 )
 from export_pipeline.embed.images import close_shared_renderers
-from export_pipeline.exports.run import build_deps
+from export_pipeline.exports.deps import build_deps
 from export_pipeline.insights.store import InsightStore
-from export_pipeline.notify.recipients import set_user_email
 from export_pipeline.render.browser import png_size
 from export_pipeline.subscriptions.deliver import build_subscription_deps, run_delivery
 from export_pipeline.subscriptions.store import DeliveryState, SubscriptionStore

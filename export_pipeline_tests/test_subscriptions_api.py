@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 import pytest
 from fastapi.testclient import TestClient
 
-from export_pipeline.access import Role, add_member
+from export_pipeline.accounts.roles import Role, add_member
+from export_pipeline.accounts.tokens import create_token
 from export_pipeline.api.app import create_app
-from export_pipeline.api.tokens import create_token
 from export_pipeline.insights.store import InsightStore
 from export_pipeline.subscriptions.store import DeliveryState, SubscriptionStore
 from export_pipeline.subscriptions.unsubscribe import sign_unsubscribe

@@ -15,9 +15,9 @@ import sqlalchemy as sa
 import yaml
 from fastapi.testclient import TestClient
 
-from export_pipeline.access import Role, add_member
+from export_pipeline.accounts.roles import Role, add_member
+from export_pipeline.accounts.tokens import create_token
 from export_pipeline.api.app import create_app
-from export_pipeline.api.tokens import create_token
 from export_pipeline.db import api_requests, export_requests, get_engine
 from export_pipeline.errors import InvalidRequest
 from export_pipeline.usage.service_ping import (

@@ -20,13 +20,15 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response, Streamin
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from export_pipeline.access import EXPORT_ROLE, Role, now_utc, require_role
+from export_pipeline.accounts.emails import OptionalEmail
+from export_pipeline.accounts.roles import EXPORT_ROLE, Role, require_role
+from export_pipeline.accounts.tokens import authenticate
 from export_pipeline.api.embed_routes import install_embed_routes
 from export_pipeline.api.insights_routes import install_insight_routes
 from export_pipeline.api.pages import install_pages
 from export_pipeline.api.statuses import status_of
 from export_pipeline.api.subscription_routes import install_subscription_routes
-from export_pipeline.api.tokens import authenticate
+from export_pipeline.clock import iso_utc, now_utc
 from export_pipeline.db import export_requests
 from export_pipeline.errors import (
     AccessDenied,
@@ -35,19 +37,17 @@ from export_pipeline.errors import (
     InvalidRequest,
     NotFound,
 )
+from export_pipeline.exports.deps import ExportDeps, build_deps
 from export_pipeline.exports.extract import QUERY_SETTINGS, EventQuery
+from export_pipeline.exports.manifest import read_manifest
 from export_pipeline.exports.requests import (
     ExportRequest,
     ExportState,
     ExportStore,
-    iso_utc,
     parse_spec,
     request_from_row,
 )
-from export_pipeline.exports.run import ExportDeps, build_deps, read_manifest
 from export_pipeline.exports.serialize import concatenated, event_json_lines
-from export_pipeline.exports.storage import S3Storage
-from export_pipeline.notify.recipients import OptionalEmail
 from export_pipeline.settings import Settings
 from export_pipeline.usage.service_ping import latest_payload, record_api_request
 
@@ -185,7 +185,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if name not in {f["name"] for f in manifest["files"]} | {"manifest.json"}:
             raise NotFound(f"Export {export_id} has no file {name!r}.")
         key = f"{export.storage_prefix}/{name}"
-        if isinstance(deps.storage, S3Storage):
+        if deps.storage.presigns_downloads:
             return RedirectResponse(deps.storage.download_url(key, expires_at=export.expires_at), status_code=302)  # type: ignore[arg-type]
         reader = deps.storage.open_reader(key)
         return StreamingResponse(

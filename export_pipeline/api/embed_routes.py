@@ -20,9 +20,9 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
-from export_pipeline.access import Role
+from export_pipeline.accounts.roles import Role
+from export_pipeline.accounts.tokens import authenticate
 from export_pipeline.api.statuses import status_of
-from export_pipeline.api.tokens import authenticate
 from export_pipeline.embed.page import (
     STATIC_DIR,
     EmbedOptions,
@@ -33,7 +33,7 @@ from export_pipeline.embed.page import (
 )
 from export_pipeline.embed.share import ShareLinks, embed_path
 from export_pipeline.errors import AccessDenied, ExportPipelineError, NotLoggedIn
-from export_pipeline.exports.run import ExportDeps
+from export_pipeline.exports.deps import ExportDeps
 from export_pipeline.insights.store import InsightStore
 
 ProjectId = Annotated[int, Path(gt=0, lt=2**63)]

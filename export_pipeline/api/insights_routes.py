@@ -5,8 +5,8 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from export_pipeline.access import Role
-from export_pipeline.exports.run import ExportDeps
+from export_pipeline.accounts.roles import Role
+from export_pipeline.exports.deps import ExportDeps
 from export_pipeline.insights.queries import compute
 from export_pipeline.insights.store import InsightStore, Tile
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Path
 from fastapi.responses import HTMLResponse
 
-from export_pipeline.notify.recipients import recipient_for
+from export_pipeline.accounts.emails import recipient_for
 
 PAGE = """<!doctype html>
 <html lang="en">

@@ -1,6 +1,6 @@
 """The HTTP status of each error a user can act on: one table for the API's JSON errors and the HTML pages."""
 
-from export_pipeline.access import RoleSourceUnavailable
+from export_pipeline.accounts.roles import RoleSourceUnavailable
 from export_pipeline.embed.share import ShareLinkGone
 from export_pipeline.errors import (
     AccessDenied,

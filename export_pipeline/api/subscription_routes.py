@@ -16,8 +16,8 @@ from typing import Annotated
 from fastapi import Body, Depends, FastAPI, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
-from export_pipeline.access import Role
-from export_pipeline.exports.run import ExportDeps
+from export_pipeline.accounts.roles import Role
+from export_pipeline.exports.deps import ExportDeps
 from export_pipeline.insights.store import InsightStore
 from export_pipeline.subscriptions.store import (
     Delivery,

@@ -5,7 +5,7 @@ runs, and a schedule that sweeps expired exports (files, state and partitions)."
 import dagster as dg
 from pydantic import Field
 
-from export_pipeline.access import now_utc
+from export_pipeline.clock import now_utc
 from export_pipeline.defs.resources import (
     AppDatabaseResource,
     ClickHouseResource,

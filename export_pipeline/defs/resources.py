@@ -10,10 +10,10 @@ from sqlalchemy.engine import Engine
 
 from export_pipeline.clickhouse.connection import ClickHouse
 from export_pipeline.db import get_engine
+from export_pipeline.exports.deps import ExportDeps, build_deps
 from export_pipeline.exports.requests import ExportStore
-from export_pipeline.exports.run import ExportDeps, build_deps
-from export_pipeline.exports.storage import ExportStorage, storage_from_url
 from export_pipeline.settings import Settings
+from export_pipeline.storage import ExportStorage, storage_from_url
 
 
 def env_or_default(name: str, default: str) -> str | dg.EnvVar:

@@ -11,7 +11,7 @@ from datetime import timedelta
 import dagster as dg
 from pydantic import Field
 
-from export_pipeline.access import now_utc
+from export_pipeline.clock import now_utc
 from export_pipeline.defs.exports import CLICKHOUSE_TAG
 from export_pipeline.defs.resources import (
     AppDatabaseResource,

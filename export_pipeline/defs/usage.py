@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from export_pipeline.access import now_utc
+from export_pipeline.clock import now_utc
 from export_pipeline.defs.resources import AppDatabaseResource
 from export_pipeline.settings import Settings
 from export_pipeline.usage.service_ping import build_payload, save_payload, send_payload

@@ -23,9 +23,9 @@ from typing import Literal
 
 from pydantic import ValidationError as PydanticValidationError
 
-from export_pipeline.access import now_utc
 from export_pipeline.clickhouse.connection import Session
 from export_pipeline.clickhouse.schema import EventsTable
+from export_pipeline.clock import now_utc
 from export_pipeline.errors import ExportPipelineError, InvalidRequest, NotFound
 from export_pipeline.insights.queries import InsightResult, compute
 from export_pipeline.insights.store import Insight, InsightStore

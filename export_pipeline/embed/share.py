@@ -7,7 +7,6 @@ insight or dashboard is deleted, or while sharing is disabled for the whole serv
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,10 +14,10 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from export_pipeline.access import now_utc
+from export_pipeline.accounts.tokens import token_digest
+from export_pipeline.clock import as_utc, iso_utc, now_utc
 from export_pipeline.db import share_links
 from export_pipeline.errors import ExportPipelineError, InvalidRequest, NotFound
-from export_pipeline.exports.requests import as_utc, iso_utc
 
 RESOURCES = ("insight", "dashboard")
 
@@ -56,9 +55,6 @@ def embed_path(resource: str, token: str) -> str:
     return f"/embed/{resource}s/{token}"
 
 
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
 
 
 
@@ -81,7 +77,7 @@ class ShareLinks:
         with self.engine.begin() as conn:
             conn.execute(share_links.insert().values(
                 id=link.id, project_id=project_id, resource=resource, target_id=target_id,
-                token_sha256=_digest(token), created_by=created_by, created_at=link.created_at,
+                token_sha256=token_digest(token), created_by=created_by, created_at=link.created_at,
                 expires_at=link.expires_at,
             ))
         return token, link
@@ -90,7 +86,7 @@ class ShareLinks:
         """The active link of `token` for this kind of page: NotFound (unknown, or a token of another kind of
         page) or ShareLinkGone (revoked or expired)."""
         with self.engine.connect() as conn:
-            row = conn.execute(share_links.select().where(share_links.c.token_sha256 == _digest(token))).first()
+            row = conn.execute(share_links.select().where(share_links.c.token_sha256 == token_digest(token))).first()
         if row is None or row.resource != resource:
             raise NotFound("This share link does not exist.",
                            hint="Check that the whole link was copied, or ask its owner for a new one.")

@@ -15,12 +15,13 @@ import queue
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pyarrow as pa
 
 from export_pipeline.clickhouse.connection import Session
 from export_pipeline.clickhouse.schema import EventsTable
+from export_pipeline.clock import ch_time
 from export_pipeline.exports.requests import ExportSpec
 
 MIN_CHUNK_ROWS = 1_000
@@ -28,9 +29,6 @@ MAX_CHUNK_ROWS = 1_000_000
 FIRST_CHUNK_ROWS = 10_000
 CH_TIME = "DateTime64(6, 'UTC')"
 
-
-def _ch_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 @dataclass(frozen=True)
@@ -63,13 +61,13 @@ class EventQuery:
     def where(self, *, after: tuple[datetime, str] | None) -> tuple[str, dict]:
         c = self.table.col
         clauses = [f"{c('project_id')} = {{project_id:UInt64}}", f"{c('created_at')} <= {{as_of:{CH_TIME}}}"]
-        params: dict = {"project_id": self.spec.project_id, "as_of": _ch_time(self.as_of)}
+        params: dict = {"project_id": self.spec.project_id, "as_of": ch_time(self.as_of)}
         if self.spec.date_from:
             clauses.append(f"{c('timestamp')} >= {{date_from:{CH_TIME}}}")
-            params["date_from"] = _ch_time(self.spec.date_from)
+            params["date_from"] = ch_time(self.spec.date_from)
         if self.spec.date_to:
             clauses.append(f"{c('timestamp')} < {{date_to:{CH_TIME}}}")
-            params["date_to"] = _ch_time(self.spec.date_to)
+            params["date_to"] = ch_time(self.spec.date_to)
         if self.spec.events:
             clauses.append(f"{c('event')} IN {{events:Array(String)}}")
             params["events"] = list(self.spec.events)
@@ -77,7 +75,7 @@ class EventQuery:
             # The plain range lets the primary key prune; the tuple comparison is the exact keyset step.
             clauses.append(f"{c('timestamp')} >= {{after_ts:{CH_TIME}}}")
             clauses.append(f"({c('timestamp')}, {c('uuid')}) > ({{after_ts:{CH_TIME}}}, {{after_uuid:UUID}})")
-            params["after_ts"] = _ch_time(after[0])
+            params["after_ts"] = ch_time(after[0])
             params["after_uuid"] = after[1]
         return " AND ".join(clauses), params
 

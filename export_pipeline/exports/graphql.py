@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dagster_graphql import DagsterGraphQLClient
 
-from export_pipeline.access import now_utc
+from export_pipeline.clock import now_utc
 from export_pipeline.exports.requests import new_export_id
 
 ADD_PARTITION = """

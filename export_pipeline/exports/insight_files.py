@@ -18,7 +18,7 @@ import re
 import polars as pl
 import xlsxwriter
 
-from export_pipeline.access import now_utc
+from export_pipeline.clock import now_utc
 from export_pipeline.embed.images import default_width, render_view, shared_renderer
 from export_pipeline.embed.page import compute_view
 from export_pipeline.errors import ExportPipelineError

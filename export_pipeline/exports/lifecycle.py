@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from export_pipeline.exports.requests import ExportRequest, ExportStore
-from export_pipeline.exports.storage import ExportStorage
+from export_pipeline.storage import ExportStorage
 
 
 def sweep_expired(store: ExportStore, storage: ExportStorage, *, now: datetime) -> list[tuple[ExportRequest, int]]:

@@ -12,10 +12,10 @@ from typing import TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from export_pipeline.access import now_utc
+from export_pipeline.accounts.emails import optional_email
+from export_pipeline.clock import as_utc, iso_utc, now_utc
 from export_pipeline.db import export_requests
 from export_pipeline.errors import ExportPipelineError, InvalidRequest, NotFound
-from export_pipeline.notify.recipients import optional_email
 
 
 class ExportFormat(StrEnum):
@@ -210,18 +210,6 @@ def _parse_time(value: object, field: str, errors: dict[str, str], *, end_of_day
         errors[field] = "must be between 1970 and 2299"
         return None
     return parsed
-
-
-def iso_utc(moment: datetime | None) -> str | None:
-    """ISO 8601 in UTC with `Z` (None stays None); naive datetimes are UTC, as SQLite hands them back."""
-    return None if moment is None else as_utc(moment).isoformat().replace("+00:00", "Z")  # type: ignore[union-attr]
-
-
-def as_utc(moment: datetime | None) -> datetime | None:
-    """SQLite hands datetimes back naive; everything stored is UTC."""
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def new_export_id(now: datetime) -> str:

@@ -12,32 +12,16 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
-from export_pipeline.access import RoleSource, now_utc, require_role, role_source
-from export_pipeline.clickhouse.connection import ClickHouse
-from export_pipeline.clickhouse.schema import EventsTable
-from export_pipeline.db import get_engine
+from export_pipeline.accounts.roles import require_role
+from export_pipeline.clock import iso_utc, now_utc
 from export_pipeline.errors import ExportPipelineError
+from export_pipeline.exports.deps import ExportDeps
 from export_pipeline.exports.extract import QUERY_SETTINGS, EventQuery, iter_chunks, prefetched
+from export_pipeline.exports.finished_email import ExportMailer
 from export_pipeline.exports.insight_files import write_insight_files
-from export_pipeline.exports.requests import ExportConflict, ExportRequest, ExportState, ExportStore, iso_utc
+from export_pipeline.exports.manifest import MANIFEST_NAME, build_manifest, read_manifest
+from export_pipeline.exports.requests import ExportConflict, ExportRequest, ExportState
 from export_pipeline.exports.serialize import PartWriter, WrittenFile
-from export_pipeline.exports.storage import ExportStorage, storage_from_url
-from export_pipeline.notify.email import ExportMailer
-from export_pipeline.settings import Settings
-
-MANIFEST_NAME = "manifest.json"
-
-
-@dataclass(frozen=True)
-class ExportDeps:
-    """Everything an export talks to, built once per process from settings."""
-
-    settings: Settings
-    clickhouse: ClickHouse
-    storage: ExportStorage
-    store: ExportStore
-    table: EventsTable
-    roles: RoleSource
 
 
 @dataclass(frozen=True)
@@ -68,20 +52,6 @@ class ExportResult:
     @property
     def bytes_written(self) -> int:
         return sum(f.bytes for f in self.files)
-
-
-def build_deps(settings: Settings, *, clickhouse_url: str | None = None, storage_url: str | None = None,
-               database_url: str | None = None) -> ExportDeps:
-    """Dependencies from settings (URL overrides come from Dagster resources)."""
-    engine = get_engine(database_url or settings.database_url)
-    return ExportDeps(
-        settings=settings,
-        clickhouse=ClickHouse.from_settings(settings, url=clickhouse_url),
-        storage=storage_from_url(storage_url or settings.storage_url),
-        store=ExportStore(engine),
-        table=EventsTable.from_settings(settings),
-        roles=role_source(settings, engine),
-    )
 
 
 def run_export(
@@ -208,34 +178,6 @@ def _notify(export_id: str, deps: ExportDeps, log: logging.Logger | logging.Logg
         ExportMailer(deps.settings).send_export_finished(deps.store.require(export_id), deps, log=log)
     except Exception:
         log.exception("Export %s: emailing the requester failed; the export itself is unaffected.", export_id)
-
-
-def build_manifest(
-    request: ExportRequest, files: list[WrittenFile], *, finished_at: datetime, expires_at: datetime
-) -> dict:
-    spec = request.spec
-    return {
-        "export_id": request.id,
-        "project_id": spec.project_id,
-        "resource": spec.resource,
-        "requested_by": spec.requested_by,
-        "format": spec.format.value,
-        "compression": spec.compression.value,
-        "filters": spec.filters(),
-        "as_of": iso_utc(request.as_of),
-        "row_count": sum(f.rows for f in files),
-        "byte_count": sum(f.bytes for f in files),
-        "files": [{"name": f.name, "rows": f.rows, "bytes": f.bytes, "sha256": f.sha256} for f in files],
-        "created_at": iso_utc(request.created_at),
-        "completed_at": iso_utc(finished_at),
-        "expires_at": iso_utc(expires_at),
-    }
-
-
-
-
-def read_manifest(storage: ExportStorage, key: str) -> dict:
-    return json.loads(storage.read_bytes(key))
 
 
 def _existing_result(request: ExportRequest, deps: ExportDeps) -> ExportResult:

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 import zstandard
 
 from export_pipeline.exports.requests import Compression, ExportFormat
-from export_pipeline.exports.storage import ExportStorage, ObjectWriter
+from export_pipeline.storage import ExportStorage, ObjectWriter
 
 ISO_8601_UTC = "%Y-%m-%dT%H:%M:%S%.6fZ"
 OUTPUT_COLUMNS = ("project_id", "uuid", "event", "timestamp", "distinct_id", "person_id", "created_at", "properties")

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from export_pipeline.clickhouse.connection import Session
 from export_pipeline.clickhouse.schema import EventsTable
+from export_pipeline.clock import ch_time
 
 CH_TIME = "DateTime64(6, 'UTC')"
 INTERVALS = {"hour": "toStartOfHour", "day": "toStartOfDay", "week": "toMonday", "month": "toStartOfMonth"}
@@ -102,9 +103,6 @@ class InsightResult:
     rows: list[tuple]
 
 
-def _ch_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-
 
 def _base_filter(table: EventsTable, project_id: int, date_from: datetime, date_to: datetime) -> tuple[str, dict]:
     c = table.col
@@ -112,7 +110,7 @@ def _base_filter(table: EventsTable, project_id: int, date_from: datetime, date_
         f"{c('project_id')} = {{project_id:UInt64}} AND {c('timestamp')} >= {{date_from:{CH_TIME}}} "
         f"AND {c('timestamp')} < {{date_to:{CH_TIME}}}"
     )
-    return where, {"project_id": project_id, "date_from": _ch_time(date_from), "date_to": _ch_time(date_to)}
+    return where, {"project_id": project_id, "date_from": ch_time(date_from), "date_to": ch_time(date_to)}
 
 
 def _measure(table: EventsTable, math: str) -> str:

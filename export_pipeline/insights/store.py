@@ -12,10 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.engine import Engine
 
-from export_pipeline.access import now_utc
+from export_pipeline.clock import as_utc, iso_utc, now_utc
 from export_pipeline.db import dashboard_tiles, dashboards, insights
 from export_pipeline.errors import InvalidRequest, NotFound, invalid_fields
-from export_pipeline.exports.requests import as_utc, iso_utc
 from export_pipeline.insights.queries import InsightQuery
 
 QUERY_ADAPTER: TypeAdapter = TypeAdapter(InsightQuery)

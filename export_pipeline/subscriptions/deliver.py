@@ -16,14 +16,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from export_pipeline.accounts.emails import recipient_for
 from export_pipeline.embed.images import render_view, shared_renderer
 from export_pipeline.embed.page import PageView, compute_view
 from export_pipeline.embed.share import ShareLinkGone, ShareLinks, embed_path
 from export_pipeline.errors import ExportPipelineError, NotFound
-from export_pipeline.exports.run import ExportDeps
+from export_pipeline.exports.deps import ExportDeps
+from export_pipeline.exports.finished_email import ExportMailer, sender
 from export_pipeline.insights.store import InsightStore, file_slug
-from export_pipeline.notify.email import ExportMailer, sender
-from export_pipeline.notify.recipients import recipient_for
 from export_pipeline.render.browser import INSIGHT_WIDTH, PngRenderer
 from export_pipeline.subscriptions.mail import ReportMailer
 from export_pipeline.subscriptions.report import Report, ReportImage

@@ -13,9 +13,9 @@ import logging
 from html import escape
 from urllib.parse import urlsplit
 
+from export_pipeline.accounts.emails import valid_email
 from export_pipeline.errors import ExportPipelineError, InvalidRequest
-from export_pipeline.notify.email import Delivery, ExportMailer, Logger, sender
-from export_pipeline.notify.recipients import valid_email
+from export_pipeline.exports.finished_email import Delivery, ExportMailer, Logger, sender
 from export_pipeline.settings import MIB, Settings
 from export_pipeline.subscriptions.report import Report, ReportImage
 

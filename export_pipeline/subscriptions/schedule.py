@@ -23,6 +23,7 @@ from dateutil import rrule as du
 from dateutil.relativedelta import relativedelta
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from export_pipeline.clock import as_utc
 from export_pipeline.errors import InvalidRequest, invalid_fields
 
 Weekday = Literal["MO", "TU", "WE", "TH", "FR", "SA", "SU"]
@@ -187,13 +188,13 @@ def describe(schedule: Schedule) -> str:
 
 def occurrences(rrule_text: str, *, after: datetime, until: datetime) -> Iterator[datetime]:
     """Slots as aware UTC datetimes with `after < slot <= until`, in order, computed lazily. Naive = UTC."""
-    end = _as_utc(until)
-    return itertools.takewhile(lambda slot: slot <= end, _slots(schedule_from_rrule(rrule_text), _as_utc(after)))
+    end = as_utc(until)
+    return itertools.takewhile(lambda slot: slot <= end, _slots(schedule_from_rrule(rrule_text), as_utc(after)))
 
 
 def next_slot(rrule_text: str, after: datetime) -> datetime | None:
     """The first slot after `after`, or None when the rule has ended."""
-    return next(_slots(schedule_from_rrule(rrule_text), _as_utc(after)), None)
+    return next(_slots(schedule_from_rrule(rrule_text), as_utc(after)), None)
 
 
 def due_slots(rrule_text: str, *, last_slot: datetime | None, not_before: datetime, now: datetime,
@@ -201,9 +202,9 @@ def due_slots(rrule_text: str, *, last_slot: datetime | None, not_before: dateti
     """Slots in (last_slot, now] and not before `not_before`: the latest is sent, the older ones skipped."""
     if max_skipped < 0:
         raise ValueError("max_skipped must be >= 0")
-    floor = _as_utc(not_before) - timedelta(microseconds=1)  # a slot exactly at not_before is due
+    floor = as_utc(not_before) - timedelta(microseconds=1)  # a slot exactly at not_before is due
     if last_slot is not None:
-        floor = max(floor, _as_utc(last_slot))
+        floor = max(floor, as_utc(last_slot))
     # Bounded: after a long outage only the most recent slots are kept.
     recent = deque(occurrences(rrule_text, after=floor, until=now), maxlen=max_skipped + 1)
     if not recent:
@@ -282,6 +283,3 @@ def _stamp(moment: datetime) -> str:
 def _parse_stamp(text: str) -> datetime:
     return datetime.strptime(text, "%Y%m%dT%H%M%S")  # its error names the expected form
 
-
-def _as_utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

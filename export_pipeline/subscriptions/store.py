@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.engine import Engine
 
-from export_pipeline.access import now_utc
+from export_pipeline.accounts.emails import is_email
+from export_pipeline.clock import as_utc, iso_utc, now_utc
 from export_pipeline.db import (
     delivery_outcomes,
     subscription_deliveries,
@@ -28,8 +29,6 @@ from export_pipeline.db import (
     subscriptions,
 )
 from export_pipeline.errors import ExportPipelineError, NotFound, invalid_fields
-from export_pipeline.exports.requests import as_utc, iso_utc
-from export_pipeline.notify.recipients import is_email
 from export_pipeline.subscriptions.schedule import (
     Schedule,
     describe,

@@ -1,23 +1,16 @@
-"""Object storage for export files: a local folder or an S3 bucket, behind one interface chosen by URL.
-
-Keys are relative POSIX paths such as ``12/exp_20261123_ab12/part-00000.ndjson.gz``; each backend maps
-them under its root (a folder, or a bucket plus a prefix, ``exports`` unless the URL names one). Writers stream, so an
-export never has to fit in memory, and an object only appears under its real key once committed.
-"""
+"""Exports in an S3 bucket (or an S3-compatible store): streamed multipart uploads, presigned downloads,
+and a lifecycle rule that expires them."""
 
 from __future__ import annotations
 
 import logging
 import math
 import os
-import re
-import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import BinaryIO, Protocol, cast
-from urllib.parse import urlencode, urlsplit
+from typing import BinaryIO, cast
+from urllib.parse import urlencode
 
 import boto3
 from botocore.client import BaseClient
@@ -33,235 +26,15 @@ from botocore.exceptions import (
 )
 
 from export_pipeline.errors import StorageError
-from export_pipeline.settings import redact_url
+from export_pipeline.settings import MIB, redact_url
+from export_pipeline.storage.base import DEFAULT_S3_PREFIX, ObjectWriter, folder_prefix, key_parts
 
 log = logging.getLogger(__name__)
 
-MIB = 1024 * 1024
 MIN_PART_SIZE = 5 * MIB  # S3 rejects smaller parts, except the last one
 DEFAULT_PART_SIZE = 8 * MIB
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4 presigned URLs cannot live longer
 LIFECYCLE_RULE_ID = "export-pipeline-expire-exports"
-
-# Temp files of in-progress local writes: `.<name>.partial-<random>` next to the target.
-_PARTIAL_NAME = re.compile(r"^\..+\.partial-[0-9a-f]{16}$")
-
-
-class ObjectWriter(Protocol):
-    def write(self, data: bytes | memoryview) -> None: ...
-    def commit(self) -> None: ...
-    def abort(self) -> None: ...
-
-
-class ExportStorage(Protocol):
-    url: str  # redacted, safe for messages
-
-    def open_writer(
-        self, key: str, *, content_type: str, tags: Mapping[str, str] | None = None
-    ) -> ObjectWriter: ...
-    def put_bytes(
-        self, key: str, data: bytes, *, content_type: str, tags: Mapping[str, str] | None = None
-    ) -> None: ...
-    def read_bytes(self, key: str) -> bytes: ...
-    def open_reader(self, key: str) -> BinaryIO: ...
-    def exists(self, key: str) -> bool: ...
-    def list_keys(self, prefix: str) -> list[str]: ...
-    def delete_prefix(self, prefix: str) -> int: ...
-    def download_url(self, key: str, *, expires_at: datetime) -> str: ...
-    def ensure_lifecycle(self, ttl_hours: int) -> None: ...
-
-
-DEFAULT_S3_PREFIX = "exports"
-
-
-def storage_from_url(url: str) -> ExportStorage:
-    """`file:///abs/folder` or `s3://bucket/optional/prefix`."""
-    parts = urlsplit(url)
-    if parts.scheme == "file":
-        root = parts.netloc + parts.path
-        if not os.path.isabs(root):
-            # A relative root would silently depend on the working directory of each process.
-            raise StorageError(
-                f"Storage URL {redact_url(url)} does not name an absolute folder.",
-                hint="Use file:///absolute/path/to/folder.",
-            )
-        return LocalStorage(root)
-    if parts.scheme == "s3":
-        if not parts.netloc:
-            raise StorageError(
-                f"Storage URL {redact_url(url)} names no bucket.", hint="Use s3://bucket/optional/prefix."
-            )
-        return S3Storage(parts.netloc, parts.path)
-    raise StorageError(
-        f"Unsupported storage URL {redact_url(url)}.",
-        hint="Use file:///absolute/path/to/folder or s3://bucket/prefix in EXPORT_STORAGE_URL.",
-    )
-
-
-def _key_parts(key: str) -> list[str]:
-    """The segments of a key, refusing anything that could escape the storage root."""
-    segments = key.split("/")
-    if any(segment in ("", ".", "..") or "\x00" in segment for segment in segments):
-        raise StorageError(
-            f"Invalid storage key {key!r}.",
-            hint="Keys are relative paths without empty, '.' or '..' segments.",
-        )
-    return segments
-
-
-def _folder(prefix: str) -> str:
-    """A prefix names a folder: 'a/b' and 'a/b/' both mean 'a/b/', '' means everything.
-
-    Callers pass export prefixes like '12/exp_1' without a slash; as a plain string prefix that
-    would also match '12/exp_10/...', and delete_prefix would remove another export's files.
-    """
-    return "/".join(_key_parts(prefix.removesuffix("/"))) + "/" if prefix else ""
-
-
-# --------------------------------------------------------------------------------------------- local
-
-
-class LocalStorage:
-    """Exports in a folder; writes go to a hidden temp file that is renamed into place on commit."""
-
-    def __init__(self, root: str | os.PathLike[str]):
-        # abspath, not resolve(): keep the path the user configured, even through symlinks.
-        self.root = Path(os.path.abspath(root))
-        self.url = redact_url(f"file://{self.root}")
-
-    def _path(self, key: str) -> Path:
-        return self.root.joinpath(*_key_parts(key))
-
-    @contextmanager
-    def _os_errors(self, action: str, key: str) -> Iterator[None]:
-        try:
-            yield
-        except FileNotFoundError as exc:
-            raise StorageError(f"No object {key!r} in {self.url}.") from exc
-        except OSError as exc:
-            raise StorageError(
-                f"Cannot {action} {key!r} in {self.url}: {exc.strerror or exc}.",
-                hint="Check that EXPORT_STORAGE_URL points to a writable folder with free space.",
-            ) from exc
-
-    def open_writer(
-        self, key: str, *, content_type: str, tags: Mapping[str, str] | None = None
-    ) -> ObjectWriter:
-        """`content_type` and `tags` have no meaning on a file system and are ignored."""
-        path = self._path(key)
-        with self._os_errors("write", key):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            return _LocalWriter(self, key, path)
-
-    def put_bytes(
-        self, key: str, data: bytes, *, content_type: str, tags: Mapping[str, str] | None = None
-    ) -> None:
-        writer = self.open_writer(key, content_type=content_type, tags=tags)
-        try:
-            writer.write(data)
-            writer.commit()
-        except BaseException:
-            writer.abort()
-            raise
-
-    def read_bytes(self, key: str) -> bytes:
-        with self._os_errors("read", key):
-            return self._path(key).read_bytes()
-
-    def open_reader(self, key: str) -> BinaryIO:
-        with self._os_errors("read", key):
-            return self._path(key).open("rb")
-
-    def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
-
-    def _files_under(self, prefix: str) -> list[Path]:
-        """Every file in the prefix's folder, at any depth, temp files included."""
-        folder = self.root / _folder(prefix)
-        return [Path(dirpath, name) for dirpath, _dirs, names in os.walk(folder) for name in names]
-
-    def list_keys(self, prefix: str) -> list[str]:
-        return sorted(
-            path.relative_to(self.root).as_posix()
-            for path in self._files_under(prefix)
-            if not _PARTIAL_NAME.match(path.name)
-        )
-
-    def delete_prefix(self, prefix: str) -> int:
-        """Delete committed files and unfinished temp files; count only the former, like S3 does."""
-        deleted = 0
-        with self._os_errors("delete", prefix):
-            for path in self._files_under(prefix):
-                path.unlink(missing_ok=True)
-                deleted += not _PARTIAL_NAME.match(path.name)
-                self._remove_empty_parents(path.parent)
-        return deleted
-
-    def _remove_empty_parents(self, folder: Path) -> None:
-        while folder != self.root:
-            try:
-                folder.rmdir()
-            except OSError:  # not empty (or already gone): stop climbing
-                return
-            folder = folder.parent
-
-    def download_url(self, key: str, *, expires_at: datetime) -> str:
-        """A file:// URL; a folder cannot enforce expiry, so `expires_at` is ignored."""
-        return self._path(key).as_uri()
-
-    def ensure_lifecycle(self, ttl_hours: int) -> None:
-        """Nothing to configure for a folder."""
-
-
-class _LocalWriter:
-    """Writes a hidden temp file next to the target; commit renames it into place."""
-
-    def __init__(self, storage: LocalStorage, key: str, path: Path):
-        self._storage = storage
-        self._key = key
-        self._path = path
-        self._temp = path.with_name(f".{path.name}.partial-{secrets.token_hex(8)}")
-        self._file = self._temp.open("xb")
-        self._closed = False
-
-    def write(self, data: bytes | memoryview) -> None:
-        if self._closed:
-            raise ValueError("write to a committed or aborted writer")
-        with self._storage._os_errors("write", self._key):
-            self._file.write(data)
-
-    def commit(self) -> None:
-        if self._closed:
-            raise ValueError("commit of a committed or aborted writer")
-        with self._storage._os_errors("write", self._key):
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
-            os.replace(self._temp, self._path)
-            _fsync_dir(self._path.parent)  # make the rename itself survive a crash
-        self._closed = True
-
-    def abort(self) -> None:
-        """Best effort: it runs while handling another failure, which must not be masked."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self._file.close()
-            self._temp.unlink(missing_ok=True)
-        except OSError as exc:
-            log.warning("Could not remove temp file %s: %s", self._temp, exc)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-# ------------------------------------------------------------------------------------------------ S3
 
 _ENDPOINT_HINT = "Check AWS_ENDPOINT_URL (unset it for AWS itself) and that the endpoint is reachable."
 _CREDENTIALS_HINT = (
@@ -300,6 +73,8 @@ class S3Storage:
     An injected `client` should use signature_version="s3v4", or download URLs may be SigV2.
     """
 
+    presigns_downloads = True
+
     def __init__(
         self,
         bucket: str,
@@ -318,11 +93,11 @@ class S3Storage:
         self._endpoint = redact_url(self._client.meta.endpoint_url)
 
     def _full(self, key: str) -> str:
-        _key_parts(key)
+        key_parts(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def _full_prefix(self, prefix: str) -> str:
-        folder = _folder(prefix)
+        folder = folder_prefix(prefix)
         return f"{self.prefix}/{folder}" if self.prefix else folder
 
     def _relative(self, full_key: str) -> str:

@@ -10,10 +10,9 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from export_pipeline.access import now_utc
+from export_pipeline.clock import as_utc, now_utc
 from export_pipeline.db import access_tokens
 from export_pipeline.errors import InvalidRequest, NotFound
-from export_pipeline.exports.requests import as_utc
 
 TOKEN_PREFIX = "epat_"
 
@@ -28,7 +27,8 @@ class TokenInfo:
     revoked_at: datetime | None
 
 
-def _digest(token: str) -> str:
+def token_digest(token: str) -> str:
+    """What is stored of a secret token (tokens, share links): its SHA-256, never the token."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -52,7 +52,7 @@ def create_token(engine: Engine, user: str, *, name: str = "cli", expires_in_day
     with engine.begin() as conn:
         conn.execute(
             sa.insert(access_tokens).values(
-                id=info.id, user_name=user, name=name, token_sha256=_digest(token),
+                id=info.id, user_name=user, name=name, token_sha256=token_digest(token),
                 created_at=now, expires_at=info.expires_at,
             )
         )
@@ -68,7 +68,7 @@ def authenticate(engine: Engine, token: str) -> str | None:
         row = conn.execute(
             sa.select(access_tokens.c.id, access_tokens.c.user_name, access_tokens.c.expires_at,
                       access_tokens.c.revoked_at)
-            .where(access_tokens.c.token_sha256 == _digest(token))
+            .where(access_tokens.c.token_sha256 == token_digest(token))
         ).first()
         if row is None or row.revoked_at is not None:
             return None

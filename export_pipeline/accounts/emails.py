@@ -13,7 +13,7 @@ from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
 from sqlalchemy.engine import Engine
 
-from export_pipeline.access import now_utc
+from export_pipeline.clock import now_utc
 from export_pipeline.db import user_emails
 from export_pipeline.errors import InvalidRequest
 

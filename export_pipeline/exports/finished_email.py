@@ -21,20 +21,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import sendgrid
 from python_http_client.exceptions import HTTPError
 
-from export_pipeline.access import now_utc
+from export_pipeline.accounts.emails import recipient_for
+from export_pipeline.clock import now_utc
+from export_pipeline.exports.deps import ExportDeps
+from export_pipeline.exports.manifest import MANIFEST_NAME
 from export_pipeline.exports.requests import ExportRequest, ExportState
-from export_pipeline.exports.storage import S3Storage
-from export_pipeline.notify.recipients import recipient_for
 from export_pipeline.settings import Settings
-
-if TYPE_CHECKING:  # run.py imports this module
-    from export_pipeline.exports.run import ExportDeps
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +39,6 @@ Logger = logging.Logger | logging.LoggerAdapter
 
 ATTEMPTS = 3
 TIMEOUT_SECONDS = 10.0
-MANIFEST_NAME = "manifest.json"
 HINTS = {
     "access_denied": "Ask an Owner or Maintainer of project {project} for the Maintainer role, then request the "
     "export again.",
@@ -161,7 +157,7 @@ class ExportMailer:
 
     def download_link(self, request: ExportRequest, deps: ExportDeps, name: str) -> str:
         """A presigned URL for S3; otherwise the API's download endpoint (local files are served by the API)."""
-        if isinstance(deps.storage, S3Storage):
+        if deps.storage.presigns_downloads:
             assert request.expires_at is not None
             return deps.storage.download_url(f"{request.storage_prefix}/{name}", expires_at=request.expires_at)
         base = self.settings.api_base_url.rstrip("/")
@@ -190,7 +186,7 @@ class ExportMailer:
         )
         expiry = f"The links expire at {expires} (UTC); the files are deleted then."
         token_note = (
-            None if isinstance(deps.storage, S3Storage)
+            None if deps.storage.presigns_downloads
             else "Downloading needs your API token: curl -fLOJ -H 'Authorization: Bearer <token>' <link>"
         )
         filters = describe_filters(request)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Protocol
 
@@ -12,6 +11,7 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from export_pipeline.clock import now_utc
 from export_pipeline.db import access_refusals, project_members
 from export_pipeline.errors import AccessDenied, ExportPipelineError, InvalidRequest, NotFound
 from export_pipeline.settings import Settings
@@ -41,10 +41,6 @@ class Role(IntEnum):
 
 
 EXPORT_ROLE = Role.MAINTAINER
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
 
 
 def add_member(engine: Engine, project_id: int, user: str, role: Role) -> None:
