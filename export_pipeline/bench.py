@@ -426,8 +426,8 @@ def _child_export(spec: dict) -> dict:
 
     from export_pipeline.accounts.roles import Role, add_member
     from export_pipeline.cli import _deps
-    from export_pipeline.exports.requests import parse_spec
     from export_pipeline.exports.run import run_export
+    from export_pipeline.exports.spec import parse_spec
     from export_pipeline.settings import Settings
 
     deps = _deps(Settings())

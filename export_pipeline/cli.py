@@ -38,8 +38,9 @@ from export_pipeline.embed.share import ShareLinks, embed_path
 from export_pipeline.errors import AccessDenied, ExportPipelineError, InvalidRequest, NotFound
 from export_pipeline.exports.deps import ExportDeps, build_deps
 from export_pipeline.exports.lifecycle import sweep_expired
-from export_pipeline.exports.requests import ExportRequest, ExportState, ExportStore, parse_spec
+from export_pipeline.exports.requests import ExportRequest, ExportState, ExportStore
 from export_pipeline.exports.run import describe
+from export_pipeline.exports.spec import parse_spec
 from export_pipeline.insights.queries import compute
 from export_pipeline.insights.store import InsightStore
 from export_pipeline.settings import Settings
@@ -490,7 +491,7 @@ def subscriptions_list(project_id: int) -> None:
 @click.argument("subscription_id")
 def subscriptions_show(project_id: int, limit: int, subscription_id: str) -> None:
     """The subscription and its latest deliveries, with each destination's outcome."""
-    from export_pipeline.api.subscription_routes import deliveries_json
+    from export_pipeline.subscriptions.views import deliveries_json
 
     store, _, _ = _subscription_stores()
     subscription = store.get(project_id, subscription_id)
@@ -521,9 +522,9 @@ def subscriptions_send_now(project_id: int, subscription_id: str) -> None:
     """Deliver the subscription now (a delivery for this minute), and print the outcome per destination.
 
     Runs in this process when no Dagster daemon runs (recorded in the same instance, so the UI shows it)."""
-    from export_pipeline.api.subscription_routes import deliveries_json
     from export_pipeline.defs.subscriptions import DELIVERY_PARTITIONS
     from export_pipeline.subscriptions.store import FINISHED_STATES
+    from export_pipeline.subscriptions.views import deliveries_json
 
     settings = Settings()
     store, _, _ = _subscription_stores()

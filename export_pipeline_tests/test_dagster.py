@@ -20,7 +20,8 @@ from export_pipeline.db import get_engine
 from export_pipeline.definitions import defs
 from export_pipeline.defs.exports import EXPORT_PARTITIONS, export_request_sensor
 from export_pipeline.defs.resources import AppDatabaseResource
-from export_pipeline.exports.requests import ExportState, ExportStore, parse_spec
+from export_pipeline.exports.requests import ExportState, ExportStore
+from export_pipeline.exports.spec import parse_spec
 
 from .conftest import free_port
 from .exportdata import expected_rows, insert_events, known_events

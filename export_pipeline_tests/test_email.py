@@ -27,8 +27,9 @@ from export_pipeline.clickhouse.connection import ClickHouse
 from export_pipeline.errors import ClickHouseUnavailable, InvalidRequest
 from export_pipeline.exports.deps import ExportDeps, build_deps
 from export_pipeline.exports.manifest import read_manifest
-from export_pipeline.exports.requests import ExportRequest, ExportState, parse_spec
+from export_pipeline.exports.requests import ExportRequest, ExportState
 from export_pipeline.exports.run import run_export
+from export_pipeline.exports.spec import parse_spec
 from export_pipeline.storage import storage_from_url
 
 from .conftest import free_port

@@ -23,8 +23,8 @@ from export_pipeline.db import insights as insights_table
 from export_pipeline.db import share_links
 from export_pipeline.embed.images import close_shared_renderers
 from export_pipeline.exports.manifest import read_manifest
-from export_pipeline.exports.requests import parse_spec
 from export_pipeline.exports.run import run_export
+from export_pipeline.exports.spec import parse_spec
 from export_pipeline.insights.store import InsightStore
 from export_pipeline.render.browser import PngRenderer, png_size
 

@@ -40,14 +40,9 @@ from export_pipeline.errors import (
 from export_pipeline.exports.deps import ExportDeps, build_deps
 from export_pipeline.exports.extract import QUERY_SETTINGS, EventQuery
 from export_pipeline.exports.manifest import read_manifest
-from export_pipeline.exports.requests import (
-    ExportRequest,
-    ExportState,
-    ExportStore,
-    parse_spec,
-    request_from_row,
-)
+from export_pipeline.exports.requests import ExportRequest, ExportState, ExportStore, request_from_row
 from export_pipeline.exports.serialize import concatenated, event_json_lines
+from export_pipeline.exports.spec import parse_spec
 from export_pipeline.settings import Settings
 from export_pipeline.usage.service_ping import latest_payload, record_api_request
 

@@ -20,7 +20,6 @@ from export_pipeline.accounts.roles import Role
 from export_pipeline.exports.deps import ExportDeps
 from export_pipeline.insights.store import InsightStore
 from export_pipeline.subscriptions.store import (
-    Delivery,
     Subscription,
     SubscriptionIn,
     SubscriptionPatch,
@@ -32,6 +31,7 @@ from export_pipeline.subscriptions.unsubscribe import (
     UnsubscribeClaim,
     verify_unsubscribe,
 )
+from export_pipeline.subscriptions.views import deliveries_json
 
 ProjectId = Annotated[int, Path(gt=0, lt=2**63)]
 SubscriptionId = Annotated[str, Path(min_length=1, max_length=64)]
@@ -49,24 +49,6 @@ PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "X-Robots-Tag": "noindex",
 }
-
-
-def outcomes_json(store: SubscriptionStore, subscription: Subscription, delivery: Delivery) -> list[dict]:
-    """The delivery's outcome per destination, in the subscription's destination order (then removed ones)."""
-    order = {destination.id: index for index, destination in enumerate(subscription.destinations)}
-    found = sorted(store.outcomes(delivery.id).values(),
-                   key=lambda outcome: (order.get(outcome.destination_id, len(order)), outcome.destination_id))
-    known = {destination.id: destination for destination in subscription.destinations}
-    return [{"destination_id": o.destination_id,
-             "destination": known[o.destination_id].to_json() if o.destination_id in known else None,
-             "state": "succeeded" if o.ok else "failed", "detail": o.detail, "error": o.error,
-             "attempts": o.attempts} for o in found]
-
-
-def deliveries_json(store: SubscriptionStore, subscription: Subscription, *, limit: int) -> list[dict]:
-    """The latest `limit` deliveries of a subscription, newest slot first, each with its outcomes."""
-    return [delivery.to_json(outcomes=outcomes_json(store, subscription, delivery))
-            for delivery in store.deliveries(subscription.id, limit=limit)]
 
 
 def install_subscription_routes(app: FastAPI, deps: ExportDeps, caller, require_project_role) -> None:

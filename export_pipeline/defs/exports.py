@@ -14,8 +14,9 @@ from export_pipeline.defs.resources import (
 )
 from export_pipeline.errors import ExportPipelineError
 from export_pipeline.exports.lifecycle import sweep_expired
-from export_pipeline.exports.requests import Compression, ExportFormat, ExportState, parse_spec
+from export_pipeline.exports.requests import ExportState
 from export_pipeline.exports.run import ExportResult, describe, run_export
+from export_pipeline.exports.spec import Compression, ExportFormat, parse_spec
 
 EXPORT_PARTITIONS = dg.DynamicPartitionsDefinition(name="export_requests")
 CLICKHOUSE_TAG = "export-pipeline/clickhouse"

@@ -22,7 +22,7 @@ import pyarrow as pa
 from export_pipeline.clickhouse.connection import Session
 from export_pipeline.clickhouse.schema import EventsTable
 from export_pipeline.clock import ch_time
-from export_pipeline.exports.requests import ExportSpec
+from export_pipeline.exports.spec import ExportSpec
 
 MIN_CHUNK_ROWS = 1_000
 MAX_CHUNK_ROWS = 1_000_000

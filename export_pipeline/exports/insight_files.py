@@ -22,8 +22,9 @@ from export_pipeline.clock import now_utc
 from export_pipeline.embed.images import default_width, render_view, shared_renderer
 from export_pipeline.embed.page import compute_view
 from export_pipeline.errors import ExportPipelineError
-from export_pipeline.exports.requests import ExportFormat, ExportRequest
+from export_pipeline.exports.requests import ExportRequest
 from export_pipeline.exports.serialize import WrittenFile
+from export_pipeline.exports.spec import ExportFormat
 from export_pipeline.insights.queries import InsightResult, compute
 from export_pipeline.insights.store import Insight, InsightStore, file_slug
 

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import zstandard
 
-from export_pipeline.exports.requests import Compression, ExportFormat
+from export_pipeline.exports.spec import Compression, ExportFormat
 from export_pipeline.storage import ExportStorage, ObjectWriter
 
 ISO_8601_UTC = "%Y-%m-%dT%H:%M:%S%.6fZ"

@@ -1,0 +1,197 @@
+"""What to export: formats, compressions, the validated request parameters (`parse_spec`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from typing import TypeVar
+
+from export_pipeline.clock import iso_utc
+from export_pipeline.errors import InvalidRequest
+
+
+class ExportFormat(StrEnum):
+    NDJSON = "ndjson"
+    JSON = "json"
+    CSV = "csv"
+    PARQUET = "parquet"
+    XLSX = "xlsx"
+    PNG = "png"
+
+
+class Compression(StrEnum):
+    GZIP = "gzip"
+    ZSTD = "zstd"
+    NONE = "none"
+
+
+E = TypeVar("E", bound=StrEnum)
+
+MAX_EVENT_NAMES = 100
+MAX_EVENT_NAME_LENGTH = 400
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    """What to export. `date_from` is inclusive, `date_to` exclusive; both UTC."""
+
+    project_id: int
+    requested_by: str
+    format: ExportFormat
+    compression: Compression
+    date_from: datetime | None = None
+    date_to: datetime | None = None
+    events: tuple[str, ...] = ()
+    resource: str = "events"
+    target_id: str | None = None  # the insight or dashboard exported, for those resources
+    width: int | None = None  # PNG width in CSS pixels (default: 800 for an insight, 1920 for a dashboard)
+
+    def filters(self) -> dict:
+        if self.resource != "events":
+            return {"target_id": self.target_id, **({"width": self.width} if self.width else {})}
+        return {
+            "date_from": iso_utc(self.date_from),
+            "date_to": iso_utc(self.date_to),
+            "events": list(self.events),
+        }
+
+
+RESOURCE_FORMATS = {
+    "events": (ExportFormat.NDJSON, ExportFormat.JSON, ExportFormat.CSV, ExportFormat.PARQUET),
+    "insight": (ExportFormat.PNG, ExportFormat.CSV, ExportFormat.XLSX, ExportFormat.JSON),
+    "dashboard": (ExportFormat.PNG, ExportFormat.CSV, ExportFormat.XLSX, ExportFormat.JSON),
+}
+PNG_WIDTHS = (400, 3000)
+
+
+def default_compression(fmt: ExportFormat) -> Compression:
+    # Parquet and XLSX compress inside the file; text formats are gzip for universal readability.
+    if fmt is ExportFormat.XLSX:
+        return Compression.NONE
+    return Compression.ZSTD if fmt is ExportFormat.PARQUET else Compression.GZIP
+
+
+def parse_spec(
+    *,
+    project_id: object,
+    requested_by: object,
+    format: object = "ndjson",
+    compression: object = None,
+    date_from: object = None,
+    date_to: object = None,
+    events: Iterable[object] | None = None,
+    resource: object = "events",
+    target_id: object = None,
+    width: object = None,
+) -> ExportSpec:
+    """Validate raw request fields, reporting every bad field at once (InvalidRequest.details)."""
+    errors: dict[str, str] = {}
+
+    parsed_project: int = 0
+    try:
+        parsed_project = int(str(project_id))
+        if parsed_project <= 0 or parsed_project >= 2**63:
+            raise ValueError
+    except ValueError:
+        errors["project_id"] = f"must be a positive integer, got {project_id!r}"
+
+    user = str(requested_by or "").strip()
+    if not user or len(user) > 255:
+        errors["requested_by"] = "must be a user name of 1 to 255 characters"
+
+    fmt = _enum(ExportFormat, format, "format", errors)
+    comp = _enum(Compression, compression, "compression", errors) if compression not in (None, "") else None
+
+    start = _parse_time(date_from, "date_from", errors, end_of_day=False)
+    end = _parse_time(date_to, "date_to", errors, end_of_day=True)
+    if start and end and start >= end:
+        errors["date_to"] = f"must be after date_from ({iso_utc(start)}), got {iso_utc(end)}"
+
+    names: list[str] = []
+    for raw in events or ():
+        name = str(raw)
+        if not name.strip() or len(name) > MAX_EVENT_NAME_LENGTH:
+            errors["events"] = f"each event name must be 1 to {MAX_EVENT_NAME_LENGTH} characters"
+        elif name not in names:
+            names.append(name)
+    if len(names) > MAX_EVENT_NAMES:
+        errors["events"] = f"at most {MAX_EVENT_NAMES} event names, got {len(names)}"
+
+    kind = str(resource or "events").strip().lower()
+    target = str(target_id).strip() if target_id not in (None, "") else None
+    if kind not in RESOURCE_FORMATS:
+        errors["resource"] = f"must be one of {', '.join(RESOURCE_FORMATS)}, got {resource!r}"
+    else:
+        if fmt is not None and fmt not in RESOURCE_FORMATS[kind]:
+            allowed = ", ".join(f.value for f in RESOURCE_FORMATS[kind])
+            errors["format"] = f"{kind} exports come as {allowed}, not {fmt.value}"
+        if kind == "events" and target:
+            errors["target_id"] = "only insight and dashboard exports take a target_id"
+        if kind != "events" and not target:
+            errors["target_id"] = f"required: the id of the {kind} to export"
+        if kind != "events" and comp not in (None, Compression.NONE):
+            errors["compression"] = f"{kind} exports are small files and are not compressed"
+        if kind != "events" and (start or end or names):
+            errors["resource"] = f"{kind} exports take their dates and events from the {kind} itself"
+
+    png_width: int | None = None
+    if width not in (None, ""):
+        low, high = PNG_WIDTHS
+        try:
+            png_width = int(str(width))
+            if not low <= png_width <= high:
+                raise ValueError
+        except ValueError:
+            errors["width"] = f"must be a whole number of pixels from {low} to {high}, got {width!r}"
+        if fmt is not ExportFormat.PNG:
+            errors["width"] = "only PNG exports take a width"
+
+    if errors or fmt is None:
+        fields = "; ".join(f"{field}: {message}" for field, message in errors.items())
+        raise InvalidRequest(f"Invalid export request: {fields}.", details=errors)
+    return ExportSpec(
+        project_id=parsed_project,
+        requested_by=user,
+        format=fmt,
+        compression=comp or (default_compression(fmt) if kind == "events" else Compression.NONE),
+        date_from=start,
+        date_to=end,
+        events=tuple(names),
+        resource=kind,
+        target_id=target,
+        width=png_width,
+    )
+
+
+def _enum(kind: type[E], value: object, field: str, errors: dict[str, str]) -> E | None:
+    try:
+        return kind(str(value).strip().lower())
+    except ValueError:
+        errors[field] = f"must be one of {', '.join(member.value for member in kind)}, got {value!r}"
+        return None
+
+
+def _parse_time(value: object, field: str, errors: dict[str, str], *, end_of_day: bool) -> datetime | None:
+    """ISO 8601 date or datetime; naive means UTC. A bare date as `date_to` means through that whole day."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        parsed = value
+    else:
+        text = str(value).strip()
+        try:
+            if len(text) == 10:
+                day = date.fromisoformat(text)
+                parsed = datetime.combine(day + timedelta(days=1) if end_of_day else day, time(), UTC)
+            else:
+                parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            errors[field] = f"must be an ISO 8601 date or datetime (e.g. 2026-01-31 or 2026-01-31T12:00:00Z), got {text!r}"
+            return None
+    parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    if not datetime(1970, 1, 1, tzinfo=UTC) <= parsed <= datetime(2299, 12, 31, tzinfo=UTC):
+        errors[field] = "must be between 1970 and 2299"
+        return None
+    return parsed
