@@ -65,7 +65,7 @@ dev: install dagster-home
 
 bench: install system-deps
 	$(BIN)/python -m export_pipeline.bench --events $(BENCH_EVENTS)
-	$(BIN)/python -m export_pipeline.render.bench
+	$(BIN)/python -m bench.render
 
 # Re-fetch the vendored Chart.js from the npm registry (pinned version, integrity checked by npm).
 CHARTJS_VERSION := 4.6.1

@@ -26,7 +26,8 @@ from export_pipeline.exports.manifest import read_manifest
 from export_pipeline.exports.run import run_export
 from export_pipeline.exports.spec import parse_spec
 from export_pipeline.insights.store import InsightStore
-from export_pipeline.render.browser import PngRenderer, png_size
+from export_pipeline.render.browser import PngRenderer
+from export_pipeline.render.capture import png_size
 
 from .conftest import serving
 from .exportdata import insert_events

@@ -20,7 +20,8 @@ import psutil
 import pytest
 
 from export_pipeline.errors import InvalidRequest
-from export_pipeline.render.browser import PngRenderer, RenderFailed, RenderTimeout
+from export_pipeline.render.browser import PngRenderer
+from export_pipeline.render.errors import RenderFailed, RenderTimeout
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(

@@ -26,7 +26,7 @@ from export_pipeline.defs.subscriptions import (
 from export_pipeline.embed.images import close_shared_renderers
 from export_pipeline.exports.deps import build_deps
 from export_pipeline.insights.store import InsightStore
-from export_pipeline.render.browser import png_size
+from export_pipeline.render.capture import png_size
 from export_pipeline.subscriptions.deliver import build_subscription_deps, run_delivery
 from export_pipeline.subscriptions.store import DeliveryState, SubscriptionStore
 from export_pipeline.subscriptions.unsubscribe import verify_unsubscribe
