@@ -91,8 +91,8 @@ def subscriptions_show(project_id: int, limit: int, subscription_id: str) -> Non
     emit({**subscription.to_json(), "deliveries": deliveries_json(store, subscription, limit=limit)})
 
 
-def _switch_command(enabled: bool, help: str) -> click.Command:
-    @click.command("enable" if enabled else "disable", help=help)
+def _switch_command(enabled: bool, help_text: str) -> click.Command:
+    @click.command("enable" if enabled else "disable", help=help_text)
     @project_option
     @click.argument("subscription_id")
     def switch(project_id: int, subscription_id: str) -> None:
