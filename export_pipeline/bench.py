@@ -360,11 +360,11 @@ def _unmerged(client, table) -> bool:
 
 def _child_fixed(_spec: dict) -> dict:
     # The same imports as an export process, so the difference in RSS is the export's own memory.
-    from export_pipeline.cli import _deps
+    from export_pipeline.exports.deps import build_deps
     from export_pipeline.exports.run import run_export  # noqa: F401
     from export_pipeline.settings import Settings
 
-    deps = _deps(Settings())
+    deps = build_deps(Settings())
     started = time.monotonic()
     with deps.clickhouse.session("bench fixed cost") as session:
         session.client.command("SELECT 1")
@@ -425,12 +425,12 @@ def _child_export(spec: dict) -> dict:
     import logging
 
     from export_pipeline.accounts.roles import Role, add_member
-    from export_pipeline.cli import _deps
+    from export_pipeline.exports.deps import build_deps
     from export_pipeline.exports.run import run_export
     from export_pipeline.exports.spec import parse_spec
     from export_pipeline.settings import Settings
 
-    deps = _deps(Settings())
+    deps = build_deps(Settings())
     project = int(spec["project"])
     add_member(deps.store.engine, project, BENCH_USER, Role.MAINTAINER)
     request = deps.store.create(

@@ -1,0 +1,21 @@
+"""`export-pipeline`: set up, seed, manage members, request exports and follow them.
+
+Exit codes: 0 success, 1 the export (or command) failed, 2 invalid input or refused access.
+"""
+
+from __future__ import annotations
+
+import click
+
+from export_pipeline.cli import accounts, admin, exports, insights, subscriptions
+from export_pipeline.cli.common import ExplainedErrors
+
+
+@click.group(cls=ExplainedErrors)
+def main() -> None:
+    """Export product-analytics events from ClickHouse to files, through Dagster."""
+
+
+for module in (admin, exports, accounts, insights, subscriptions):
+    for command in module.COMMANDS:
+        main.add_command(command)

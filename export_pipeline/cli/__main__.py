@@ -1,0 +1,3 @@
+from export_pipeline.cli import main
+
+main()

@@ -1,0 +1,85 @@
+"""Setting up and running the service: init, seed, sweep, api."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from export_pipeline.clickhouse.connection import ClickHouse
+from export_pipeline.clickhouse.schema import EventsTable, init_schema
+from export_pipeline.clickhouse.seed import seed_events
+from export_pipeline.clock import now_utc
+from export_pipeline.db import get_engine
+from export_pipeline.defs.instance import dagster_instance, ensure_dagster_home
+from export_pipeline.deps import AppDeps
+from export_pipeline.exports.deps import ExportDeps
+from export_pipeline.exports.lifecycle import sweep_expired
+from export_pipeline.settings import Settings
+
+
+@click.command()
+def init() -> None:
+    """Create the ClickHouse schema, the app database and the Dagster home (idempotent)."""
+    settings = Settings()
+    clickhouse = ClickHouse.from_settings(settings)
+    table = EventsTable.from_settings(settings)
+    with clickhouse.session("init") as session:
+        init_schema(session.client, table)
+    get_engine(settings.database_url)
+    home = ensure_dagster_home(settings)
+    click.echo(f"ClickHouse: {clickhouse.display_url} -> {table.qualified_name} ready")
+    click.echo(f"App database: {settings.database_url.split('@')[-1]} ready")
+    click.echo(f"Dagster home: {home}")
+
+
+@click.command()
+@click.option("--events", type=click.IntRange(min=0), default=100_000, show_default=True)
+@click.option("--projects", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--seed", "seed_value", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--if-empty", is_flag=True, help="Only seed when the events table has no rows (re-runnable demo)")
+def seed(events: int, projects: int, seed_value: int, if_empty: bool) -> None:
+    """Load deterministic demo events into ClickHouse (generated inside ClickHouse)."""
+    settings = Settings()
+    clickhouse = ClickHouse.from_settings(settings)
+    table = EventsTable.from_settings(settings)
+    started = time.monotonic()
+    with clickhouse.session("seed") as session:
+        init_schema(session.client, table)
+        existing = int(session.client.command(f"SELECT count() FROM {table.qualified_name}"))
+        if if_empty and existing:
+            click.echo(f"{table.qualified_name} already holds {existing:,} events; not seeding (--if-empty).")
+            return
+        inserted = seed_events(session.client, table, events=events, projects=projects, seed=seed_value)
+    click.echo(f"Inserted {inserted:,} events into {table.qualified_name} in {time.monotonic() - started:.1f} s")
+
+
+@click.command()
+def sweep() -> None:
+    """Delete expired exports now (the Dagster schedule does this hourly)."""
+    settings = Settings()
+    deps = ExportDeps.of(AppDeps.from_settings(settings))
+    swept = sweep_expired(deps.store, deps.storage, now=now_utc())
+    instance = dagster_instance(settings)
+    from export_pipeline.defs.exports import drop_partition  # imports Dagster: only here
+
+    for request, deleted in swept:
+        drop_partition(instance, request.id)
+        click.echo(f"expired {request.id}: {deleted} file(s) deleted")
+    click.echo(f"{len(swept)} export(s) expired")
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8000, show_default=True)
+def api(host: str, port: int) -> None:
+    """Serve the HTTP API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from export_pipeline.api.app import create_app
+
+    ensure_dagster_home(Settings())
+    uvicorn.run(create_app(), host=host, port=port, ws="none")  # no websockets served
+
+
+COMMANDS = [init, seed, sweep, api]

@@ -1,0 +1,121 @@
+"""Requesting an export and following it: export, status, preview."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import sys
+import time
+
+import click
+import zstandard
+
+from export_pipeline.accounts.emails import optional_email
+from export_pipeline.accounts.roles import require_role
+from export_pipeline.cli.common import app_deps, emit, say
+from export_pipeline.defs.instance import add_partition, run_unless_daemon
+from export_pipeline.errors import AccessDenied, InvalidRequest
+from export_pipeline.exports.deps import ExportDeps
+from export_pipeline.exports.requests import ExportRequest, ExportState, ExportStore
+from export_pipeline.exports.run import describe
+from export_pipeline.exports.spec import parse_spec
+
+PREVIEW_LINE_CHARS = 400
+
+
+# The options that describe the export are named as parse_spec's keywords and reach it as **spec_fields.
+@click.command()
+@click.option("--project-id", required=True)
+@click.option("--requested-by", required=True)
+@click.option("--resource", default="events", show_default=True, help="events, insight or dashboard")
+@click.option("--target-id", default=None, help="The insight or dashboard id (for those resources)")
+@click.option("--format", default="ndjson", show_default=True,
+              help="events: ndjson, json, csv, parquet; insight/dashboard: png, csv, xlsx, json")
+@click.option("--width", type=click.IntRange(400, 3000), default=None,
+              help="PNG width in pixels [default: 800 for an insight, 1920 for a dashboard]")
+@click.option("--compression", default=None, help="gzip, zstd or none [default: gzip; zstd for parquet]")
+@click.option("--date-from", default=None, help="ISO 8601 date or datetime, inclusive (UTC if no zone)")
+@click.option("--date-to", default=None, help="ISO 8601; exclusive, but a bare date includes that day")
+@click.option("--event", "events", multiple=True, help="Only these event names (repeatable)")
+@click.option("--notify-email", default=None, help="Email the result here [default: the requester's stored address]")
+@click.option("--wait", is_flag=True, help="Wait for the export and print its result")
+def export(notify_email: str | None, wait: bool, **spec_fields: object) -> None:
+    """Request an export of a project's events; it runs as a partition of Dagster's export_job."""
+    deps = ExportDeps.of(app_deps())
+    notify = optional_email(notify_email, field="notify_email")
+    spec = parse_spec(**spec_fields)  # type: ignore[arg-type]
+    try:
+        require_role(deps.roles, deps.engine, spec.project_id, spec.requested_by, action=f"exporting {spec.resource}")
+    except AccessDenied as denied:
+        emit({"export_id": None, "status": "refused", "error": {"code": denied.code, "message": str(denied)}})
+        raise
+    request = deps.store.create(spec, source="cli", notify_email=notify)
+    from export_pipeline.defs.exports import EXPORT_PARTITIONS  # imports Dagster: only here
+
+    instance = add_partition(deps.settings, EXPORT_PARTITIONS, request.id)
+    if not wait:
+        emit({**describe(request, deps), "note": "Queued: the Dagster daemon's sensor will run it (make dev)."})
+        return
+    run_unless_daemon(instance, "export_job", request.id, label=f"Export {request.id}", doing="exporting",
+                      say=say, in_background=True)
+    final = _follow(deps.store, request)
+    emit(describe(final, deps))
+    if final.state is not ExportState.SUCCEEDED:
+        sys.exit(1)
+
+
+def _follow(store: ExportStore, request: ExportRequest) -> ExportRequest:
+    """Poll the request until it finishes, printing progress to stderr."""
+    shown = None
+    while True:
+        current = store.require(request.id)
+        line = f"{current.state.value}: {current.row_count:,} rows, {current.byte_count / 1e6:,.1f} MB"
+        if line != shown:
+            say(line)
+            shown = line
+        if current.is_terminal:
+            return current
+        time.sleep(0.5)
+
+
+@click.command()
+@click.argument("export_id")
+def status(export_id: str) -> None:
+    """Print an export's state, files and download links as JSON."""
+    deps = ExportDeps.of(app_deps())
+    emit(describe(deps.store.require(export_id), deps))
+
+
+@click.command()
+@click.argument("export_id")
+@click.option("--lines", type=click.IntRange(min=1), default=3, show_default=True)
+def preview(export_id: str, lines: int) -> None:
+    """Print the first lines of an export's first file (decompressed)."""
+    deps = ExportDeps.of(app_deps())
+    request = deps.store.require(export_id)
+    if request.state is not ExportState.SUCCEEDED or not request.manifest_key:
+        raise InvalidRequest(f"Export {export_id} is {request.state.value}, not succeeded: nothing to preview.")
+    manifest = json.loads(deps.storage.read_bytes(request.manifest_key))
+    first = manifest["files"][0]["name"]
+    if first.endswith(".parquet"):
+        import polars as pl
+
+        frame = pl.read_parquet(io.BytesIO(deps.storage.read_bytes(f"{request.storage_prefix}/{first}")))
+        click.echo(frame.head(lines))
+        return
+    raw = deps.storage.open_reader(f"{request.storage_prefix}/{first}")
+    if first.endswith(".gz"):
+        raw = gzip.GzipFile(fileobj=raw)
+    elif first.endswith(".zst"):
+        raw = zstandard.ZstdDecompressor().stream_reader(raw)
+    text = io.TextIOWrapper(raw, encoding="utf-8")
+    for _ in range(lines):
+        line = text.readline()
+        if not line:
+            break
+        cut = len(line) > PREVIEW_LINE_CHARS
+        click.echo(line[:PREVIEW_LINE_CHARS] + (" …" if cut else ""), nl=not line.endswith("\n") or cut)
+
+
+COMMANDS = [export, status, preview]
