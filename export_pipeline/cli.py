@@ -523,7 +523,7 @@ def subscriptions_send_now(project_id: int, subscription_id: str) -> None:
 
     Runs in this process when no Dagster daemon runs (recorded in the same instance, so the UI shows it)."""
     from export_pipeline.defs.subscriptions import DELIVERY_PARTITIONS
-    from export_pipeline.subscriptions.store import FINISHED_STATES
+    from export_pipeline.subscriptions.records import FINISHED_STATES
     from export_pipeline.subscriptions.views import deliveries_json
 
     settings = Settings()

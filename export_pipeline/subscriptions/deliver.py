@@ -26,15 +26,10 @@ from export_pipeline.exports.deps import ExportDeps
 from export_pipeline.insights.store import InsightStore, file_slug
 from export_pipeline.render.browser import INSIGHT_WIDTH, PngRenderer
 from export_pipeline.subscriptions.mail import ReportMailer
+from export_pipeline.subscriptions.records import Delivery, DeliveryState, Destination, Subscription
 from export_pipeline.subscriptions.report import Report, ReportImage
 from export_pipeline.subscriptions.slack import SlackDeliverer
-from export_pipeline.subscriptions.store import (
-    Delivery,
-    DeliveryState,
-    Destination,
-    Subscription,
-    SubscriptionStore,
-)
+from export_pipeline.subscriptions.store import SubscriptionStore
 from export_pipeline.subscriptions.unsubscribe import sign_unsubscribe, unsubscribe_url
 
 logger = logging.getLogger(__name__)
