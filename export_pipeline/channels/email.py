@@ -53,21 +53,12 @@ def sender(settings: Settings) -> dict[str, str]:
 class EmailSender:
     """Sends `mail/send` bodies through SendGrid, or to the outbox without a key. Plain Python."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        attempts: int = ATTEMPTS,
-        backoff_seconds: float | None = None,
-        timeout_seconds: float = TIMEOUT_SECONDS,
-        sleep: Callable[[float], None] = time.sleep,
-    ):
+    def __init__(self, settings: Settings, *, attempts: int = ATTEMPTS, backoff_seconds: float | None = None,
+                 timeout_seconds: float = TIMEOUT_SECONDS, sleep: Callable[[float], None] = time.sleep):
+        """`backoff_seconds`: the first wait, doubled at each retry (default EXPORT_EMAIL_RETRY_BASE_SECONDS)."""
         self.settings = settings
-        self.backoff = Backoff(
-            attempts=max(attempts, 1),
-            base_seconds=settings.email_retry_base_seconds if backoff_seconds is None else backoff_seconds,
-            sleep=sleep,
-        )
+        base = settings.email_retry_base_seconds if backoff_seconds is None else backoff_seconds
+        self.backoff = Backoff(attempts=max(attempts, 1), base_seconds=base, sleep=sleep)
         self.timeout_seconds = timeout_seconds
 
     def send(self, payload: dict, key: str, *, log: Logger = logger) -> EmailOutcome:
