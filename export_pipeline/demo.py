@@ -4,7 +4,8 @@ running the demo again finds and reuses them."""
 from __future__ import annotations
 
 from export_pipeline.insights.store import Dashboard, Insight, InsightStore
-from export_pipeline.subscriptions.store import Subscription, SubscriptionStore
+from export_pipeline.subscriptions.records import Subscription
+from export_pipeline.subscriptions.store import SubscriptionStore
 
 DEMO_DASHBOARD = "Demo dashboard"
 DEMO_INSIGHTS = [

@@ -205,7 +205,8 @@ def test_daemon_delivers_a_due_subscription_exactly_once(dagster_deployment):
     from export_pipeline.db import subscriptions as subscriptions_table
     from export_pipeline.defs.subscriptions import DELIVERY_PARTITIONS
     from export_pipeline.insights.store import InsightStore
-    from export_pipeline.subscriptions.store import DeliveryState, SubscriptionStore
+    from export_pipeline.subscriptions.records import DeliveryState
+    from export_pipeline.subscriptions.store import SubscriptionStore
 
     engine = dagster_deployment["store"].engine
     insight = InsightStore(engine).create_insight(PROJECT, name="Events", created_by="maria", query={

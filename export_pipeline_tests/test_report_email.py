@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from export_pipeline.channels.email import EmailSender
 from export_pipeline.errors import InvalidRequest
-from export_pipeline.exports.finished_email import ExportMailer
 from export_pipeline.settings import MIB, Settings
 from export_pipeline.subscriptions.mail import ReportMailer, ReportTooLarge
 from export_pipeline.subscriptions.report import Report, ReportImage
@@ -57,7 +57,7 @@ def make_settings(home: Path, host: str | None) -> Settings:
 
 def mailer(settings: Settings, sleeps: list[float] | None = None) -> ReportMailer:
     sleeps = [] if sleeps is None else sleeps
-    return ReportMailer(settings, transport=ExportMailer(settings, sleep=sleeps.append, backoff_seconds=0.25))
+    return ReportMailer(settings, transport=EmailSender(settings, sleep=sleeps.append, backoff_seconds=0.25))
 
 
 def report(count: int = 2) -> Report:

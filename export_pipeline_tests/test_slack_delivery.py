@@ -11,8 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from export_pipeline.channels.slack import SlackOutcome
 from export_pipeline.settings import Settings
-from export_pipeline.subscriptions.slack import ReportImage, SlackDeliverer, SlackOutcome, SlackReport
+from export_pipeline.subscriptions.report import Report as SlackReport
+from export_pipeline.subscriptions.report import ReportImage
+from export_pipeline.subscriptions.slack import SlackDeliverer
 from export_pipeline_tests.slackapi import FakeSlack, Recorded
 
 ACME = "xoxb-acme-0000-secret"

@@ -28,7 +28,8 @@ from export_pipeline.exports.deps import build_deps
 from export_pipeline.insights.store import InsightStore
 from export_pipeline.render.capture import png_size
 from export_pipeline.subscriptions.deliver import build_subscription_deps, run_delivery
-from export_pipeline.subscriptions.store import DeliveryState, SubscriptionStore
+from export_pipeline.subscriptions.records import DeliveryState
+from export_pipeline.subscriptions.store import SubscriptionStore
 from export_pipeline.subscriptions.unsubscribe import verify_unsubscribe
 
 from .exportdata import insert_events
@@ -358,7 +359,7 @@ def test_a_queued_delivery_whose_run_ended_before_starting_is_failed(settings, w
 
 
 def test_a_second_run_never_sends_while_another_live_run_delivers(deps, world, sendgrid):
-    from export_pipeline.subscriptions.store import DeliveryBusy
+    from export_pipeline.subscriptions.records import DeliveryBusy
 
     _, delivery_id = subscribe(deps, world, resource="insight",
                                destinations=[{"kind": "email", "email": "ana@example.com"}])

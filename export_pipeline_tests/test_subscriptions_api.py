@@ -15,7 +15,8 @@ from export_pipeline.accounts.roles import Role, add_member
 from export_pipeline.accounts.tokens import create_token
 from export_pipeline.api.app import create_app
 from export_pipeline.insights.store import InsightStore
-from export_pipeline.subscriptions.store import DeliveryState, SubscriptionStore
+from export_pipeline.subscriptions.records import DeliveryState
+from export_pipeline.subscriptions.store import SubscriptionStore
 from export_pipeline.subscriptions.unsubscribe import sign_unsubscribe
 
 PROJECT, OTHER = 9970, 9971

@@ -19,13 +19,8 @@ from fastapi.responses import HTMLResponse
 from export_pipeline.accounts.roles import Role
 from export_pipeline.exports.deps import ExportDeps
 from export_pipeline.insights.store import InsightStore
-from export_pipeline.subscriptions.store import (
-    Subscription,
-    SubscriptionIn,
-    SubscriptionPatch,
-    SubscriptionStore,
-    validated,
-)
+from export_pipeline.subscriptions.records import Subscription, SubscriptionIn, SubscriptionPatch, validated
+from export_pipeline.subscriptions.store import SubscriptionStore
 from export_pipeline.subscriptions.unsubscribe import (
     InvalidUnsubscribeToken,
     UnsubscribeClaim,

@@ -22,7 +22,8 @@ from export_pipeline.defs.instance import add_partition, run_unless_daemon
 from export_pipeline.demo import demo_subscription
 from export_pipeline.errors import InvalidRequest
 from export_pipeline.insights.store import InsightStore
-from export_pipeline.subscriptions.store import FINISHED_STATES, SubscriptionStore
+from export_pipeline.subscriptions.records import FINISHED_STATES
+from export_pipeline.subscriptions.store import SubscriptionStore
 from export_pipeline.subscriptions.views import deliveries_json
 
 DAEMON_DELIVERY_WAIT_SECONDS = 1800

@@ -22,7 +22,8 @@ from export_pipeline.defs.resources import (
 from export_pipeline.errors import ExportPipelineError
 from export_pipeline.settings import Settings
 from export_pipeline.subscriptions.deliver import DeliveryResult, build_subscription_deps, run_delivery
-from export_pipeline.subscriptions.store import DeliveryState, SubscriptionStore
+from export_pipeline.subscriptions.records import DeliveryState
+from export_pipeline.subscriptions.store import SubscriptionStore
 
 DELIVERY_PARTITIONS = dg.DynamicPartitionsDefinition(name="subscription_deliveries")
 DELIVERY_TAG = "export-pipeline/delivery-id"

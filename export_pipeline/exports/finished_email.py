@@ -1,33 +1,21 @@
 """The email sent when an export finishes: its download links and their expiry, or why it failed.
 
-Sent through SendGrid's v3 `mail/send` when `SENDGRID_API_KEY` is set; otherwise the very same JSON payload
-is written to `$EXPORT_PIPELINE_HOME/outbox/<timestamp>-<export id>.json` (the embedded default). Network
-errors, 429 and 5xx are retried with exponential backoff; whatever happens, sending never raises: an email
-must not fail an export. The outcome is recorded on the request (`notified_to`, `notified_at`,
+Sent through `channels.email` (SendGrid, or the outbox without a key; retried); whatever happens, sending never
+raises: an email must not fail an export. The outcome is recorded on the request (`notified_to`, `notified_at`,
 `notify_error`).
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
-import os
-import re
-import tempfile
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
-from pathlib import Path
 from urllib.parse import quote
 
-import sendgrid
-from python_http_client.exceptions import HTTPError
-
 from export_pipeline.accounts.emails import recipient_for
-from export_pipeline.clock import now_utc
+from export_pipeline.channels.email import EmailOutcome, EmailSender, Logger, sender
 from export_pipeline.exports.deps import ExportDeps
 from export_pipeline.exports.manifest import MANIFEST_NAME
 from export_pipeline.exports.requests import ExportRequest, ExportState
@@ -35,10 +23,6 @@ from export_pipeline.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-Logger = logging.Logger | logging.LoggerAdapter
-
-ATTEMPTS = 3
-TIMEOUT_SECONDS = 10.0
 HINTS = {
     "access_denied": "Ask an Owner or Maintainer of project {project} for the Maintainer role, then request the "
     "export again.",
@@ -57,47 +41,12 @@ class FileLink:
     url: str
 
 
-@dataclass(frozen=True)
-class Delivery:
-    """How sending went: `sent_at` when delivered (or written to the outbox), else the last `error`."""
-
-    attempts: int
-    sent_at: datetime | None = None
-    error: str | None = None
-    where: str | None = None
-
-
-def sender(settings: Settings) -> dict[str, str]:
-    """The `from` of every email the service sends."""
-    found = {"email": settings.email_from}
-    if settings.email_from_name:
-        found["name"] = settings.email_from_name
-    return found
-
-
-class SendFailed(Exception):
-    def __init__(self, message: str, *, retryable: bool):
-        super().__init__(message)
-        self.retryable = retryable
-
-
 class ExportMailer:
     """Composes and sends the finished-export email. Plain Python; `run_export` calls it once per outcome."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        attempts: int = ATTEMPTS,
-        backoff_seconds: float | None = None,
-        timeout_seconds: float = TIMEOUT_SECONDS,
-        sleep: Callable[[float], None] = time.sleep,
-    ):
+    def __init__(self, settings: Settings, *, transport: EmailSender | None = None):
         self.settings = settings
-        self.attempts = max(attempts, 1)
-        self.backoff_seconds = settings.email_retry_base_seconds if backoff_seconds is None else backoff_seconds
-        self.timeout_seconds = timeout_seconds
-        self.sleep = sleep
+        self.transport = transport or EmailSender(settings)
 
     # ------------------------------------------------------------------------------------------ entry
 
@@ -118,21 +67,21 @@ class ExportMailer:
             )
             return
         try:
-            delivery = self.deliver(self.compose(request, deps, recipient.email), request.id, log=log)
+            sent = self.transport.send(self.compose(request, deps, recipient.email), request.id, log=log)
         except Exception as exc:  # composing failed, e.g. an unreadable manifest
             log.exception("Export %s: the email to %s could not be prepared.", request.id, recipient.email)
-            delivery = Delivery(attempts=0, error=f"{type(exc).__name__}: {exc}"[:2000])
-        if delivery.sent_at:
+            sent = EmailOutcome(attempts=0, error=f"{type(exc).__name__}: {exc}"[:2000])
+        if sent.sent_at:
             log.info("Export %s: email to %s (%s address) %s.", request.id, recipient.email, recipient.source,
-                     delivery.where)
+                     sent.where)
         else:
             log.error(
                 "Export %s: email to %s not sent after %s attempt(s): %s. The export itself is unaffected.",
-                request.id, recipient.email, delivery.attempts, delivery.error,
+                request.id, recipient.email, sent.attempts, sent.error,
             )
         try:
             deps.store.record_notification(
-                request.id, to=recipient.email, sent_at=delivery.sent_at, error=delivery.error
+                request.id, to=recipient.email, sent_at=sent.sent_at, error=sent.error
             )
         except Exception:
             log.exception("Export %s: recording the email outcome failed.", request.id)
@@ -241,66 +190,6 @@ class ExportMailer:
             f"<p>Filters: {escape(filters)}.</p>"
         )
         return subject, text, html
-
-    # ---------------------------------------------------------------------------------------- deliver
-
-    def deliver(self, payload: dict, export_id: str, *, log: Logger = logger) -> Delivery:
-        """Send with retries (network errors, 429, 5xx); other 4xx are final. Never raises SendFailed."""
-        error = ""
-        for attempt in range(1, self.attempts + 1):
-            try:
-                where = self._send_once(payload, export_id)
-                return Delivery(attempts=attempt, sent_at=now_utc(), where=where)
-            except SendFailed as failed:
-                error = str(failed)
-                if not failed.retryable or attempt == self.attempts:
-                    return Delivery(attempts=attempt, error=error)
-            delay = self.backoff_seconds * 2 ** (attempt - 1)
-            log.warning("Export %s: email attempt %s of %s failed (%s); retrying in %.1f s.",
-                        export_id, attempt, self.attempts, error, delay)
-            self.sleep(delay)
-        return Delivery(attempts=self.attempts, error=error)  # not reached
-
-    def _send_once(self, payload: dict, export_id: str) -> str:
-        key = self.settings.sendgrid_api_key.get_secret_value().strip() if self.settings.sendgrid_api_key else ""
-        if not key:
-            return f"written to {self.write_outbox(payload, export_id)}"
-        host = self.settings.sendgrid_api_host.rstrip("/")
-        client = sendgrid.SendGridAPIClient(api_key=key, host=host)
-        try:
-            response = client.client.mail.send.post(request_body=payload, timeout=self.timeout_seconds)
-        except HTTPError as answered:
-            status = int(answered.status_code)
-            body = answered.body.decode("utf-8", "replace") if isinstance(answered.body, bytes) else str(answered.body)
-            raise SendFailed(
-                f"SendGrid ({host}) answered {status} {answered.reason}: {body.strip()[:500]}",
-                retryable=status == 429 or status >= 500,
-            ) from None
-        except (OSError, http.client.HTTPException) as unreachable:  # URLError, timeouts, dropped connections
-            raise SendFailed(f"SendGrid ({host}) unreachable: {unreachable}", retryable=True) from None
-        return f"sent through SendGrid ({host}, status {response.status_code})"
-
-    def write_outbox(self, payload: dict, export_id: str) -> Path:
-        """The payload as `<outbox>/<timestamp>-<export id>.json`, written atomically (temp file, rename)."""
-        folder = self.settings.outbox_dir
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            safe_id = re.sub(r"[^A-Za-z0-9._-]", "_", export_id)
-            path = folder / f"{now_utc():%Y%m%dT%H%M%S%fZ}-{safe_id}.json"
-            descriptor, temp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".partial")
-            try:
-                with os.fdopen(descriptor, "w", encoding="utf-8") as out:
-                    json.dump(payload, out, indent=2, ensure_ascii=False)
-                    out.write("\n")
-                    out.flush()
-                    os.fsync(out.fileno())
-                os.replace(temp, path)
-            except BaseException:
-                Path(temp).unlink(missing_ok=True)
-                raise
-        except OSError as failed:
-            raise SendFailed(f"writing to the outbox {folder} failed: {failed}", retryable=True) from None
-        return path
 
 
 def email_time(moment: datetime | None) -> str:

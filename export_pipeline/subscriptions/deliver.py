@@ -17,24 +17,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from export_pipeline.accounts.emails import recipient_for
+from export_pipeline.channels.email import EmailSender, sender
 from export_pipeline.embed.images import render_view, shared_renderer
 from export_pipeline.embed.page import PageView, compute_view
 from export_pipeline.embed.share import ShareLinkGone, ShareLinks, embed_path
 from export_pipeline.errors import ExportPipelineError, NotFound
 from export_pipeline.exports.deps import ExportDeps
-from export_pipeline.exports.finished_email import ExportMailer, sender
 from export_pipeline.insights.store import InsightStore, file_slug
 from export_pipeline.render.browser import INSIGHT_WIDTH, PngRenderer
 from export_pipeline.subscriptions.mail import ReportMailer
+from export_pipeline.subscriptions.records import Delivery, DeliveryState, Destination, Subscription
 from export_pipeline.subscriptions.report import Report, ReportImage
 from export_pipeline.subscriptions.slack import SlackDeliverer
-from export_pipeline.subscriptions.store import (
-    Delivery,
-    DeliveryState,
-    Destination,
-    Subscription,
-    SubscriptionStore,
-)
+from export_pipeline.subscriptions.store import SubscriptionStore
 from export_pipeline.subscriptions.unsubscribe import sign_unsubscribe, unsubscribe_url
 
 logger = logging.getLogger(__name__)
@@ -47,13 +42,13 @@ class SubscriptionDeps:
     subscriptions: SubscriptionStore
     slack: SlackDeliverer
     mail: ReportMailer
-    notices: ExportMailer
+    notices: EmailSender
     renderer: Callable[[], PngRenderer]
 
 
 def build_subscription_deps(export: ExportDeps, *, sleep: Callable[[float], None] = time.sleep) -> SubscriptionDeps:
     settings = export.settings
-    notices = ExportMailer(settings, sleep=sleep)
+    notices = EmailSender(settings, sleep=sleep)
     return SubscriptionDeps(
         export=export,
         subscriptions=SubscriptionStore(export.store.engine),
@@ -233,7 +228,7 @@ def _tell_creator(subscription: Subscription, destination: Destination, reason: 
             "subject": subject,
             "content": [{"type": "text/plain", "value": text}],
         }
-        sent = deps.notices.deliver(payload, f"notice-{subscription.id}-{destination.id}", log=log)
+        sent = deps.notices.send(payload, f"notice-{subscription.id}-{destination.id}", log=log)
         if sent.error:
             log.error("Telling %s that %s was disabled failed: %s", recipient.email, destination.label, sent.error)
     except Exception:

@@ -3,7 +3,7 @@ unsubscribe link (also as RFC 8058 one-click `List-Unsubscribe` headers).
 
 One SendGrid v3 `mail/send` per recipient, because each recipient has their own unsubscribe link; the caller
 loops over recipients, and one failing address never blocks the others (`send` never raises). Transport,
-outbox (no `SENDGRID_API_KEY`) and retries are `ExportMailer.deliver`'s.
+outbox (no `SENDGRID_API_KEY`) and retries are `channels.email`'s.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from html import escape
 from urllib.parse import urlsplit
 
 from export_pipeline.accounts.emails import valid_email
+from export_pipeline.channels.email import EmailOutcome, EmailSender, Logger, sender
 from export_pipeline.errors import ExportPipelineError, InvalidRequest
-from export_pipeline.exports.finished_email import Delivery, ExportMailer, Logger, sender
 from export_pipeline.settings import MIB, Settings
 from export_pipeline.subscriptions.report import Report, ReportImage
 
@@ -41,11 +41,11 @@ class ReportMailer:
         self,
         settings: Settings,
         *,
-        transport: ExportMailer | None = None,
+        transport: EmailSender | None = None,
         max_attachment_bytes: int = MAX_ATTACHMENT_BYTES,
     ):
         self.settings = settings
-        self.transport = transport or ExportMailer(settings)
+        self.transport = transport or EmailSender(settings)
         self.max_attachment_bytes = max_attachment_bytes
 
     def send(
@@ -57,8 +57,8 @@ class ReportMailer:
         subscription_id: str,
         key: str,
         log: Logger = logger,
-    ) -> Delivery:
-        """Compose and deliver to one recipient. Never raises: failures are in `Delivery.error`.
+    ) -> EmailOutcome:
+        """Compose and deliver to one recipient. Never raises: failures are in `EmailOutcome.error`.
 
         `key` names this delivery in logs and outbox file names; make it unique per recipient.
         """
@@ -66,8 +66,8 @@ class ReportMailer:
             payload = self.compose(report, to=to, unsubscribe_url=unsubscribe_url, subscription_id=subscription_id)
         except Exception as exc:  # e.g. too large or a bad address: the same on every attempt, so no retry
             log.error("Subscription %s: the report email to %s could not be prepared: %s", subscription_id, to, exc)
-            return Delivery(attempts=0, error=f"{type(exc).__name__}: {exc}"[:2000])
-        return self.transport.deliver(payload, key, log=log)
+            return EmailOutcome(attempts=0, error=f"{type(exc).__name__}: {exc}"[:2000])
+        return self.transport.send(payload, key, log=log)
 
     def compose(self, report: Report, *, to: str, unsubscribe_url: str, subscription_id: str) -> dict:
         """The SendGrid v3 `mail/send` body. Raises ReportTooLarge, or InvalidRequest for a bad address or URL."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from export_pipeline.subscriptions.store import Delivery, Subscription, SubscriptionStore
+from export_pipeline.subscriptions.records import Delivery, Subscription
+from export_pipeline.subscriptions.store import SubscriptionStore
 
 
 def outcomes_json(store: SubscriptionStore, subscription: Subscription, delivery: Delivery) -> list[dict]:
