@@ -37,7 +37,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import metadata
 from pathlib import Path
 
-from export_pipeline.bench import cpu_model, update_markdown
+from bench.report import cpu_model, update_markdown
 from export_pipeline.embed.page import STATIC_DIR, EmbedOptions, PageView, TileView, page_html
 from export_pipeline.render.browser import (
     DEFAULT_DEVICE_SCALE,

@@ -1,0 +1,1 @@
+"""Benchmarks, outside the package: run from the repository root, e.g. `python -m bench.exports` (`make bench`)."""
