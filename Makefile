@@ -64,7 +64,7 @@ dev: install dagster-home
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 bench: install system-deps
-	$(BIN)/python -m export_pipeline.bench --events $(BENCH_EVENTS)
+	$(BIN)/python -m bench.exports --events $(BENCH_EVENTS)
 	$(BIN)/python -m bench.render
 
 # Re-fetch the vendored Chart.js from the npm registry (pinned version, integrity checked by npm).

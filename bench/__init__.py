@@ -1,1 +1,1 @@
-"""Benchmarks, run from the repository root (`python -m bench.<name>`, or `make bench`); not installed."""
+"""Benchmarks, outside the package: run from the repository root, e.g. `python -m bench.exports` (`make bench`)."""

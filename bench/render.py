@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from bench.machine import cpu_count, cpu_model, package_version, update_markdown
+from bench.report import cpu_count, cpu_model, package_version, update_markdown
 from export_pipeline.embed.page import STATIC_DIR, EmbedOptions, PageView, TileView, page_html
 from export_pipeline.render.browser import DEFAULT_DEVICE_SCALE, INSIGHT_WIDTH, PngRenderer
 from export_pipeline.render.capture import png_size

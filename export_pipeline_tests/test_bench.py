@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from export_pipeline.bench import TABLE_HEADER, Measurement, render_table, update_markdown
+from bench.exports.results import TABLE_HEADER, Measurement, render_table
+from bench.report import update_markdown
 
 
 def test_render_table_exact_text():
@@ -45,7 +46,7 @@ def test_bench_end_to_end_tiny(tmp_path):
     output = tmp_path / "benchmarks.md"
     env = {k: v for k, v in os.environ.items() if k not in ("CLICKHOUSE_URL", "EXPORT_STORAGE_URL")}
     done = subprocess.run(
-        [sys.executable, "-m", "export_pipeline.bench", "--events", "20000", "--formats", "ndjson",
+        [sys.executable, "-m", "bench.exports", "--events", "20000", "--formats", "ndjson",
          "--home", str(tmp_path / "home"), "--output", str(output)],
         env=env, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=600,
     )

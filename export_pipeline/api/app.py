@@ -38,11 +38,12 @@ from export_pipeline.errors import (
     NotFound,
 )
 from export_pipeline.exports.deps import ExportDeps, build_deps
-from export_pipeline.exports.extract import QUERY_SETTINGS, EventQuery
+from export_pipeline.exports.extract import QUERY_SETTINGS, ExportQuery
 from export_pipeline.exports.manifest import read_manifest
 from export_pipeline.exports.requests import ExportRequest, ExportState, ExportStore, request_from_row
-from export_pipeline.exports.serialize import concatenated, event_json_lines
+from export_pipeline.exports.serialize import concatenated, json_lines
 from export_pipeline.exports.spec import parse_spec
+from export_pipeline.models.events import events_model
 from export_pipeline.settings import Settings
 from export_pipeline.usage.service_ping import latest_payload, record_api_request
 
@@ -218,14 +219,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             after = (datetime.fromisoformat(state["ts"]), state["uuid"]) if state else None
         except (TypeError, ValueError):
             raise InvalidRequest("Invalid cursor.", details={"cursor": "not a cursor from this API"}) from None
-        query = EventQuery(deps.table, spec, as_of)
+        query = ExportQuery(events_model(deps.table), spec, as_of)
         sql, params = query.chunk_sql(after=after, limit=limit)
         with deps.clickhouse.session(f"api events project {project_id}") as session:
             page = session.client.query_arrow(sql, parameters=params, settings=QUERY_SETTINGS)
         import polars as pl
 
         frame = pl.from_arrow(page)
-        body = bytes(concatenated(event_json_lines(frame, terminator=","))).removesuffix(b",")  # type: ignore[arg-type]
+        body = bytes(concatenated(json_lines(query.model, frame, terminator=","))).removesuffix(b",")  # type: ignore[arg-type]
         next_cursor = None
         if page.num_rows >= limit:
             last = page.slice(page.num_rows - 1, 1).select(["timestamp", "uuid"]).to_pylist()[0]

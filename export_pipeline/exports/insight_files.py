@@ -23,17 +23,10 @@ from export_pipeline.embed.images import default_width, render_view, shared_rend
 from export_pipeline.embed.page import compute_view
 from export_pipeline.errors import ExportPipelineError
 from export_pipeline.exports.requests import ExportRequest
-from export_pipeline.exports.serialize import WrittenFile
+from export_pipeline.exports.serialize import CONTENT_TYPES, WrittenFile
 from export_pipeline.exports.spec import ExportFormat
 from export_pipeline.insights.queries import InsightResult, compute
 from export_pipeline.insights.store import Insight, InsightStore, file_slug
-
-CONTENT_TYPES = {
-    ExportFormat.PNG: "image/png",
-    ExportFormat.CSV: "text/csv; charset=utf-8",
-    ExportFormat.JSON: "application/json",
-    ExportFormat.XLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-}
 
 
 def write_insight_files(request: ExportRequest, deps, *, log: logging.Logger | logging.LoggerAdapter) -> list[WrittenFile]:
@@ -112,8 +105,6 @@ def _render(resource: str, title: str, tables: list[tuple[Insight, InsightResult
             for index, (insight, result) in enumerate(tables):
                 _frame(result).write_excel(workbook, worksheet=_sheet_name(index, insight.name, used), autofit=True)
         yield f"{resource}.xlsx", buffer.getvalue(), sum(len(result.rows) for _, result in tables)
-
-
 
 
 def _sheet_name(index: int, name: str, used: set[str]) -> str:

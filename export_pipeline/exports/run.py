@@ -16,12 +16,14 @@ from export_pipeline.accounts.roles import require_role
 from export_pipeline.clock import iso_utc, now_utc
 from export_pipeline.errors import ExportPipelineError
 from export_pipeline.exports.deps import ExportDeps
-from export_pipeline.exports.extract import QUERY_SETTINGS, EventQuery, iter_chunks, prefetched
+from export_pipeline.exports.extract import QUERY_SETTINGS, ExportQuery, iter_chunks, prefetched
 from export_pipeline.exports.finished_email import ExportMailer
 from export_pipeline.exports.insight_files import write_insight_files
 from export_pipeline.exports.manifest import MANIFEST_NAME, build_manifest, read_manifest
 from export_pipeline.exports.requests import ExportConflict, ExportRequest, ExportState
 from export_pipeline.exports.serialize import PartWriter, WrittenFile
+from export_pipeline.models import MODELS
+from export_pipeline.models.base import ExportModel
 
 
 @dataclass(frozen=True)
@@ -85,8 +87,9 @@ def run_export(
     try:
         deps.storage.ensure_lifecycle(deps.settings.ttl_hours)
         deps.storage.delete_prefix(request.storage_prefix)  # leftovers of an earlier attempt
-        if spec.resource == "events":
-            files = _write_events(request, deps, run_id=run_id, log=log, on_progress=on_progress, started=started)
+        if spec.resource in MODELS:
+            model = MODELS[spec.resource](deps.table)
+            files = _write_rows(request, model, deps, run_id=run_id, log=log, on_progress=on_progress, started=started)
         else:
             files = write_insight_files(request, deps, log=log)
         finished = now_utc()
@@ -118,8 +121,9 @@ def run_export(
     return ExportResult(store.require(export_id), files, manifest_key, time.monotonic() - started)
 
 
-def _write_events(
+def _write_rows(
     request: ExportRequest,
+    model: ExportModel,
     deps: ExportDeps,
     *,
     run_id: str,
@@ -127,12 +131,14 @@ def _write_events(
     on_progress: Callable[[Progress], None] | None,
     started: float,
 ) -> list[WrittenFile]:
-    """Stream the request's events from ClickHouse into part files; a partial part is discarded on failure."""
+    """Stream the request's rows of `model` from ClickHouse into part files; a partial part is discarded on
+    failure."""
     spec, store = request.spec, deps.store
-    query = EventQuery(deps.table, spec, request.as_of)
+    query = ExportQuery(model, spec, request.as_of)
     writer = PartWriter(
         deps.storage,
         request.storage_prefix,
+        model,
         spec.format,
         spec.compression,
         part_size=deps.settings.part_size_bytes,

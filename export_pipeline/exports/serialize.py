@@ -1,10 +1,10 @@
-"""Serialize chunks of events with Polars into compressed, size-bounded part files.
+"""Serialize chunks of a model's rows with Polars into compressed, size-bounded part files.
 
-NDJSON and JSON lines are built with vectorized Polars expressions: the scalar fields are encoded by
-`struct.json_encode()` and the stored `properties` text is embedded as is when it is a JSON object
-(ClickHouse's `isValidJSON` told us), so it appears as an object, not a string holding JSON. Raw
+NDJSON and JSON lines are built with vectorized Polars expressions: the scalar columns are encoded by
+`struct.json_encode()` and a column of JSON text (events' `properties`) is embedded as is when it is a JSON
+object (ClickHouse's `isValidJSON` told us), so it appears as an object, not a string holding JSON. Raw
 newlines in such text can only be insignificant whitespace (JSON escapes them inside strings), so they
-become spaces to keep one event per line. Text that is not a JSON object is kept, as a string, under
+become spaces to keep one row per line. Text that is not a JSON object is kept, as a string, under
 `$unparsed`: nothing is lost and the output stays valid.
 
 Each line already ends with its separator, so the Arrow data buffer of the column of lines *is* the
@@ -25,22 +25,10 @@ import pyarrow.parquet as pq
 import zstandard
 
 from export_pipeline.exports.spec import Compression, ExportFormat
+from export_pipeline.models.base import ExportModel
 from export_pipeline.storage import ExportStorage, ObjectWriter
 
 ISO_8601_UTC = "%Y-%m-%dT%H:%M:%S%.6fZ"
-OUTPUT_COLUMNS = ("project_id", "uuid", "event", "timestamp", "distinct_id", "person_id", "created_at", "properties")
-PARQUET_SCHEMA = pa.schema(
-    [
-        ("project_id", pa.uint64()),
-        ("uuid", pa.string()),
-        ("event", pa.string()),
-        ("timestamp", pa.timestamp("us", tz="UTC")),
-        ("distinct_id", pa.string()),
-        ("person_id", pa.string()),
-        ("created_at", pa.timestamp("us", tz="UTC")),
-        ("properties", pa.string()),
-    ]
-)
 MAX_SLICE_BYTES = 64 * 1024 * 1024
 
 EXTENSIONS = {
@@ -54,6 +42,8 @@ CONTENT_TYPES = {
     ExportFormat.JSON: "application/json",
     ExportFormat.CSV: "text/csv; charset=utf-8",
     ExportFormat.PARQUET: "application/vnd.apache.parquet",
+    ExportFormat.PNG: "image/png",
+    ExportFormat.XLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
 COMPRESSION_SUFFIX = {Compression.GZIP: ".gz", Compression.ZSTD: ".zst", Compression.NONE: ""}
 
@@ -64,29 +54,34 @@ def file_name(index: int, fmt: ExportFormat, compression: Compression) -> str:
     return f"part-{index:05d}.{EXTENSIONS[fmt]}{suffix}"
 
 
-def event_json_lines(frame: pl.DataFrame, *, terminator: str) -> pl.Series:
-    """Each event as a JSON object followed by `terminator`."""
-    scalars = pl.struct(
-        "project_id",
-        "uuid",
-        "event",
-        pl.col("timestamp").dt.strftime(ISO_8601_UTC),
-        "distinct_id",
-        "person_id",
-        pl.col("created_at").dt.strftime(ISO_8601_UTC),
-    ).struct.json_encode()
-    raw = pl.col("properties")
+def json_lines(model: ExportModel, frame: pl.DataFrame, *, terminator: str) -> pl.Series:
+    """Each row as a JSON object followed by `terminator`: the scalar columns in output order, then the
+    JSON-text columns, embedded."""
+    scalars = [
+        pl.col(column.name).dt.strftime(ISO_8601_UTC) if pa.types.is_timestamp(column.arrow) else pl.col(column.name)
+        for column in model.columns
+        if not column.json_object
+    ]
+    # The key columns are scalars, so there always is an object to open: `{"a":1,"b":2` without its `}`.
+    parts = [pl.struct(scalars).struct.json_encode().str.head(-1)]
+    for column in model.columns:
+        if column.json_object:
+            parts += [pl.lit(f',"{column.name}":'), _embedded_object(frame, column.name, column.is_object_name)]
+    line = pl.concat_str([*parts, pl.lit("}" + terminator)])
+    return frame.select(line.alias("line")).get_column("line")
+
+
+def _embedded_object(frame: pl.DataFrame, name: str, is_object: str) -> pl.Expr:
+    raw = pl.col(name)
     if frame.select(raw.str.contains("[\r\n]").any()).item():
         raw = raw.str.replace_all("[\r\n]", " ")
-    properties = (
-        pl.when(pl.col("properties_is_object"))
+    return (
+        pl.when(pl.col(is_object))
         .then(raw)
-        .when(pl.col("properties") == "")
+        .when(pl.col(name) == "")
         .then(pl.lit("{}"))
-        .otherwise(pl.struct(pl.col("properties").alias("$unparsed")).struct.json_encode())
+        .otherwise(pl.struct(pl.col(name).alias("$unparsed")).struct.json_encode())
     )
-    line = pl.concat_str([scalars.str.head(-1), pl.lit(',"properties":'), properties, pl.lit("}" + terminator)])
-    return frame.select(line.alias("line")).get_column("line")
 
 
 def concatenated(lines: pl.Series) -> memoryview:
@@ -111,11 +106,14 @@ class Encoder(Protocol):
 
 
 class NdjsonEncoder:
+    def __init__(self, model: ExportModel) -> None:
+        self._model = model
+
     def begin(self, sink: PartSink) -> None:
         pass
 
     def write(self, frame: pl.DataFrame, sink: PartSink) -> None:
-        sink.write(concatenated(event_json_lines(frame, terminator="\n")))
+        sink.write(concatenated(json_lines(self._model, frame, terminator="\n")))
 
     def end(self, sink: PartSink) -> None:
         pass
@@ -125,7 +123,8 @@ class JsonArrayEncoder:
     """`[`, objects separated by `,\\n`, `]`. Each object is written with a trailing comma, and the last
     comma of each slice is held back until we know whether another object follows."""
 
-    def __init__(self) -> None:
+    def __init__(self, model: ExportModel) -> None:
+        self._model = model
         self._first = True
 
     def begin(self, sink: PartSink) -> None:
@@ -133,7 +132,7 @@ class JsonArrayEncoder:
         self._first = True
 
     def write(self, frame: pl.DataFrame, sink: PartSink) -> None:
-        body = concatenated(event_json_lines(frame, terminator=",\n"))  # "{..},\n{..},\n"
+        body = concatenated(json_lines(self._model, frame, terminator=",\n"))  # "{..},\n{..},\n"
         if not self._first:
             sink.write(b",\n")
         sink.write(body[:-2])
@@ -144,7 +143,8 @@ class JsonArrayEncoder:
 
 
 class CsvEncoder:
-    def __init__(self) -> None:
+    def __init__(self, model: ExportModel) -> None:
+        self._columns = model.output_names
         self._header = True
 
     def begin(self, sink: PartSink) -> None:
@@ -152,31 +152,32 @@ class CsvEncoder:
 
     def write(self, frame: pl.DataFrame, sink: PartSink) -> None:
         buffer = io.BytesIO()
-        frame.select(OUTPUT_COLUMNS).write_csv(buffer, include_header=self._header, datetime_format=ISO_8601_UTC)
+        frame.select(self._columns).write_csv(buffer, include_header=self._header, datetime_format=ISO_8601_UTC)
         self._header = False
         sink.write(buffer.getbuffer())
 
     def end(self, sink: PartSink) -> None:
         if self._header:  # no rows: still a valid CSV with its header
-            sink.write(",".join(OUTPUT_COLUMNS).encode() + b"\n")
+            sink.write(",".join(self._columns).encode() + b"\n")
 
 
 class ParquetEncoder:
     """One Parquet row group per slice, column-compressed with the export's codec."""
 
-    def __init__(self, compression: Compression, zstd_level: int, gzip_level: int):
+    def __init__(self, model: ExportModel, compression: Compression, zstd_level: int, gzip_level: int):
+        self._schema = model.arrow_schema
         self._codec = {Compression.GZIP: "gzip", Compression.ZSTD: "zstd", Compression.NONE: "none"}[compression]
         self._level = {Compression.GZIP: gzip_level, Compression.ZSTD: zstd_level}.get(compression)
         self._writer: pq.ParquetWriter | None = None
 
     def begin(self, sink: PartSink) -> None:
         self._writer = pq.ParquetWriter(
-            sink, PARQUET_SCHEMA, compression=self._codec, compression_level=self._level
+            sink, self._schema, compression=self._codec, compression_level=self._level
         )
 
     def write(self, frame: pl.DataFrame, sink: PartSink) -> None:
         assert self._writer is not None
-        table = frame.select(OUTPUT_COLUMNS).to_arrow().cast(PARQUET_SCHEMA)
+        table = frame.select(self._schema.names).to_arrow().cast(self._schema)
         self._writer.write_table(table, row_group_size=max(1, table.num_rows))
 
     def end(self, sink: PartSink) -> None:
@@ -255,13 +256,14 @@ class WrittenFile:
 
 
 class PartWriter:
-    """Writes chunks into `part-NNNNN` files under `prefix`, starting a new part once one reaches
+    """Writes chunks of a model's rows into `part-NNNNN` files under `prefix`, starting a new part once one reaches
     `part_size` stored bytes (checked between slices, so a part may run over by up to one slice)."""
 
     def __init__(
         self,
         storage: ExportStorage,
         prefix: str,
+        model: ExportModel,
         fmt: ExportFormat,
         compression: Compression,
         *,
@@ -277,20 +279,20 @@ class PartWriter:
         self._part_size = part_size
         self._levels = {"gzip_level": gzip_level, "zstd_level": zstd_level}
         self._tags = tags or {}
-        self._encoder = self._new_encoder()
+        self._encoder = self._new_encoder(model)
         self._sink: PartSink | None = None
         self._part_rows = 0
         self.files: list[WrittenFile] = []
         self.rows = 0
 
-    def _new_encoder(self) -> Encoder:
+    def _new_encoder(self, model: ExportModel) -> Encoder:
         if self._format is ExportFormat.NDJSON:
-            return NdjsonEncoder()
+            return NdjsonEncoder(model)
         if self._format is ExportFormat.JSON:
-            return JsonArrayEncoder()
+            return JsonArrayEncoder(model)
         if self._format is ExportFormat.CSV:
-            return CsvEncoder()
-        return ParquetEncoder(self._compression, self._levels["zstd_level"], self._levels["gzip_level"])
+            return CsvEncoder(model)
+        return ParquetEncoder(model, self._compression, self._levels["zstd_level"], self._levels["gzip_level"])
 
     @property
     def bytes_written(self) -> int:

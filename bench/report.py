@@ -1,11 +1,19 @@
-"""What every benchmark shares: facts about the machine it ran on, and its section of docs/benchmarks.md."""
+"""What every benchmark reports alongside its numbers: facts about the machine, and its own section of
+docs/benchmarks.md."""
 
 from __future__ import annotations
 
 import os
 import platform
+import sys
+import time
 from importlib import metadata
 from pathlib import Path
+
+
+def log(message: str, *, bench: str = "bench") -> None:
+    """Progress on stderr: stdout carries the results table."""
+    print(f"[{bench} {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def cpu_model() -> str:

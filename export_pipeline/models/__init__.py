@@ -1,0 +1,14 @@
+"""The exportable models, one module each (`base.py` says what a model declares).
+
+Adding one: a module here that builds its `ExportModel` from its table, and its entry in `MODELS`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from export_pipeline.clickhouse.schema import EventsTable
+from export_pipeline.models.base import ExportModel
+from export_pipeline.models.events import events_model
+
+# By the `resource` an export names; insights and dashboards are files (exports/insight_files.py), not rows.
+MODELS: dict[str, Callable[[EventsTable], ExportModel]] = {"events": events_model}

@@ -1,0 +1,53 @@
+"""Events: one row per captured event, paged by (timestamp, uuid), filtered by date range and event names.
+
+Rows ingested after the request (`created_at > as_of`) are left out, so an export is the table as of the
+request."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pyarrow as pa
+
+from export_pipeline.clickhouse.schema import EventsTable
+from export_pipeline.clock import ch_time
+from export_pipeline.exports.spec import ExportSpec
+from export_pipeline.models.base import Column, Conditions, ExportModel, KeyColumn
+
+CH_TIME = "DateTime64(6, 'UTC')"
+UTC_MICROSECONDS = pa.timestamp("us", tz="UTC")
+
+
+def events_model(table: EventsTable) -> ExportModel:
+    c = table.col
+
+    def filters(spec: ExportSpec, as_of: datetime) -> Conditions:
+        clauses = [f"{c('project_id')} = {{project_id:UInt64}}", f"{c('created_at')} <= {{as_of:{CH_TIME}}}"]
+        params: dict = {"project_id": spec.project_id, "as_of": ch_time(as_of)}
+        if spec.date_from:
+            clauses.append(f"{c('timestamp')} >= {{date_from:{CH_TIME}}}")
+            params["date_from"] = ch_time(spec.date_from)
+        if spec.date_to:
+            clauses.append(f"{c('timestamp')} < {{date_to:{CH_TIME}}}")
+            params["date_to"] = ch_time(spec.date_to)
+        if spec.events:
+            clauses.append(f"{c('event')} IN {{events:Array(String)}}")
+            params["events"] = list(spec.events)
+        return clauses, params
+
+    return ExportModel(
+        name="events",
+        source=table.qualified_name,
+        columns=(
+            Column("project_id", c("project_id"), pa.uint64()),
+            Column("uuid", f"toString({c('uuid')})", pa.string()),
+            Column("event", f"toString({c('event')})", pa.string()),
+            Column("timestamp", c("timestamp"), UTC_MICROSECONDS),
+            Column("distinct_id", c("distinct_id"), pa.string()),
+            Column("person_id", f"toString({c('person_id')})", pa.string()),
+            Column("created_at", c("created_at"), UTC_MICROSECONDS),
+            Column("properties", c("properties"), pa.string(), json_object=True),
+        ),
+        key=(KeyColumn("timestamp", c("timestamp"), CH_TIME), KeyColumn("uuid", c("uuid"), "UUID")),
+        filters=filters,
+    )
