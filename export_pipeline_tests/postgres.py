@@ -2,7 +2,8 @@
 
 The server is Debian's (`make system-deps` installs `postgresql`): initdb into a temporary folder, listening on
 a free loopback port with its unix socket inside that folder, durability off (nothing here must survive a
-crash), stopped and deleted at the end of the session. PostgreSQL refuses to run as root, so under root the
+crash), its sessions in New York's time zone (so that code assuming the server hands back UTC fails here), stopped
+and deleted at the end of the session. PostgreSQL refuses to run as root, so under root the
 folder is handed to the `postgres` system user and every server command runs as that user.
 
 Without the binaries the Postgres variants are skipped, except under `CI=true`, where they fail: CI must test
@@ -92,7 +93,7 @@ def start_postgres(bin_dir: Path) -> PostgresServer:
         for _attempt in range(3):  # the free port may be taken between probing and listening
             server.port = _free_port()
             options = (f"-h 127.0.0.1 -p {server.port} -k {folder} -c fsync=off -c synchronous_commit=off "
-                       "-c full_page_writes=off -c max_connections=200")
+                       "-c full_page_writes=off -c max_connections=200 -c timezone=America/New_York")
             started = server._run("pg_ctl", "start", "-D", str(folder / "data"), "-l", str(folder / "server.log"),
                                   "-w", "-t", "30", "-o", options, check=False)
             if started.returncode == 0:
