@@ -326,3 +326,14 @@ def test_race_of_schedulers_plans_each_due_slot_once(app_engine, round_):
     assert sorted(queued) == sorted(delivery_id(s.id, SLOT) for s in subscriptions)
     assert [d.id for queued_, skipped in results.values() for d in skipped] == []
     assert sorted(d.id for d in store.queued()) == sorted(queued)
+
+
+@pytest.mark.parametrize("round_", range(RACE_ROUNDS))
+def test_race_of_resends_of_one_slot_creates_one_delivery(app_engine, round_):
+    store = SubscriptionStore(app_engine)
+    subscription = subscribe(store)
+    minute = datetime(2026, 11, 17, 10, 30, tzinfo=UTC)  # `subscriptions send-now` by several operators
+    results, errors = race(RACERS, lambda racer: store.request_delivery(subscription, minute))
+    assert errors == {}
+    assert {delivery.id for delivery in results.values()} == {delivery_id(subscription.id, minute)}
+    assert [d.id for d in store.deliveries(subscription.id)] == [delivery_id(subscription.id, minute)]

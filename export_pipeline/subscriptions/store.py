@@ -385,8 +385,11 @@ class SubscriptionStore:
         existing = self.delivery(delivery_id(subscription.id, slot))
         if existing is not None:
             return existing
-        with self.engine.begin() as conn:
-            return self._insert_delivery(conn, subscription.id, slot, DeliveryState.QUEUED, now_utc())
+        try:
+            with self.engine.begin() as conn:
+                return self._insert_delivery(conn, subscription.id, slot, DeliveryState.QUEUED, now_utc())
+        except sa.exc.IntegrityError:  # created at the same moment by another request (or the scheduler)
+            return self.delivery(delivery_id(subscription.id, slot))  # type: ignore[return-value]
 
     @staticmethod
     def _insert_delivery(conn: sa.Connection, subscription_id: str, slot: datetime, state: DeliveryState,
