@@ -50,9 +50,12 @@ demo: install dagster-home system-deps
 		"$$($(JSON_FIELD) id "$(EXPORT_PIPELINE_HOME)/demo-subscription.json")" && \
 	echo && ls -lR "$(EXPORT_PIPELINE_HOME)/outbox" | tail -n 12
 
-# Debian's Chromium for the browser tests (root on CI and fresh machines; pyppeteer never downloads one).
+# Debian's Chromium for the browser tests (pyppeteer never downloads one) and PostgreSQL, whose server binaries
+# the tests run as a throwaway server (root on CI and fresh machines).
 system-deps:
-	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	@missing=""; command -v chromium >/dev/null || missing="chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	[ -z "$$missing" ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; }
 
 test: install dagster-home system-deps
 	$(BIN)/python -m pytest

@@ -32,6 +32,7 @@ from export_pipeline.exports.deps import ExportDeps  # noqa: E402
 from export_pipeline.exports.requests import ExportStore  # noqa: E402
 from export_pipeline.settings import Settings  # noqa: E402
 from export_pipeline.storage import storage_from_url  # noqa: E402
+from export_pipeline_tests.postgres import app_engine, postgres_app_url, postgres_server  # noqa: E402, F401
 
 
 @pytest.fixture(scope="session")

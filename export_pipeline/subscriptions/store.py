@@ -222,8 +222,11 @@ class SubscriptionStore:
         existing = self.delivery(delivery_id(subscription.id, slot))
         if existing is not None:
             return existing
-        with self.engine.begin() as conn:
-            return self._insert_delivery(conn, subscription.id, slot, DeliveryState.QUEUED, now_utc())
+        try:
+            with self.engine.begin() as conn:
+                return self._insert_delivery(conn, subscription.id, slot, DeliveryState.QUEUED, now_utc())
+        except sa.exc.IntegrityError:  # created at the same moment by another request (or the scheduler)
+            return self.delivery(delivery_id(subscription.id, slot))  # type: ignore[return-value]
 
     @staticmethod
     def _insert_delivery(conn: sa.Connection, subscription_id: str, slot: datetime, state: DeliveryState,
@@ -260,18 +263,29 @@ class SubscriptionStore:
         return [_delivery(row) for row in rows]
 
     def start(self, delivery_id_: str, run_id: str, *, run_is_active: Callable[[str], bool] = lambda _: False) -> None:
-        """Claim the delivery for `run_id`; DeliveryBusy while another live run is delivering it."""
+        """Claim the delivery for `run_id`; DeliveryBusy while another live run is delivering it, or when another
+        run took it at the same moment."""
         now = now_utc()
         running = [s.value for s in RUNNING_STATES]
         with self.engine.begin() as conn:
             row = conn.execute(subscription_deliveries.select().where(
                 subscription_deliveries.c.id == delivery_id_)).first()
-            if row is not None and row.state in running and row.run_id not in (None, run_id) \
-                    and run_is_active(row.run_id):
+            if row is None:
+                return
+            if row.state in running and row.run_id not in (None, run_id) and run_is_active(row.run_id):
                 raise DeliveryBusy(f"Delivery {delivery_id_} is being delivered by run {row.run_id}.",
                                    hint="Wait for that run to finish; this run sends nothing, so nobody gets it twice.")
-            conn.execute(subscription_deliveries.update().where(subscription_deliveries.c.id == delivery_id_).values(
-                state=DeliveryState.RENDERING.value, run_id=run_id, error=None, updated_at=now, finished_at=None))
+            # Only if nobody changed it since we read it: of runs starting together, exactly one takes it.
+            taken = conn.execute(subscription_deliveries.update().where(
+                subscription_deliveries.c.id == delivery_id_,
+                subscription_deliveries.c.state == row.state,
+                subscription_deliveries.c.run_id.is_(None) if row.run_id is None
+                else subscription_deliveries.c.run_id == row.run_id,
+            ).values(state=DeliveryState.RENDERING.value, run_id=run_id, error=None, updated_at=now,
+                     finished_at=None)).rowcount
+        if not taken:
+            raise DeliveryBusy(f"Delivery {delivery_id_} was taken by another run at the same moment.",
+                               hint="Nothing to do: that run delivers it; this run sends nothing.")
 
     def set_state(self, delivery_id_: str, state: DeliveryState, *, run_id: str | None = None,
                   error: str | None = None, finished: bool | None = None) -> None:
