@@ -31,7 +31,8 @@ from export_pipeline.db import subscriptions as subscriptions_table
 from export_pipeline.errors import AccessDenied, NotFound
 from export_pipeline.exports.requests import ExportConflict, ExportState, ExportStore
 from export_pipeline.exports.spec import Compression, ExportFormat, ExportSpec
-from export_pipeline.subscriptions.store import DeliveryBusy, DeliveryState, SubscriptionStore, delivery_id
+from export_pipeline.subscriptions.records import DeliveryBusy, DeliveryState, delivery_id
+from export_pipeline.subscriptions.store import SubscriptionStore
 
 RACE_ROUNDS = int(os.environ.get("RACE_ROUNDS", "3"))
 RACERS = 8
