@@ -21,7 +21,6 @@ from export_pipeline.accounts.tokens import create_token
 from export_pipeline.api.app import create_app
 from export_pipeline.db import insights as insights_table
 from export_pipeline.db import share_links
-from export_pipeline.embed.images import close_shared_renderers
 from export_pipeline.exports.manifest import read_manifest
 from export_pipeline.exports.run import run_export
 from export_pipeline.exports.spec import parse_spec
@@ -72,12 +71,6 @@ def data(clickhouse, events_table, store):
                                 tiles=[{"insight_id": top.id, "width": 6, "height": 3}] * 20)
     tokens = {name: create_token(store.engine, name)[0] for name in ("mae", "gus", "otto")}
     return {"top": top, "other": other, "broken": broken, "big": big, "tokens": tokens}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _no_chromium_left_behind() -> Iterator[None]:
-    yield
-    close_shared_renderers()  # the PNG exports' browser: later tests count Chromium processes
 
 
 @pytest.fixture(scope="module")

@@ -17,15 +17,20 @@ from pydantic import SecretStr
 from export_pipeline.accounts.emails import set_user_email
 from export_pipeline.accounts.roles import Role, add_member
 from export_pipeline.db import subscriptions as subscriptions_table
-from export_pipeline.defs.resources import AppDatabaseResource, ClickHouseResource, ExportStorageResource
+from export_pipeline.defs.resources import (
+    AppDatabaseResource,
+    AppSettingsResource,
+    ClickHouseResource,
+    build_resources,
+)
 from export_pipeline.defs.subscriptions import (
     DELIVERY_PARTITIONS,
     subscription_delivery,
     subscription_scheduler,
 )
-from export_pipeline.embed.images import close_shared_renderers
-from export_pipeline.exports.deps import build_deps
+from export_pipeline.deps import AppDeps
 from export_pipeline.insights.store import InsightStore
+from export_pipeline.render.browser import PngRenderer
 from export_pipeline.render.capture import png_size
 from export_pipeline.subscriptions.deliver import build_subscription_deps, run_delivery
 from export_pipeline.subscriptions.records import DeliveryState
@@ -57,8 +62,25 @@ def world(clickhouse, events_table, store):
     total = book.create_insight(PROJECT, name="Events", created_by="sam", query={"kind": "number", **RANGE})
     board = book.create_dashboard(PROJECT, name="Everything", created_by="sam",
                                   tiles=[{"insight_id": (top if i % 2 == 0 else total).id} for i in range(20)])
-    yield {"top": top, "board": board}
-    close_shared_renderers()
+    return {"top": top, "board": board}
+
+
+@pytest.fixture(scope="module")
+def renderer(settings) -> Iterator[PngRenderer]:
+    with PngRenderer(executable_path=settings.chromium_executable, max_concurrency=settings.render_concurrency,
+                     timeout_seconds=settings.render_timeout_seconds) as renderer:
+        yield renderer
+
+
+def scheduler_resources(settings) -> dict:
+    return {"app_db": AppDatabaseResource(url=settings.database_url),
+            "app_settings": AppSettingsResource(ttl_hours=settings.ttl_hours,
+                                                delivery_stale_minutes=settings.delivery_stale_minutes)}
+
+
+def subscription_deps(settings, renderer, **options):
+    app = AppDeps.from_settings(settings)
+    return build_subscription_deps(app.settings, app.engine, app.clickhouse, renderer=lambda: renderer, **options)
 
 
 @pytest.fixture()
@@ -79,14 +101,13 @@ def sleeps() -> list[float]:
 
 
 @pytest.fixture()
-def deps(settings, slack, sendgrid, sleeps, world, tmp_path):
+def deps(settings, slack, sendgrid, sleeps, world, renderer):
     configured = settings.model_copy(update={
         "slack_bot_tokens": {"acme": SecretStr(ACME), "community": SecretStr(COMMUNITY)},
         "slack_api_url": slack.api_url, "sendgrid_api_key": SecretStr(KEY), "sendgrid_api_host": sendgrid.url,
         "email_retry_base_seconds": 0.0, "api_base_url": "https://analytics.example.com",
     })
-    export = build_deps(configured, storage_url=f"file://{tmp_path / 'exports'}")
-    return build_subscription_deps(export, sleep=sleeps.append)
+    return subscription_deps(configured, renderer, sleep=sleeps.append)
 
 
 def subscribe(deps, world, *, resource="dashboard", destinations=None, schedule=WEEKLY, title="Weekly numbers"):
@@ -138,7 +159,7 @@ def test_a_20_tile_dashboard_is_delivered_whole_to_every_destination(deps, world
         html = next(c["value"] for c in mail["content"] if c["type"] == "text/html")
         assert all(f'src="cid:tile-{i:02d}"' in html for i in range(1, 21))
         unsubscribe = mail["headers"]["List-Unsubscribe"].strip("<>")
-        claim = verify_unsubscribe(deps.export.settings.secret_key, unsubscribe.rsplit("/", 1)[1])
+        claim = verify_unsubscribe(deps.settings.secret_key, unsubscribe.rsplit("/", 1)[1])
         assert (claim.subscription_id, claim.email, claim.version) == (subscription.id, address, 1)
     share_link = f"https://analytics.example.com/embed/dashboards/{deps.subscriptions.find(subscription.id).share_token}"
     assert share_link in next(c["value"] for c in sendgrid.to("ana@example.com")[0]["content"])
@@ -207,9 +228,9 @@ def test_a_revoked_slack_token_disables_that_destination_and_tells_the_creator(d
     assert [m.channel_id for m in slack.messages] == ["C1NEWS", "C1NEWS"]
 
 
-def test_without_credentials_reports_go_to_the_outbox(settings, world, tmp_path):
+def test_without_credentials_reports_go_to_the_outbox(settings, world, renderer):
     home = settings.model_copy(update={"slack_bot_tokens": {}, "sendgrid_api_key": None})
-    deps = build_subscription_deps(build_deps(home, storage_url=f"file://{tmp_path}"), sleep=lambda _: None)
+    deps = subscription_deps(home, renderer, sleep=lambda _: None)
     _, delivery_id = subscribe(deps, world, resource="insight", destinations=[
         {"kind": "slack", "workspace": "acme", "channel": "general"}, {"kind": "email", "email": "ana@example.com"}])
     result = deliver(deps, delivery_id)
@@ -278,7 +299,7 @@ def test_the_scheduler_sensor_requests_one_run_per_due_delivery_with_its_run_key
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     key = f"{subscription.id}-{today:%Y%m%dT%H%MZ}"
     with dg.instance_for_test() as instance:
-        resources = {"app_db": AppDatabaseResource(url=settings.database_url)}
+        resources = scheduler_resources(settings)
         first = subscription_scheduler(dg.build_sensor_context(instance=instance, resources=resources))
         mine = [r for r in first.run_requests if r.run_key.startswith(subscription.id)]
         assert [(r.run_key, r.partition_key) for r in mine] == [(key, key)]
@@ -296,7 +317,7 @@ def test_the_scheduler_sensor_requests_one_run_per_due_delivery_with_its_run_key
             DeliveryState.QUEUED, DeliveryState.SKIPPED, DeliveryState.SKIPPED]
 
 
-def test_the_delivery_asset_runs_a_partition_and_reports_outcomes(settings, world, store, tmp_path):
+def test_the_delivery_asset_runs_a_partition_and_reports_outcomes(settings, world, store):
     subscriptions = SubscriptionStore(store.engine)
     subscription = subscriptions.create(PROJECT, {
         "resource": "insight", "target_id": world["top"].id, "title": "From Dagster",
@@ -307,8 +328,7 @@ def test_the_delivery_asset_runs_a_partition_and_reports_outcomes(settings, worl
         instance.add_dynamic_partitions(DELIVERY_PARTITIONS.name, [delivery.id])
         result = dg.materialize(
             [subscription_delivery], instance=instance, partition_key=delivery.id,
-            resources={"clickhouse": ClickHouseResource(url=settings.clickhouse_url),
-                       "export_storage": ExportStorageResource(url=f"file://{tmp_path}"),
+            resources={**build_resources(settings), "clickhouse": ClickHouseResource(url=settings.clickhouse_url),
                        "app_db": AppDatabaseResource(url=settings.database_url)},
         )
         assert result.success
@@ -350,7 +370,7 @@ def test_a_queued_delivery_whose_run_ended_before_starting_is_failed(settings, w
         run = instance.create_run_for_job(dg.GraphDefinition("nothing").to_job(), run_id=RUN_ID,
                                           tags={DELIVERY_TAG: delivery.id}, status=dg.DagsterRunStatus.CANCELED)
         result = subscription_scheduler(dg.build_sensor_context(
-            instance=instance, resources={"app_db": AppDatabaseResource(url=settings.database_url)}))
+            instance=instance, resources=scheduler_resources(settings)))
         assert delivery.id not in [r.run_key for r in result.run_requests]
     failed = subscriptions.delivery(delivery.id)
     assert failed.state is DeliveryState.FAILED and failed.run_id == run.run_id

@@ -136,7 +136,7 @@ def test_service_ping_endpoint_serves_admins_only(isolated_api):
 
 
 def test_weekly_asset_stores_and_posts_the_payload(settings, monkeypatch, tmp_path: Path):
-    from export_pipeline.defs.resources import AppDatabaseResource
+    from export_pipeline.defs.resources import AppDatabaseResource, ServicePingCollectorResource
     from export_pipeline.defs.usage import service_ping
 
     received: list[dict] = []
@@ -155,7 +155,9 @@ def test_weekly_asset_stores_and_posts_the_payload(settings, monkeypatch, tmp_pa
     monkeypatch.setenv("SERVICE_PING_URL", f"http://127.0.0.1:{collector.server_address[1]}/usage")
     database_url = f"sqlite:///{tmp_path / 'ping.db'}"
     try:
-        result = dg.materialize([service_ping], resources={"app_db": AppDatabaseResource(url=database_url)})
+        result = dg.materialize([service_ping], resources={"app_db": AppDatabaseResource(url=database_url),
+                                                         "service_ping_collector": ServicePingCollectorResource(
+                                                             url=dg.EnvVar("SERVICE_PING_URL"))})
     finally:
         collector.shutdown()
     assert result.success

@@ -8,18 +8,23 @@ from pydantic import Field
 from export_pipeline.clock import now_utc
 from export_pipeline.defs.resources import (
     AppDatabaseResource,
+    AppSettingsResource,
+    ChromiumResource,
     ClickHouseResource,
     ExportStorageResource,
-    export_deps,
+    SendGridResource,
+    run_settings,
 )
+from export_pipeline.defs.runs import clickhouse_tags, failure, run_is_active
+from export_pipeline.deps import AppDeps
 from export_pipeline.errors import ExportPipelineError
+from export_pipeline.exports.deps import ExportDeps
 from export_pipeline.exports.lifecycle import sweep_expired
 from export_pipeline.exports.requests import ExportState
 from export_pipeline.exports.run import ExportResult, describe, run_export
 from export_pipeline.exports.spec import Compression, ExportFormat, parse_spec
 
 EXPORT_PARTITIONS = dg.DynamicPartitionsDefinition(name="export_requests")
-CLICKHOUSE_TAG = "export-pipeline/clickhouse"
 EXPORT_ID_TAG = "export-pipeline/export-id"
 
 
@@ -40,11 +45,6 @@ class EventExportConfig(dg.Config):
     notify_email: str | None = Field(None, description="Email the result here (default: the requester's address)")
 
 
-def _run_is_active(instance: dg.DagsterInstance, run_id: str) -> bool:
-    run = instance.get_run_by_id(run_id)
-    return run is not None and not run.is_finished
-
-
 @dg.asset(
     partitions_def=EXPORT_PARTITIONS,
     group_name="exports",
@@ -57,39 +57,28 @@ def event_export(
     clickhouse: ClickHouseResource,
     export_storage: ExportStorageResource,
     app_db: AppDatabaseResource,
+    sendgrid: SendGridResource,
+    chromium: ChromiumResource,
+    app_settings: AppSettingsResource,
 ) -> dg.MaterializeResult:
     export_id = context.partition_key
-    deps = export_deps(clickhouse, export_storage, app_db)
+    # The finished-export email and a PNG export's Chromium are configured through the settings.
+    settings = run_settings(clickhouse, export_storage, app_db, sendgrid, chromium, app_settings)
+    deps = ExportDeps.of(AppDeps.from_settings(settings))
     try:
         if deps.store.get(export_id) is None:
-            spec = parse_spec(
-                project_id=config.project_id,
-                requested_by=config.requested_by,
-                format=config.format,
-                compression=config.compression,
-                date_from=config.date_from,
-                date_to=config.date_to,
-                events=config.events,
-                resource=config.resource,
-                target_id=config.target_id,
-                width=config.width,
-            )
+            spec = parse_spec(**config.model_dump(exclude={"notify_email"}))
             deps.store.create(spec, source="dagster", export_id=export_id, notify_email=config.notify_email)
             context.log.info("Created export request %s from the run config.", export_id)
         result = run_export(
             export_id,
             deps,
             run_id=context.run_id,
-            run_is_active=lambda run_id: _run_is_active(context.instance, run_id),
+            run_is_active=lambda run_id: run_is_active(context.instance, run_id),
             log=context.log,
         )
     except ExportPipelineError as error:
-        # A message the requester can act on, shown in the UI without a traceback.
-        raise dg.Failure(
-            description=str(error),
-            metadata={"error_code": error.code, **{k: str(v) for k, v in error.details.items()}},
-            allow_retries=False,
-        ) from None
+        raise failure(error) from None
     return dg.MaterializeResult(metadata=_metadata(result, describe(result.request, deps)))
 
 
@@ -113,17 +102,12 @@ def _metadata(result: ExportResult, described: dict) -> dict[str, object]:
     }
 
 
-def export_job_tags(cluster_name: str) -> dict[str, str]:
-    """Runs on the embedded engine are tagged so the run queue runs at most one of them at a time."""
-    return {CLICKHOUSE_TAG: cluster_name}
-
-
 def build_export_job(cluster_name: str):
     return dg.define_asset_job(
         "export_job",
         selection=[event_export],
         partitions_def=EXPORT_PARTITIONS,
-        tags=export_job_tags(cluster_name),
+        tags=clickhouse_tags(cluster_name),
         description="Export one request's events (partition = export id).",
     )
 

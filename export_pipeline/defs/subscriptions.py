@@ -11,16 +11,19 @@ from datetime import timedelta
 import dagster as dg
 from pydantic import Field
 
+from export_pipeline.clickhouse.connection import ClickHouse
 from export_pipeline.clock import now_utc
-from export_pipeline.defs.exports import CLICKHOUSE_TAG
 from export_pipeline.defs.resources import (
     AppDatabaseResource,
+    AppSettingsResource,
+    ChromiumResource,
     ClickHouseResource,
-    ExportStorageResource,
-    export_deps,
+    SendGridResource,
+    SlackResource,
+    run_settings,
 )
+from export_pipeline.defs.runs import clickhouse_tags, failure, run_is_active
 from export_pipeline.errors import ExportPipelineError
-from export_pipeline.settings import Settings
 from export_pipeline.subscriptions.deliver import DeliveryResult, build_subscription_deps, run_delivery
 from export_pipeline.subscriptions.records import DeliveryState
 from export_pipeline.subscriptions.store import SubscriptionStore
@@ -44,16 +47,21 @@ def subscription_delivery(
     context: dg.AssetExecutionContext,
     config: DeliveryConfig,
     clickhouse: ClickHouseResource,
-    export_storage: ExportStorageResource,
     app_db: AppDatabaseResource,
+    sendgrid: SendGridResource,
+    slack: SlackResource,
+    chromium: ChromiumResource,
+    app_settings: AppSettingsResource,
 ) -> dg.MaterializeResult:
-    deps = build_subscription_deps(export_deps(clickhouse, export_storage, app_db))
+    settings = run_settings(clickhouse, app_db, sendgrid, slack, app_settings)
+    deps = build_subscription_deps(settings, app_db.engine(), ClickHouse.from_settings(settings),
+                                   renderer=chromium.renderer)
     try:
         result = run_delivery(context.partition_key, deps, run_id=context.run_id, resend=config.resend,
-                              run_is_active=lambda run_id: not _run_finished(context.instance, run_id),
+                              run_is_active=lambda run_id: run_is_active(context.instance, run_id),
                               log=context.log)
     except ExportPipelineError as error:
-        raise dg.Failure(description=str(error), metadata={"error_code": error.code}, allow_retries=False) from None
+        raise failure(error) from None
     if result.delivery.state is DeliveryState.FAILED:
         raise dg.Failure(description=f"Delivery {result.delivery.id} failed: {result.delivery.error}",
                          metadata=_metadata(result), allow_retries=False)
@@ -79,14 +87,9 @@ def build_delivery_job(cluster_name: str):
         "subscription_delivery_job",
         selection=[subscription_delivery],
         partitions_def=DELIVERY_PARTITIONS,
-        tags={CLICKHOUSE_TAG: cluster_name},  # its insights are computed on the (maybe embedded) engine
+        tags=clickhouse_tags(cluster_name),  # its insights are computed on the (maybe embedded) engine
         description="Deliver one scheduled report (partition = subscription id + slot).",
     )
-
-
-def _run_finished(instance: dg.DagsterInstance, run_id: str) -> bool:
-    run = instance.get_run_by_id(run_id)
-    return run is None or run.is_finished
 
 
 @dg.sensor(
@@ -96,11 +99,13 @@ def _run_finished(instance: dg.DagsterInstance, run_id: str) -> bool:
     description="Every 30 s: fails deliveries whose run died, plans the slots that came due (the latest per "
     "subscription; older missed ones are skipped) and requests a run per queued delivery (run_key = delivery).",
 )
-def subscription_scheduler(context: dg.SensorEvaluationContext, app_db: AppDatabaseResource) -> dg.SensorResult:
+def subscription_scheduler(
+    context: dg.SensorEvaluationContext, app_db: AppDatabaseResource, app_settings: AppSettingsResource
+) -> dg.SensorResult:
     store = SubscriptionStore(app_db.engine())
     now = now_utc()
-    stale = store.fail_stale(now, stale_after=timedelta(minutes=Settings().delivery_stale_minutes),
-                             run_finished=lambda run_id: _run_finished(context.instance, run_id))
+    stale = store.fail_stale(now, stale_after=timedelta(minutes=app_settings.delivery_stale_minutes),
+                             run_finished=lambda run_id: not run_is_active(context.instance, run_id))
     for delivery_id in stale:
         context.log.warning("Delivery %s failed: its run died.", delivery_id)
     queued, skipped = store.plan(now)

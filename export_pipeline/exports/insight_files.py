@@ -2,9 +2,9 @@
 sheet per tile) or JSON.
 
 These are small (aggregates, not raw events), so each file is built in memory and stored in one atomic put;
-the manifest and retry rules are those of every export. A PNG is the embed page drawn by this process's
-reused Chromium; a dashboard tile that cannot be computed is drawn as an error tile, an insight that cannot
-be computed fails the export.
+the manifest and retry rules are those of every export. A PNG is the embed page drawn by a Chromium started
+for it and stopped once it is drawn; a dashboard tile that cannot be computed is drawn as an error tile, an
+insight that cannot be computed fails the export.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import polars as pl
 import xlsxwriter
 
 from export_pipeline.clock import now_utc
-from export_pipeline.embed.images import default_width, render_view, shared_renderer
+from export_pipeline.embed.images import default_width, render_view_once
 from export_pipeline.embed.page import compute_view
 from export_pipeline.errors import ExportPipelineError
 from export_pipeline.exports.requests import ExportRequest
@@ -67,7 +67,7 @@ def _png(request: ExportRequest, deps, store: InsightStore, log) -> tuple[str, b
         log.warning("Tile %r is drawn as an error: %s", tile.title, tile.error)
     width = spec.width or default_width(spec.resource)
     item = f"{spec.resource} {spec.target_id} {view.title!r}"
-    png = render_view(view, shared_renderer(deps.settings), width=width, item=item)
+    png = render_view_once(view, deps.settings, width=width, item=item)
     log.info("Rendered %s at %s px wide: %s tile(s), %s bytes.", item, width, len(view.tiles), len(png))
     return f"{spec.resource}.png", png, sum(len(tile.rows) for tile in view.tiles)
 

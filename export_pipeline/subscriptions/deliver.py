@@ -16,15 +16,19 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from sqlalchemy.engine import Engine
+
 from export_pipeline.accounts.emails import recipient_for
 from export_pipeline.channels.email import EmailSender, sender
-from export_pipeline.embed.images import render_view, shared_renderer
+from export_pipeline.clickhouse.connection import ClickHouse
+from export_pipeline.clickhouse.schema import EventsTable
+from export_pipeline.embed.images import render_view
 from export_pipeline.embed.page import PageView, compute_view
 from export_pipeline.embed.share import ShareLinkGone, ShareLinks, embed_path
 from export_pipeline.errors import ExportPipelineError, NotFound
-from export_pipeline.exports.deps import ExportDeps
 from export_pipeline.insights.store import InsightStore, file_slug
 from export_pipeline.render.browser import INSIGHT_WIDTH, PngRenderer
+from export_pipeline.settings import Settings
 from export_pipeline.subscriptions.mail import ReportMailer
 from export_pipeline.subscriptions.records import Delivery, DeliveryState, Destination, Subscription
 from export_pipeline.subscriptions.report import Report, ReportImage
@@ -38,24 +42,36 @@ Logger = logging.Logger | logging.LoggerAdapter
 
 @dataclass(frozen=True)
 class SubscriptionDeps:
-    export: ExportDeps  # ClickHouse, the events table, the app database, settings
+    settings: Settings
+    engine: Engine  # the app database: members' email addresses
+    clickhouse: ClickHouse
+    table: EventsTable
     subscriptions: SubscriptionStore
+    insights: InsightStore
+    share_links: ShareLinks
     slack: SlackDeliverer
     mail: ReportMailer
     notices: EmailSender
-    renderer: Callable[[], PngRenderer]
+    renderer: Callable[[], PngRenderer]  # called only when a delivery draws, so Chromium starts only then
 
 
-def build_subscription_deps(export: ExportDeps, *, sleep: Callable[[float], None] = time.sleep) -> SubscriptionDeps:
-    settings = export.settings
+def build_subscription_deps(settings: Settings, engine: Engine, clickhouse: ClickHouse, *,
+                            renderer: Callable[[], PngRenderer],
+                            sleep: Callable[[float], None] = time.sleep) -> SubscriptionDeps:
+    """From the app's connections (`AppDeps` or its parts: a delivery never touches export storage)."""
     notices = EmailSender(settings, sleep=sleep)
     return SubscriptionDeps(
-        export=export,
-        subscriptions=SubscriptionStore(export.store.engine),
+        settings=settings,
+        engine=engine,
+        clickhouse=clickhouse,
+        table=EventsTable.from_settings(settings),
+        subscriptions=SubscriptionStore(engine),
+        insights=InsightStore(engine),
+        share_links=ShareLinks(engine),
         slack=SlackDeliverer(settings, sleep=sleep),
         mail=ReportMailer(settings, transport=notices),
         notices=notices,
-        renderer=lambda: shared_renderer(settings),
+        renderer=renderer,
     )
 
 
@@ -136,11 +152,11 @@ def run_delivery(delivery_id: str, deps: SubscriptionDeps, *, run_id: str, resen
 def _shared_link(subscription: Subscription, deps: SubscriptionDeps) -> str:
     """The page the report links to: the subscription's share link (made again if it was revoked), or the
     members' page when sharing is off."""
-    settings = deps.export.settings
+    settings = deps.settings
     base = settings.api_base_url.rstrip("/")
     if not settings.sharing_enabled:
         return f"{base}/projects/{subscription.project_id}/embed/{subscription.resource}s/{subscription.target_id}"
-    links = ShareLinks(deps.export.store.engine)
+    links = deps.share_links
     token = subscription.share_token
     if token:
         try:
@@ -157,9 +173,8 @@ def _shared_link(subscription: Subscription, deps: SubscriptionDeps) -> str:
 def _render_images(subscription: Subscription, deps: SubscriptionDeps, delivery_id: str,
                    log: Logger) -> list[ReportImage]:
     """One PNG per tile, every tile (no cap), drawn concurrently by the process's reused Chromium."""
-    export = deps.export
-    with export.clickhouse.session(f"delivery {delivery_id}") as session:
-        view = compute_view(session, export.table, InsightStore(export.store.engine), subscription.project_id,
+    with deps.clickhouse.session(f"delivery {delivery_id}") as session:
+        view = compute_view(session, deps.table, deps.insights, subscription.project_id,
                             subscription.resource, subscription.target_id)
     pages: list[PageView] = [view] if view.resource == "insight" else [view.tile(i) for i in range(len(view.tiles))]
     renderer = deps.renderer()
@@ -182,10 +197,10 @@ def _deliver_to(destination: Destination, subscription: Subscription, report: Re
     store = deps.subscriptions
     if destination.kind == "email":
         assert destination.email is not None
-        token = sign_unsubscribe(deps.export.settings.secret_key, subscription_id=subscription.id,
+        token = sign_unsubscribe(deps.settings.secret_key, subscription_id=subscription.id,
                                  email=destination.email, version=subscription.unsubscribe_version)
         sent = deps.mail.send(report, to=destination.email, subscription_id=subscription.id, key=key, log=log,
-                              unsubscribe_url=unsubscribe_url(deps.export.settings.api_base_url, token))
+                              unsubscribe_url=unsubscribe_url(deps.settings.api_base_url, token))
         result = DestinationResult(destination, sent.sent_at is not None, sent.where, sent.error)
         attempts = sent.attempts
     else:
@@ -208,9 +223,8 @@ def _deliver_to(destination: Destination, subscription: Subscription, report: Re
 def _tell_creator(subscription: Subscription, destination: Destination, reason: str, deps: SubscriptionDeps,
                   log: Logger) -> None:
     """Email the subscription's creator that a destination was disabled. Never raises."""
-    settings = deps.export.settings
     try:
-        recipient = recipient_for(deps.export.store.engine, subscription.created_by, None)
+        recipient = recipient_for(deps.engine, subscription.created_by, None)
         if recipient is None:
             log.warning("Destination %s disabled; %r has no email address to be told at.", destination.label,
                         subscription.created_by)
@@ -224,7 +238,7 @@ def _tell_creator(subscription: Subscription, destination: Destination, reason: 
         )
         payload = {
             "personalizations": [{"to": [{"email": recipient.email}]}],
-            "from": sender(settings),
+            "from": sender(deps.settings),
             "subject": subject,
             "content": [{"type": "text/plain", "value": text}],
         }
