@@ -35,7 +35,7 @@ from .exportdata import (
     read_export_rows,
 )
 
-PROJECT = 9801
+PROJECT = 9811
 AS_OF = datetime(2030, 1, 1, tzinfo=UTC)
 
 
@@ -77,7 +77,7 @@ def test_events_are_a_registered_model_whose_values_are_all_bound_parameters():
         "events": ["signed_up"], "after_timestamp": "2026-01-15 12:00:00.123456",
         "after_uuid": "3f0c5e0a-0000-4000-8000-000000000000", "limit": 500,
     }
-    for value in ("9801", "signed_up", "2026-01", "3f0c5e0a", "500"):
+    for value in ("9811", "signed_up", "2026-01", "3f0c5e0a", "500"):
         assert value not in sql
     assert sql.count("toString(`uuid`) AS uuid") == 1
     assert sql.endswith("ORDER BY `timestamp`, `uuid` LIMIT {limit:UInt64} WITH TIES")
