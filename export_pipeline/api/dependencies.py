@@ -22,7 +22,10 @@ ProjectId = Annotated[int, Path(gt=0, lt=2**63)]
 TOKEN_COOKIE = "export_pipeline_token"
 
 
-def app_deps(request: Request) -> AppDeps:
+# The providers without I/O are `async`, so FastAPI calls them in place rather than on a worker thread.
+
+
+async def app_deps(request: Request) -> AppDeps:
     """Built once by create_app."""
     return request.app.state.deps
 
@@ -30,15 +33,15 @@ def app_deps(request: Request) -> AppDeps:
 Deps = Annotated[AppDeps, Depends(app_deps)]
 
 
-def export_deps(deps: Deps) -> ExportDeps:
+async def export_deps(deps: Deps) -> ExportDeps:
     return ExportDeps.of(deps)
 
 
-def events_table(deps: Deps) -> EventsTable:
+async def events_table(deps: Deps) -> EventsTable:
     return EventsTable.from_settings(deps.settings)
 
 
-def insight_store(deps: Deps) -> InsightStore:
+async def insight_store(deps: Deps) -> InsightStore:
     return InsightStore(deps.engine)
 
 

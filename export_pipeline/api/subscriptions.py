@@ -57,7 +57,7 @@ TAGS = ["subscriptions"]
 Member = Annotated[Caller, require(Role.GUEST, action="subscribing to reports")]
 
 
-def subscription_store(deps: Deps) -> SubscriptionStore:
+async def subscription_store(deps: Deps) -> SubscriptionStore:
     return SubscriptionStore(deps.engine)
 
 

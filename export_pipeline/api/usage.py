@@ -5,7 +5,7 @@ import logging
 
 from fastapi import APIRouter, Request
 
-from export_pipeline.api.dependencies import CurrentCaller, Deps, app_deps
+from export_pipeline.api.dependencies import CurrentCaller, Deps
 from export_pipeline.api.errors import ApiError
 from export_pipeline.clock import now_utc
 from export_pipeline.errors import NotFound
@@ -42,7 +42,8 @@ def _save(request: Request, status: int) -> None:
     if route is None or not request.url.path.startswith("/api/"):
         return
     try:
-        record_api_request(app_deps(request).engine, endpoint=f"{request.method} {route.path}", status=status,
+        engine = request.app.state.deps.engine  # AppDeps, set by create_app
+        record_api_request(engine, endpoint=f"{request.method} {route.path}", status=status,
                            user=getattr(request.state, "user", None), at=now_utc())
     except Exception:  # usage must never break a request
         log.exception("recording API usage failed")
