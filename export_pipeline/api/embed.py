@@ -33,8 +33,9 @@ from export_pipeline.api.dependencies import (
     require_project_role,
 )
 from export_pipeline.api.errors import message_of, status_of
+from export_pipeline.api.schemas import page_model, record_model
 from export_pipeline.embed.page import EmbedOptions, compute_view, error_page_html, page_headers, page_html
-from export_pipeline.embed.share import ShareLinks, embed_path
+from export_pipeline.embed.share import ShareLink, ShareLinks, embed_path
 from export_pipeline.errors import AccessDenied, ExportPipelineError, NotLoggedIn
 from export_pipeline.insights.store import InsightStore
 
@@ -148,28 +149,9 @@ class ShareLinkBody(BaseModel):
     expires_at: datetime | None = Field(None, description="When the link stops working (none: until revoked)")
 
 
-class ShareLinkOut(BaseModel):
-    """In the key order of ShareLink.to_json; times are ISO 8601 strings there."""
-
-    id: str
-    project_id: int
-    resource: str
-    target_id: str
-    created_by: str
-    created_at: str
-    expires_at: str | None
-    revoked_at: str | None
-    active: bool
-
-
-class ShareLinkList(BaseModel):
-    data: list[ShareLinkOut]
-    sharing_enabled: bool
-
-
-class CreatedShareLink(ShareLinkOut):
-    token: str = Field(description="Shown this once: only its digest is stored")
-    url: str
+ShareLinkOut = record_model(ShareLink, "ShareLink", active=bool)
+ShareLinkList = page_model(ShareLinkOut, "ShareLinkList", sharing_enabled=bool)
+CreatedShareLink = record_model(ShareLink, "CreatedShareLink", active=bool, token=str, url=str)
 
 
 def _target(insights: InsightStore, project_id: int, kind: Kind, target_id: str) -> str:

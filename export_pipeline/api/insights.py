@@ -8,12 +8,13 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field
 
 from export_pipeline.accounts.roles import Role
 from export_pipeline.api.dependencies import Caller, Deps, Events, Insights, ProjectId, require
+from export_pipeline.api.schemas import page_model, record_model
 from export_pipeline.insights.queries import compute
-from export_pipeline.insights.store import InsightStore, Tile
+from export_pipeline.insights.store import Dashboard, Insight, InsightStore, Tile
 
 Reader = Annotated[Caller, require(Role.GUEST, action="viewing insights")]
 Editor = Annotated[Caller, require(Role.MAINTAINER, action="changing insights and dashboards")]
@@ -51,27 +52,8 @@ class DashboardPatch(BaseModel):
     tiles: list[Tile] | None = Field(None, max_length=500)
 
 
-# Answers, in the key order of the stores' to_json (times are already ISO 8601 strings there).
-class InsightOut(BaseModel):
-    id: str
-    project_id: int
-    name: str
-    description: str
-    query: dict[str, Any]
-    created_by: str
-    created_at: str
-    updated_at: str
-
-
-class DashboardOut(BaseModel):
-    id: str
-    project_id: int
-    name: str
-    description: str
-    tiles: list[Tile]
-    created_by: str
-    created_at: str
-    updated_at: str
+InsightOut = record_model(Insight, "Insight", query=dict[str, Any])
+DashboardOut = record_model(Dashboard, "Dashboard")
 
 
 class InsightResultOut(BaseModel):
@@ -88,9 +70,7 @@ def _collection(noun: str, body_model: type[BaseModel], patch_model: type[BaseMo
     item = f"/{{{noun}_id}}"
     ItemId = Annotated[str, Path(alias=f"{noun}_id")]
 
-    page = create_model(f"{noun.capitalize()}List", data=(list[out], ...))  # type: ignore[valid-type]
-
-    @router.get("", name=f"list_{noun}s", response_model=page)
+    @router.get("", name=f"list_{noun}s", response_model=page_model(out, f"{noun.capitalize()}List"))
     def list_items(project_id: ProjectId, who: Reader, store: Insights) -> dict:
         return {"data": [each.to_json() for each in list_all(store, project_id)]}
 
