@@ -4,16 +4,16 @@ Plain HTML and JavaScript served by the API itself (no CDN: deployments may be o
 for a personal access token once per browser tab (sessionStorage); the host product would inject it.
 """
 
-from __future__ import annotations
-
 import html
-from typing import Annotated
 
-import sqlalchemy as sa
-from fastapi import Depends, FastAPI, Path
+from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
+from pydantic import BaseModel
 
 from export_pipeline.accounts.emails import recipient_for
+from export_pipeline.api.dependencies import CurrentCaller, Deps, ProjectId
+
+router = APIRouter()
 
 PAGE = """<!doctype html>
 <html lang="en">
@@ -158,14 +158,18 @@ start();
 """
 
 
-def install_pages(app: FastAPI, engine: sa.Engine, caller_dependency) -> None:
-    """Add the export page and the small `who am I` endpoint it prefills the email from."""
+class CurrentUser(BaseModel):
+    user: str
+    email: str | None
 
-    @app.get("/projects/{project_id}/export", response_class=HTMLResponse, include_in_schema=False)
-    def export_page(project_id: Annotated[int, Path(gt=0, lt=2**63)]) -> str:
-        return PAGE.format(project_id=html.escape(str(project_id)))
 
-    @app.get("/api/v1/user")
-    def current_user(who=Depends(caller_dependency)) -> dict:  # noqa: B008 (FastAPI's dependency style)
-        recipient = recipient_for(engine, who.user, None)
-        return {"user": who.user, "email": recipient.email if recipient else None}
+@router.get("/projects/{project_id}/export", response_class=HTMLResponse, include_in_schema=False)
+def export_page(project_id: ProjectId) -> str:
+    return PAGE.format(project_id=html.escape(str(project_id)))
+
+
+@router.get("/api/v1/user")
+def current_user(who: CurrentCaller, deps: Deps) -> CurrentUser:
+    """Who the token belongs to, and the address export emails go to (the page prefills it)."""
+    recipient = recipient_for(deps.engine, who.user, None)
+    return CurrentUser(user=who.user, email=recipient.email if recipient else None)

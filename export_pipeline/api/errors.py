@@ -1,0 +1,55 @@
+"""How an error answers: one HTTP status table and one message for the API's JSON errors and the HTML pages."""
+
+from export_pipeline.accounts.roles import RoleSourceUnavailable
+from export_pipeline.embed.share import ShareLinkGone
+from export_pipeline.errors import (
+    AccessDenied,
+    ClickHouseUnavailable,
+    EngineBusy,
+    ExportPipelineError,
+    InvalidRequest,
+    NotFound,
+    NotLoggedIn,
+    StorageError,
+)
+from export_pipeline.exports.requests import ExportConflict
+
+
+class ApiError(ExportPipelineError):
+    """An error only the HTTP API raises, with its own status and code (and optional Retry-After)."""
+
+    def __init__(self, status: int, code: str, message: str, *, retry_after: int | None = None, details=None):
+        super().__init__(message, details=details)
+        self.status = status
+        self.code = code
+        self.retry_after = retry_after
+
+
+STATUS_FOR: dict[type[ExportPipelineError], int] = {
+    NotLoggedIn: 401,
+    InvalidRequest: 422,
+    AccessDenied: 403,
+    NotFound: 404,
+    ExportConflict: 409,
+    ShareLinkGone: 410,
+    ClickHouseUnavailable: 503,
+    EngineBusy: 503,
+    StorageError: 503,
+    RoleSourceUnavailable: 503,
+}
+
+
+def status_of(error: ExportPipelineError) -> int:
+    """500 for anything unexpected."""
+    if isinstance(error, ApiError):
+        return error.status
+    return next((status for kind, status in STATUS_FOR.items() if isinstance(error, kind)), 500)
+
+
+def message_of(error: ExportPipelineError) -> str:
+    """What failed, then what to do next."""
+    return f"{error.message} {error.hint}" if error.hint else error.message
+
+
+def error_body(code: str, message: str, details: dict | None = None) -> dict:
+    return {"error": {"code": code, "message": message, "details": details or {}}}

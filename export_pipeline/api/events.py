@@ -1,0 +1,57 @@
+"""`GET /api/v1/projects/{project_id}/events`: a project's raw events, paged by a keyset cursor that also pins
+the moment the first page was read (later events do not shift the pages)."""
+
+import json
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+
+from export_pipeline.accounts.roles import EXPORT_ROLE
+from export_pipeline.api.cursors import decode_cursor, encode_cursor, invalid_cursor
+from export_pipeline.api.dependencies import Caller, Deps, Events, ProjectId, require
+from export_pipeline.clock import now_utc
+from export_pipeline.exports.extract import QUERY_SETTINGS, ExportQuery
+from export_pipeline.exports.serialize import concatenated, json_lines
+from export_pipeline.exports.spec import parse_spec
+from export_pipeline.models.events import events_model
+
+router = APIRouter()
+Maintainer = Annotated[Caller, require(EXPORT_ROLE, action="exporting events")]
+
+
+# The body is the export's own JSON lines, joined as they are: a response model would parse and re-encode them.
+@router.get("/api/v1/projects/{project_id}/events")
+def list_events(
+    project_id: ProjectId, who: Maintainer, deps: Deps, table: Events,
+    date_from: Annotated[str | None, Query(max_length=40)] = None,
+    date_to: Annotated[str | None, Query(max_length=40)] = None,
+    event: Annotated[list[str] | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> Response:
+    spec = parse_spec(project_id=project_id, requested_by=who.user, date_from=date_from, date_to=date_to,
+                      events=event or [])
+    state = decode_cursor(cursor, ("as_of", "ts", "uuid")) if cursor else None
+    try:
+        as_of = datetime.fromisoformat(state["as_of"]) if state else now_utc()
+        after = (datetime.fromisoformat(state["ts"]), state["uuid"]) if state else None
+    except (TypeError, ValueError):
+        raise invalid_cursor() from None
+    query = ExportQuery(events_model(table), spec, as_of)
+    sql, params = query.chunk_sql(after=after, limit=limit)
+    with deps.clickhouse.session(f"api events project {project_id}") as session:
+        page = session.client.query_arrow(sql, parameters=params, settings=QUERY_SETTINGS)
+    import polars as pl
+
+    frame = pl.from_arrow(page)
+    body = bytes(concatenated(json_lines(query.model, frame, terminator=","))).removesuffix(b",")  # type: ignore[arg-type]
+    next_cursor = None
+    if page.num_rows >= limit:
+        last = page.slice(page.num_rows - 1, 1).select(["timestamp", "uuid"]).to_pylist()[0]
+        next_cursor = encode_cursor(
+            {"as_of": as_of.isoformat(), "ts": last["timestamp"].isoformat(), "uuid": last["uuid"]}
+        )
+    payload = b'{"data":[' + body + b'],"next_cursor":' + json.dumps(next_cursor).encode() + b"}"
+    return Response(payload, media_type="application/json")

@@ -1,0 +1,193 @@
+"""Exports over HTTP, for Maintainers or higher: request one, list, follow, download its files, cancel or delete.
+
+An export's JSON keeps a dict (no response model): its filter fields depend on the resource it exports.
+"""
+
+import logging
+from datetime import datetime
+from typing import Annotated, Literal
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from export_pipeline.accounts.emails import OptionalEmail
+from export_pipeline.accounts.roles import EXPORT_ROLE
+from export_pipeline.api.cursors import decode_cursor, encode_cursor
+from export_pipeline.api.dependencies import Caller, Exports, ProjectId, require
+from export_pipeline.api.errors import ApiError
+from export_pipeline.clock import iso_utc, now_utc
+from export_pipeline.db import export_requests
+from export_pipeline.errors import NotFound
+from export_pipeline.exports.deps import ExportDeps
+from export_pipeline.exports.manifest import MANIFEST_NAME, read_manifest
+from export_pipeline.exports.requests import ExportRequest, ExportState, ExportStore, request_from_row
+from export_pipeline.exports.spec import parse_spec
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/v1/projects/{project_id}/exports")
+Maintainer = Annotated[Caller, require(EXPORT_ROLE, action="exporting events")]
+
+
+class ExportCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    resource: Literal["events", "insight", "dashboard"] = "events"
+    target_id: str | None = Field(None, max_length=32, description="The insight or dashboard to export")
+    format: Literal["ndjson", "json", "csv", "parquet", "xlsx", "png"] = "ndjson"
+    width: int | None = Field(None, ge=400, le=3000, description="PNG width (default 800 insight, 1920 dashboard)")
+    compression: Literal["gzip", "zstd", "none"] | None = None
+    date_from: str | None = Field(None, description="ISO 8601 date or datetime, inclusive (UTC if naive)")
+    date_to: str | None = Field(None, description="ISO 8601; exclusive, a bare date includes that day")
+    events: list[str] = Field(default_factory=list, max_length=100)
+    notify_email: OptionalEmail = Field(None, max_length=254, description="Email the result here (default: yours)")
+
+
+@router.post("", status_code=202)
+def create_export(project_id: ProjectId, body: ExportCreate, who: Maintainer, request: Request,
+                  deps: Exports) -> JSONResponse:
+    spec = parse_spec(project_id=project_id, requested_by=who.user, **body.model_dump(exclude={"notify_email"}))
+    in_flight_exports = _in_flight(deps.store, project_id)
+    for existing in in_flight_exports:
+        if existing.spec == spec:
+            return _export_response(deps, existing, request, status=200)
+    in_flight, limit = len(in_flight_exports), deps.settings.api_max_in_flight_exports
+    if in_flight >= limit:
+        raise ApiError(
+            429, "too_many_exports",
+            f"Project {project_id} already has {in_flight} exports queued or running (limit {limit}).",
+            retry_after=30,
+        )
+    created = deps.store.create(spec, source="api", notify_email=body.notify_email)
+    return _export_response(deps, created, request, status=202)
+
+
+@router.get("")
+def list_exports(
+    project_id: ProjectId, who: Maintainer, request: Request, deps: Exports,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> dict:
+    after = decode_cursor(cursor, ("created_at", "id")) if cursor else None
+    query = sa.select(export_requests).where(export_requests.c.project_id == project_id)
+    if after:
+        created = datetime.fromisoformat(after["created_at"])
+        query = query.where(
+            sa.or_(export_requests.c.created_at < created,
+                   sa.and_(export_requests.c.created_at == created, export_requests.c.id < after["id"]))
+        )
+    query = query.order_by(export_requests.c.created_at.desc(), export_requests.c.id.desc()).limit(limit + 1)
+    with deps.engine.connect() as conn:
+        rows = [request_from_row(row) for row in conn.execute(query).all()]
+    page, more = rows[:limit], len(rows) > limit
+    next_cursor = encode_cursor({"created_at": page[-1].created_at.isoformat(), "id": page[-1].id}) if more else None
+    return {"data": [export_resource(deps, r, request) for r in page], "next_cursor": next_cursor}
+
+
+@router.get("/{export_id}")
+def get_export(project_id: ProjectId, export_id: str, who: Maintainer, request: Request, deps: Exports) -> dict:
+    return export_resource(deps, _export_of(deps, project_id, export_id), request)
+
+
+@router.get("/{export_id}/files/{name}", response_model=None)
+def download_file(project_id: ProjectId, export_id: str, name: str, who: Maintainer, deps: Exports) -> Response:
+    export = _export_of(deps, project_id, export_id)
+    if export.state in (ExportState.QUEUED, ExportState.RUNNING):
+        raise ApiError(409, "export_not_ready", f"Export {export_id} is {export.state.value}; files are not ready.",
+                       retry_after=5)
+    if export.state is ExportState.EXPIRED or (export.expires_at and export.expires_at <= now_utc()):
+        raise ApiError(410, "export_expired", f"Export {export_id} has expired and its files were deleted.")
+    if export.state is not ExportState.SUCCEEDED:
+        raise ApiError(409, "export_failed", f"Export {export_id} failed: {export.error}")
+    manifest = read_manifest(deps.storage, export.manifest_key)  # type: ignore[arg-type]
+    if name not in {f["name"] for f in manifest["files"]} | {MANIFEST_NAME}:
+        raise NotFound(f"Export {export_id} has no file {name!r}.")
+    key = f"{export.storage_prefix}/{name}"
+    if deps.storage.presigns_downloads:
+        return RedirectResponse(deps.storage.download_url(key, expires_at=export.expires_at), status_code=302)  # type: ignore[arg-type]
+    reader = deps.storage.open_reader(key)
+    return StreamingResponse(
+        iter(lambda: reader.read(1024 * 1024), b""),
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.delete("/{export_id}")
+def delete_export(project_id: ProjectId, export_id: str, who: Maintainer, request: Request, deps: Exports) -> dict:
+    export = _export_of(deps, project_id, export_id)
+    if export.state in (ExportState.QUEUED, ExportState.RUNNING):
+        deps.store.cancel(export_id)
+        if export.run_id:
+            _terminate_run(export.run_id)
+    deps.storage.delete_prefix(export.storage_prefix)
+    if export.state is ExportState.SUCCEEDED:
+        deps.store.mark_expired(export_id)
+    return export_resource(deps, deps.store.require(export_id), request)
+
+
+def export_resource(deps: ExportDeps, export: ExportRequest, request: Request) -> dict:
+    base = f"/api/v1/projects/{export.spec.project_id}/exports/{export.id}"
+    files = []
+    if export.state is ExportState.SUCCEEDED and export.manifest_key:
+        manifest = read_manifest(deps.storage, export.manifest_key)
+        files = [{**f, "url": str(request.base_url).rstrip("/") + f"{base}/files/{f['name']}"} for f in manifest["files"]]
+    spec = export.spec
+    return {
+        "id": export.id,
+        "project_id": spec.project_id,
+        "resource": spec.resource,
+        "format": spec.format.value,
+        "compression": spec.compression.value,
+        **spec.filters(),
+        "requested_by": spec.requested_by,
+        "status": export.state.value,
+        "row_count": export.row_count,
+        "byte_count": export.byte_count,
+        "files": files,
+        "created_at": iso_utc(export.created_at),
+        "started_at": iso_utc(export.started_at),
+        "finished_at": iso_utc(export.finished_at),
+        "expires_at": iso_utc(export.expires_at),
+        "error": {"code": export.error_code, "message": export.error} if export.error_code else None,
+        "notification": {"email": export.notified_to or export.notify_email, "sent_at": iso_utc(export.notified_at),
+                         "error": export.notify_error},
+        "url": base,
+    }
+
+
+def _export_response(deps: ExportDeps, export: ExportRequest, request: Request, *, status: int) -> JSONResponse:
+    resource = export_resource(deps, export, request)
+    return JSONResponse(resource, status_code=status, headers={"Location": resource["url"]})
+
+
+def _in_flight(store: ExportStore, project_id: int) -> list[ExportRequest]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(export_requests).where(
+                export_requests.c.project_id == project_id,
+                export_requests.c.state.in_([ExportState.QUEUED.value, ExportState.RUNNING.value]),
+            )
+        ).all()
+    return [request_from_row(row) for row in rows]
+
+
+def _export_of(deps: ExportDeps, project_id: int, export_id: str) -> ExportRequest:
+    export = deps.store.get(export_id)
+    if export is None or export.spec.project_id != project_id:
+        raise NotFound(f"Export {export_id!r} not found in project {project_id}.")
+    return export
+
+
+def _terminate_run(run_id: str) -> None:
+    """Best effort: stop the Dagster run writing a canceled export (its cleanup removes partial files)."""
+    try:
+        from dagster import DagsterInstance
+
+        instance = DagsterInstance.get()
+        if instance.run_launcher.terminate(run_id):
+            return
+        log.warning("Dagster could not terminate run %s", run_id)
+    except Exception:  # the export is canceled in our state either way
+        log.exception("terminating run %s failed", run_id)
