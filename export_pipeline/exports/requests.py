@@ -107,6 +107,13 @@ class ExportConflict(ExportPipelineError):
     code = "export_conflict"
 
 
+# A new attempt starts from nothing: what an earlier attempt recorded (rows, files, error, email) is cleared.
+_NOTHING_RECORDED = dict(
+    finished_at=None, row_count=0, byte_count=0, file_count=0, manifest_key=None, error_code=None, error=None,
+    notified_to=None, notified_at=None, notify_error=None,
+)
+
+
 class ExportStore:
     """Export request rows. Each state change is one guarded UPDATE, so concurrent runs cannot both win."""
 
@@ -219,21 +226,7 @@ class ExportStore:
                     export_requests.c.state == request.state.value,
                     _same(export_requests.c.run_id, request.run_id),
                 )
-                .values(
-                    state=ExportState.RUNNING.value,
-                    run_id=run_id,
-                    started_at=started,
-                    finished_at=None,
-                    row_count=0,
-                    byte_count=0,
-                    file_count=0,
-                    manifest_key=None,
-                    error_code=None,
-                    error=None,
-                    notified_to=None,
-                    notified_at=None,
-                    notify_error=None,
-                )
+                .values(state=ExportState.RUNNING.value, run_id=run_id, started_at=started, **_NOTHING_RECORDED)
             ).rowcount
         if not taken:
             raise ExportConflict(

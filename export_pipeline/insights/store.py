@@ -40,11 +40,7 @@ class Insight:
     updated_at: datetime
 
     def to_json(self) -> dict:
-        return {
-            "id": self.id, "project_id": self.project_id, "name": self.name, "description": self.description,
-            "query": QUERY_ADAPTER.dump_python(self.query, mode="json"), "created_by": self.created_by,
-            "created_at": iso_utc(self.created_at), "updated_at": iso_utc(self.updated_at),
-        }
+        return _saved_json(self, query=QUERY_ADAPTER.dump_python(self.query, mode="json"))
 
 
 class Tile(BaseModel):
@@ -67,13 +63,18 @@ class Dashboard:
     updated_at: datetime
 
     def to_json(self) -> dict:
-        return {
-            "id": self.id, "project_id": self.project_id, "name": self.name, "description": self.description,
-            "tiles": [tile.model_dump() for tile in self.tiles], "created_by": self.created_by,
-            "created_at": iso_utc(self.created_at), "updated_at": iso_utc(self.updated_at),
-        }
+        return _saved_json(self, tiles=[tile.model_dump() for tile in self.tiles])
 
 
+
+
+def _saved_json(item: Insight | Dashboard, **content: object) -> dict:
+    """The JSON of a saved insight or dashboard: its own content between the fields they share."""
+    return {
+        "id": item.id, "project_id": item.project_id, "name": item.name, "description": item.description,
+        **content, "created_by": item.created_by, "created_at": iso_utc(item.created_at),
+        "updated_at": iso_utc(item.updated_at),
+    }
 
 
 def file_slug(name: str) -> str:
@@ -86,6 +87,16 @@ def _name(name: str) -> str:
     if not name or len(name) > 255:
         raise InvalidRequest("A name must be 1 to 255 characters.", details={"name": "must be 1 to 255 characters"})
     return name
+
+
+def _edited(name: str | None, description: str | None) -> dict:
+    """The columns an update of an insight or dashboard sets (None = unchanged)."""
+    values: dict = {"updated_at": now_utc()}
+    if name is not None:
+        values["name"] = _name(name)
+    if description is not None:
+        values["description"] = description
+    return values
 
 
 class InsightStore:
@@ -124,11 +135,7 @@ class InsightStore:
     def update_insight(self, project_id: int, insight_id: str, *, name: str | None = None,
                        description: str | None = None, query: object | None = None) -> Insight:
         current = self.insight(project_id, insight_id)
-        values: dict = {"updated_at": now_utc()}
-        if name is not None:
-            values["name"] = _name(name)
-        if description is not None:
-            values["description"] = description
+        values = _edited(name, description)
         if query is not None:
             values["query"] = QUERY_ADAPTER.dump_python(parse_query(query), mode="json")
         with self.engine.begin() as conn:
@@ -177,11 +184,7 @@ class InsightStore:
     def update_dashboard(self, project_id: int, dashboard_id: str, *, name: str | None = None,
                          description: str | None = None, tiles: list[dict | Tile] | None = None) -> Dashboard:
         self.dashboard(project_id, dashboard_id)
-        values: dict = {"updated_at": now_utc()}
-        if name is not None:
-            values["name"] = _name(name)
-        if description is not None:
-            values["description"] = description
+        values = _edited(name, description)
         checked = self._tiles(project_id, tiles) if tiles is not None else None
         with self.engine.begin() as conn:
             conn.execute(sa.update(dashboards).where(dashboards.c.id == dashboard_id).values(**values))
