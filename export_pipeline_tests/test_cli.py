@@ -59,11 +59,11 @@ def test_export_below_maintainer_is_refused_with_exit_2():
 
 
 def test_invalid_fields_are_all_reported_with_exit_2():
-    invalid = run_cli("export", "--project-id", "abc", "--requested-by", "maria", "--format", "xml",
+    invalid = run_cli("export", "--project-id", "abc", "--requested-by", "maria", "--format", "png",
                       "--date-from", "yesterday", "--wait")
     assert invalid.returncode == 2
     assert "project_id: must be a positive integer, got 'abc'" in invalid.stderr
-    assert "format: must be one of ndjson, json, csv, parquet, xlsx, png, got 'xml'" in invalid.stderr
+    assert "format: events exports come as ndjson, json, csv, parquet, not png" in invalid.stderr
     assert "date_from: must be an ISO 8601 date or datetime" in invalid.stderr
     assert "Traceback" not in invalid.stderr
 
@@ -131,3 +131,69 @@ def test_insight_changes_need_maintainer_and_valid_json():
     invalid = run_cli("insights", "create", "--project-id", str(PROJECT), "--user", "maria", "--name", "x",
                       "--query", "{not json")
     assert invalid.returncode == 2 and "--query is not valid JSON" in invalid.stderr
+
+
+def test_enumerated_options_are_choices_checked_before_anything_runs():
+    unknown_format = run_cli("export", "--project-id", str(PROJECT), "--requested-by", "maria", "--format", "xml")
+    assert unknown_format.returncode == 2 and unknown_format.stdout == ""
+    assert unknown_format.stderr.splitlines()[-1] == (
+        "Error: Invalid value for '--format': 'xml' is not one of 'ndjson', 'json', 'csv', 'parquet', 'xlsx', 'png'.")
+    unknown_compression = run_cli("export", "--project-id", str(PROJECT), "--requested-by", "maria",
+                                  "--compression", "bzip2")
+    assert unknown_compression.returncode == 2
+    assert unknown_compression.stderr.splitlines()[-1] == (
+        "Error: Invalid value for '--compression': 'bzip2' is not one of 'gzip', 'zstd', 'none'.")
+    unknown_resource = run_cli("export", "--project-id", str(PROJECT), "--requested-by", "maria",
+                               "--resource", "cohort")
+    assert unknown_resource.returncode == 2
+    assert unknown_resource.stderr.splitlines()[-1] == (
+        "Error: Invalid value for '--resource': 'cohort' is not one of 'events', 'insight', 'dashboard'.")
+    unknown_role = run_cli("members", "add", "--project-id", str(PROJECT), "--user", "x", "--role", "boss")
+    assert unknown_role.returncode == 2
+    assert unknown_role.stderr.splitlines()[-1] == (
+        "Error: Invalid value for '--role': 'boss' is not one of "
+        "'guest', 'planner', 'reporter', 'developer', 'maintainer', 'owner'.")
+    shown = run_cli("export", "--help", env={"COLUMNS": "200"}).stdout
+    assert "--format [ndjson|json|csv|parquet|xlsx|png]" in shown
+    assert "--compression [gzip|zstd|none]" in shown
+    assert "--resource [events|insight|dashboard]" in shown
+
+
+def test_an_event_name_the_project_never_saw_is_warned_about_and_the_export_still_runs():
+    done = run_cli("export", "--project-id", str(PROJECT), "--requested-by", "maria", "--format", "CSV",
+                   "--compression", "NONE", "--event", "signed_up", "--event", "signed_upp", "--event", "Signed_Up",
+                   "--wait")
+    assert done.returncode == 0, done.stderr
+    assert ("warning: project 9201 has no events named 'signed_upp', 'Signed_Up'; the export matches none of them"
+            " (names are case-sensitive).") in done.stderr.splitlines()
+    result = json.loads(done.stdout)
+    assert (result["status"], result["row_count"], result["format"], result["compression"]) == (
+        "succeeded", 750, "csv", "none")  # choices are case-insensitive
+
+
+def test_an_unknown_export_id_exits_2_as_invalid_input():
+    for command in ("status", "preview"):
+        missing = run_cli(command, "no-such-export")
+        assert missing.returncode == 2 and missing.stdout == ""
+        assert missing.stderr.splitlines() == [
+            "error: No export request 'no-such-export'.",
+            "hint: Use an export_id printed by `export-pipeline export`.",
+        ]
+
+
+def _help_rows(*group: str) -> dict[str, str]:
+    shown = run_cli(*group, "--help", env={"COLUMNS": "80"})
+    assert shown.returncode == 0, shown.stderr
+    listing = shown.stdout.split("\nCommands:\n", 1)[1]
+    return dict(line.strip().split(maxsplit=1) if " " in line.strip() else (line.strip(), "")
+                for line in listing.splitlines() if line.startswith("  ") and not line.startswith("   "))
+
+
+def test_every_command_and_group_has_a_help_line_that_fits():
+    top = _help_rows()
+    groups = ["members", "users", "tokens", "insights", "dashboards", "share-links", "subscriptions"]
+    assert set(groups) < set(top) and {"export", "status", "preview", "init", "seed", "sweep", "api"} < set(top)
+    rows = {**top, **{f"{group} {name}": line for group in groups for name, line in _help_rows(group).items()}}
+    assert len(rows) == 38
+    incomplete = {name: line for name, line in rows.items() if not line or line.endswith("...")}
+    assert incomplete == {}

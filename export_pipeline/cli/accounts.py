@@ -19,7 +19,7 @@ def members() -> None:
 @members.command("add")
 @project_option
 @click.option("--user", required=True)
-@click.option("--role", required=True, help="guest, planner, reporter, developer, maintainer or owner")
+@click.option("--role", type=click.Choice([role.name.lower() for role in Role], case_sensitive=False), required=True)
 def members_add(project_id: int, user: str, role: str) -> None:
     """Give a user a role on a project (replacing the one they had)."""
     parsed = Role.parse(role)
@@ -52,7 +52,9 @@ def users() -> None:
 @click.option("--user", required=True)
 @click.option("--email", required=True)
 def users_set_email(user: str, email: str) -> None:
-    """Email this user's finished exports here (unless a request names its own address)."""
+    """Email this user's finished exports to this address.
+
+    A request that names its own address (--notify-email) goes there instead."""
     stored = set_user_email(app_database(), user, email)
     click.echo(f"{stored.user}\t{stored.email}")
 

@@ -20,7 +20,9 @@ from export_pipeline.settings import Settings
 
 @click.command()
 def init() -> None:
-    """Create the ClickHouse schema, the app database and the Dagster home (idempotent)."""
+    """Create the ClickHouse schema and the app database.
+
+    Also the Dagster home. Idempotent: what exists is kept."""
     settings = Settings()
     clickhouse = ClickHouse.from_settings(settings)
     table = EventsTable.from_settings(settings)
@@ -39,7 +41,9 @@ def init() -> None:
 @click.option("--seed", "seed_value", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--if-empty", is_flag=True, help="Only seed when the events table has no rows (re-runnable demo)")
 def seed(events: int, projects: int, seed_value: int, if_empty: bool) -> None:
-    """Load deterministic demo events into ClickHouse (generated inside ClickHouse)."""
+    """Load deterministic demo events into ClickHouse.
+
+    They are generated inside ClickHouse, so seeding a million takes seconds."""
     settings = Settings()
     clickhouse = ClickHouse.from_settings(settings)
     table = EventsTable.from_settings(settings)
@@ -56,7 +60,9 @@ def seed(events: int, projects: int, seed_value: int, if_empty: bool) -> None:
 
 @click.command()
 def sweep() -> None:
-    """Delete expired exports now (the Dagster schedule does this hourly)."""
+    """Delete expired exports now.
+
+    The Dagster schedule does this hourly."""
     settings = Settings()
     deps = ExportDeps.of(AppDeps.from_settings(settings))
     swept = sweep_expired(deps.store, deps.storage, now=now_utc())

@@ -7,6 +7,7 @@ import io
 import json
 import sys
 import time
+from collections.abc import Iterable
 
 import click
 import zstandard
@@ -15,33 +16,46 @@ from export_pipeline.accounts.emails import optional_email
 from export_pipeline.accounts.roles import require_role
 from export_pipeline.cli.common import app_deps, emit, say
 from export_pipeline.defs.instance import add_partition, run_unless_daemon
-from export_pipeline.errors import AccessDenied, InvalidRequest
+from export_pipeline.errors import AccessDenied, ExportPipelineError, InvalidRequest, NotFound
 from export_pipeline.exports.deps import ExportDeps
 from export_pipeline.exports.requests import ExportRequest, ExportState, ExportStore
 from export_pipeline.exports.run import describe
-from export_pipeline.exports.spec import parse_spec
+from export_pipeline.exports.spec import PNG_WIDTHS, RESOURCE_FORMATS, Compression, ExportFormat, parse_spec
+from export_pipeline.models.events import unknown_events
 
 PREVIEW_LINE_CHARS = 400
 
 
+FORMAT_HELP = "; ".join(f"{kind}: {', '.join(fmt.value for fmt in formats)}" for kind, formats in RESOURCE_FORMATS.items())
+
+
+def _choice(values: Iterable[str]) -> click.Choice:
+    return click.Choice(list(values), case_sensitive=False)
+
+
 # The options that describe the export are named as parse_spec's keywords and reach it as **spec_fields.
 @click.command()
-@click.option("--project-id", required=True)
-@click.option("--requested-by", required=True)
-@click.option("--resource", default="events", show_default=True, help="events, insight or dashboard")
+@click.option("--project-id", required=True, help="The project to export from")
+@click.option("--requested-by", required=True, help="Who asks (Maintainer or higher); the export is theirs")
+@click.option("--resource", type=_choice(RESOURCE_FORMATS), default="events", show_default=True)
 @click.option("--target-id", default=None, help="The insight or dashboard id (for those resources)")
-@click.option("--format", default="ndjson", show_default=True,
-              help="events: ndjson, json, csv, parquet; insight/dashboard: png, csv, xlsx, json")
-@click.option("--width", type=click.IntRange(400, 3000), default=None,
+@click.option("--format", type=_choice(fmt.value for fmt in ExportFormat), default="ndjson", show_default=True,
+              help=FORMAT_HELP)
+@click.option("--width", type=click.IntRange(*PNG_WIDTHS), default=None,
               help="PNG width in pixels [default: 800 for an insight, 1920 for a dashboard]")
-@click.option("--compression", default=None, help="gzip, zstd or none [default: gzip; zstd for parquet]")
+@click.option("--compression", type=_choice(comp.value for comp in Compression), default=None,
+              help="[default: gzip; zstd for parquet; none for insights and dashboards]")
 @click.option("--date-from", default=None, help="ISO 8601 date or datetime, inclusive (UTC if no zone)")
 @click.option("--date-to", default=None, help="ISO 8601; exclusive, but a bare date includes that day")
-@click.option("--event", "events", multiple=True, help="Only these event names (repeatable)")
+@click.option("--event", "events", multiple=True,
+              help="Only these event names (repeatable; a name the project never saw is warned about)")
 @click.option("--notify-email", default=None, help="Email the result here [default: the requester's stored address]")
 @click.option("--wait", is_flag=True, help="Wait for the export and print its result")
 def export(notify_email: str | None, wait: bool, **spec_fields: object) -> None:
-    """Request an export of a project's events; it runs as a partition of Dagster's export_job."""
+    """Request an export of events, an insight or a dashboard.
+
+    It runs as a partition of Dagster's export_job: started by the daemon's sensor, or here with --wait when
+    no daemon runs."""
     deps = ExportDeps.of(app_deps())
     notify = optional_email(notify_email, field="notify_email")
     spec = parse_spec(**spec_fields)  # type: ignore[arg-type]
@@ -50,6 +64,8 @@ def export(notify_email: str | None, wait: bool, **spec_fields: object) -> None:
     except AccessDenied as denied:
         emit({"export_id": None, "status": "refused", "error": {"code": denied.code, "message": str(denied)}})
         raise
+    if spec.events:
+        _warn_about_unknown_events(deps, spec.project_id, spec.events)
     request = deps.store.create(spec, source="cli", notify_email=notify)
     from export_pipeline.defs.exports import EXPORT_PARTITIONS  # imports Dagster: only here
 
@@ -63,6 +79,30 @@ def export(notify_email: str | None, wait: bool, **spec_fields: object) -> None:
     emit(describe(final, deps))
     if final.state is not ExportState.SUCCEEDED:
         sys.exit(1)
+
+
+def _warn_about_unknown_events(deps: ExportDeps, project_id: int, names: tuple[str, ...]) -> None:
+    """A mistyped name would otherwise export 0 rows as a silent success; the export still runs, since the
+    event may be about to arrive."""
+    try:
+        with deps.clickhouse.session("event names") as session:
+            unknown = unknown_events(session, deps.table, project_id, names)
+    except ExportPipelineError as error:  # the export itself reports an unreachable ClickHouse
+        say(f"note: event names not checked ({error.message})")
+        return
+    if unknown:
+        listed = ", ".join(repr(name) for name in unknown)
+        say(f"warning: project {project_id} has no events named {listed}; the export matches none of them"
+            " (names are case-sensitive).")
+
+
+def _require(deps: ExportDeps, export_id: str) -> ExportRequest:
+    """An unknown id is the user's input, so it exits 2 like any invalid input."""
+    try:
+        return deps.store.require(export_id)
+    except NotFound as missing:
+        raise InvalidRequest(missing.message, hint="Use an export_id printed by `export-pipeline export`.",
+                             details={"export_id": "unknown"}) from None
 
 
 def _follow(store: ExportStore, request: ExportRequest) -> ExportRequest:
@@ -84,16 +124,18 @@ def _follow(store: ExportStore, request: ExportRequest) -> ExportRequest:
 def status(export_id: str) -> None:
     """Print an export's state, files and download links as JSON."""
     deps = ExportDeps.of(app_deps())
-    emit(describe(deps.store.require(export_id), deps))
+    emit(describe(_require(deps, export_id), deps))
 
 
 @click.command()
 @click.argument("export_id")
 @click.option("--lines", type=click.IntRange(min=1), default=3, show_default=True)
 def preview(export_id: str, lines: int) -> None:
-    """Print the first lines of an export's first file (decompressed)."""
+    """Print the first lines of an export's first file.
+
+    Compressed files are decompressed; a Parquet file is shown as a table."""
     deps = ExportDeps.of(app_deps())
-    request = deps.store.require(export_id)
+    request = _require(deps, export_id)
     if request.state is not ExportState.SUCCEEDED or not request.manifest_key:
         raise InvalidRequest(f"Export {export_id} is {request.state.value}, not succeeded: nothing to preview.")
     manifest = json.loads(deps.storage.read_bytes(request.manifest_key))

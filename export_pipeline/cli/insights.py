@@ -97,7 +97,9 @@ def dashboards_list(project_id: int) -> None:
 @project_option
 @click.option("--user", required=True)
 def dashboards_demo(project_id: int, user: str) -> None:
-    """Create the demo dashboard over the seeded events (once: re-running keeps the existing one)."""
+    """Create the demo dashboard over the seeded events.
+
+    Once: re-running keeps the existing one."""
     app = app_deps()
     require_role(app.roles, app.engine, project_id, user, action=CHANGE_ACTION)
     dashboard, created = demo_dashboard(InsightStore(app.engine), project_id, user)
@@ -121,7 +123,9 @@ def _tile(spec: str) -> dict:
 
 @click.group("share-links")
 def share_links() -> None:
-    """Share links: anyone with the link may view an insight's or dashboard's embed page."""
+    """Share links: public views of an insight or dashboard.
+
+    Anyone with the link may view the embed page, until it expires or is revoked."""
 
 
 @share_links.command("create")

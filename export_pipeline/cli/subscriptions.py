@@ -35,7 +35,9 @@ def _store() -> SubscriptionStore:
 
 @click.group()
 def subscriptions() -> None:
-    """Subscriptions: an insight or dashboard sent on a schedule to email addresses and Slack channels."""
+    """Subscriptions: reports sent on a schedule.
+
+    An insight or dashboard, sent to email addresses and Slack channels."""
 
 
 @subscriptions.command("create")
@@ -51,7 +53,7 @@ def subscriptions() -> None:
 def subscriptions_create(project_id: int, user: str, resource: str, target_id: str, title: str,
                          message: str | None, schedule_json: str, emails: tuple[str, ...],
                          slacks: tuple[str, ...]) -> None:
-    """Subscribe to an insight or dashboard and print the subscription as JSON."""
+    """Subscribe to an insight or dashboard and print it as JSON."""
     app = app_deps()
     insights = InsightStore(app.engine)
     require_role(app.roles, app.engine, project_id, user, action="subscribing to reports", required=Role.GUEST)
@@ -86,7 +88,9 @@ def subscriptions_list(project_id: int) -> None:
               help="How many of the latest deliveries to show")
 @click.argument("subscription_id")
 def subscriptions_show(project_id: int, limit: int, subscription_id: str) -> None:
-    """The subscription and its latest deliveries, with each destination's outcome."""
+    """Show a subscription and its latest deliveries as JSON.
+
+    Each delivery lists every destination's outcome."""
     store = _store()
     subscription = store.get(project_id, subscription_id)
     emit({**subscription.to_json(), "deliveries": deliveries_json(store, subscription, limit=limit)})
@@ -110,9 +114,10 @@ subscriptions.add_command(_switch_command(True, "Resume sending (slots missed wh
 @project_option
 @click.argument("subscription_id")
 def subscriptions_send_now(project_id: int, subscription_id: str) -> None:
-    """Deliver the subscription now (a delivery for this minute), and print the outcome per destination.
+    """Deliver now and print the outcome per destination.
 
-    Runs in this process when no Dagster daemon runs (recorded in the same instance, so the UI shows it)."""
+    The delivery is the one for this minute. It runs in this process when no Dagster daemon runs (recorded in
+    the same instance, so the UI shows it)."""
     from export_pipeline.defs.subscriptions import DELIVERY_PARTITIONS  # imports Dagster: only here
 
     app = app_deps()
@@ -139,7 +144,9 @@ def subscriptions_send_now(project_id: int, subscription_id: str) -> None:
 @click.option("--user", required=True)
 @click.option("--dashboard-id", required=True)
 def subscriptions_demo(project_id: int, user: str, dashboard_id: str) -> None:
-    """Subscribe the demo team (email and Slack; the outbox without credentials) to a dashboard, once."""
+    """Subscribe the demo team to a dashboard (once).
+
+    By email and Slack; without credentials both go to the outbox."""
     emit(demo_subscription(_store(), project_id, user, dashboard_id).to_json())
 
 
@@ -147,7 +154,9 @@ def subscriptions_demo(project_id: int, user: str, dashboard_id: str) -> None:
 @project_option
 @click.argument("subscription_id")
 def subscriptions_delete(project_id: int, subscription_id: str) -> None:
-    """Delete a subscription and its destinations: nothing more is sent."""
+    """Delete a subscription: nothing more is sent.
+
+    Its destinations are deleted with it."""
     _store().delete(project_id, subscription_id)
     emit({"id": subscription_id, "deleted": True})
 

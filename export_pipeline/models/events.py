@@ -5,10 +5,12 @@ request."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import pyarrow as pa
 
+from export_pipeline.clickhouse.connection import Session
 from export_pipeline.clickhouse.schema import EventsTable
 from export_pipeline.clock import ch_time
 from export_pipeline.exports.spec import ExportSpec
@@ -51,3 +53,13 @@ def events_model(table: EventsTable) -> ExportModel:
         key=(KeyColumn("timestamp", c("timestamp"), CH_TIME), KeyColumn("uuid", c("uuid"), "UUID")),
         filters=filters,
     )
+
+
+def unknown_events(session: Session, table: EventsTable, project_id: int, names: Sequence[str]) -> list[str]:
+    """Which of `names` no event of the project has, in the given order (one DISTINCT over the names asked)."""
+    c = table.col
+    sql = (f"SELECT DISTINCT toString({c('event')}) FROM {table.qualified_name} "
+           f"WHERE {c('project_id')} = {{project_id:UInt64}} AND {c('event')} IN {{names:Array(String)}}")
+    rows = session.client.query(sql, parameters={"project_id": project_id, "names": list(names)}).result_rows
+    seen = {name for (name,) in rows}
+    return [name for name in names if name not in seen]
