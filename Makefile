@@ -50,10 +50,12 @@ demo: install dagster-home system-deps
 		"$$($(JSON_FIELD) id "$(EXPORT_PIPELINE_HOME)/demo-subscription.json")" && \
 	echo && ls -lR "$(EXPORT_PIPELINE_HOME)/outbox" | tail -n 12
 
-# Debian's Chromium for the browser tests (pyppeteer never downloads one) and PostgreSQL, whose server binaries
-# the tests run as a throwaway server (root on CI and fresh machines).
+# Debian's Chromium for the browser tests (pyppeteer never downloads one), its colour emoji font (without it an
+# emoji in a title is an empty box in every PNG), and PostgreSQL, whose server binaries the tests run as a
+# throwaway server (root on CI and fresh machines).
 system-deps:
 	@missing=""; command -v chromium >/dev/null || missing="chromium"; \
+	fc-list 2>/dev/null | grep -qi "Noto Color Emoji" || missing="$$missing fonts-noto-color-emoji"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	[ -z "$$missing" ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; }
 
