@@ -274,6 +274,27 @@ def test_a_20_tile_dashboard_renders_whole(site, renderer, client, data):
     assert height - column[-1][0] < 2 * (3 * 72 + 2 * 16 + 16 + 60)
 
 
+def saturated_pixels(image) -> list[tuple[int, int]]:
+    """Where the image has clearly saturated colour: text, borders, a missing-glyph box are grey or black."""
+    return [(x, y) for y in range(image.height) for x in range(image.width)
+            if max(pixel := image.rgb(x, y)) - min(pixel) > 100]
+
+
+def test_an_emoji_in_a_title_is_drawn_in_colour(site, renderer, client, data, store):
+    # A number insight: its page has no coloured chart, so the emoji is the only colour on it.
+    launch = InsightStore(store.engine).create_insight(PROJECT, name="\N{PARTY POPPER} Launch", created_by="mae",
+                                                       query={"kind": "number", **RANGE})
+    token = share(client, data, "insight", launch.id).json()["token"]
+    image = decode_png(renderer.render(f"{site}/embed/insights/{token}", width=800, item="insight with an emoji"))
+    coloured = saturated_pixels(image)
+    assert len(coloured) > 200, "the emoji is not drawn in colour: is fonts-noto-color-emoji installed (make system-deps)?"
+    columns, rows = [x for x, _ in coloured], [y for _, y in coloured]
+    # All of it in one glyph-sized square at the start of the title (at device scale 2).
+    assert max(columns) - min(columns) < 64 and max(rows) - min(rows) < 64 and max(rows) < 200, (columns, rows)
+    warm = [red for red, _, blue in (image.rgb(x, y) for x, y in coloured) if red > blue + 100]
+    assert len(warm) > 100  # the popper's yellow and orange, not only some tint
+
+
 # --------------------------------------------------------------------------------------------- exports
 
 
