@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     chunk_bytes: int = Field(16 * MIB, alias="EXPORT_CHUNK_BYTES", ge=64 * 1024)
     gzip_level: int = Field(6, alias="EXPORT_GZIP_LEVEL", ge=1, le=9)
     zstd_level: int = Field(3, alias="EXPORT_ZSTD_LEVEL", ge=1, le=19)
+    # CSV text cells starting with = + - @ tab or CR get a leading ' (OWASP); off for machine consumers.
+    csv_escape_formulas: bool = Field(True, alias="EXPORT_CSV_ESCAPE_FORMULAS")
+    api_max_body_bytes: int = Field(MIB, alias="EXPORT_API_MAX_BODY_BYTES", ge=1024)
     api_max_in_flight_exports: int = Field(2, alias="EXPORT_API_MAX_IN_FLIGHT", ge=1)
     # Instance admins (comma-separated user names) may read the Service Ping payload.
     admin_users_setting: str = Field("", alias="EXPORT_ADMIN_USERS")

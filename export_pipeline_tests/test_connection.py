@@ -58,7 +58,35 @@ def test_busy_engine_gives_a_clear_error_naming_the_holder(settings):
         holder.wait(timeout=30)
     message = str(busy.value)
     assert "stayed busy for 0.5 s, held by pid" in message and "holder test" in message
+    assert f"holder test (lock {settings.lock_dir / 'clickhouse.engine.lock'})." in message
     assert "CLICKHOUSE_URL" in message
+
+
+def test_an_engine_held_without_the_lease_is_busy_naming_the_lock_and_its_holder(settings, clickhouse):
+    """A bare chDB process on the same data folder: not "Cannot reach ClickHouse", but who holds which lock."""
+    code = textwrap.dedent(f"""
+        # foreign-holder-marker
+        import time, clickhouse_connect
+        client = clickhouse_connect.get_client(dsn={settings.clickhouse_url!r})
+        client.command("SELECT 1")
+        print("holding", flush=True)
+        time.sleep(60)
+    """)
+    foreign = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert foreign.stdout.readline().strip() == "holding"
+        with pytest.raises(EngineBusy) as busy:
+            with clickhouse.session("blocked") as session:
+                session.client.command("SELECT 1")
+    finally:
+        foreign.kill()
+        foreign.wait(timeout=30)
+    message = str(busy.value)
+    assert f"held by pid {foreign.pid} (" in message and "foreign-holder-marker" in message
+    assert "/status)" in message and "Cannot reach" not in message
+    assert busy.value.details["lock"].endswith("/status")
+    with clickhouse.session("after") as session:  # the folder is free again once the holder is gone
+        assert session.client.command("SELECT 3") == 3
 
 
 def test_a_long_reader_hands_the_engine_over_at_its_next_checkpoint(settings, clickhouse):

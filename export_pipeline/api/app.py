@@ -13,7 +13,16 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from export_pipeline.api import embed, events, export_page, exports, insights, subscriptions, usage
+from export_pipeline.api import (
+    body_limit,
+    embed,
+    events,
+    export_page,
+    exports,
+    insights,
+    subscriptions,
+    usage,
+)
 from export_pipeline.api.errors import error_body, message_of, status_of
 from export_pipeline.deps import AppDeps
 from export_pipeline.embed.page import STATIC_DIR, page_headers
@@ -34,6 +43,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.deps = AppDeps.from_settings(settings)
     _install_error_handlers(app)
+    # Inside the usage middleware (which records the 413), so the route's reads raise through no task group.
+    app.add_middleware(body_limit.BodyLimit, max_bytes=settings.api_max_body_bytes)
     app.middleware("http")(usage.record_usage)
     app.mount("/embed/static", StaticFiles(directory=STATIC_DIR), name="embed-static")
     for domain in (export_page, insights, embed, subscriptions, exports, events, usage):
@@ -64,6 +75,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+        if isinstance(error, body_limit.BodyTooLarge):
+            return body_limit.too_large_response(error.limit)
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
         return JSONResponse(error_body(code, str(error.detail)), status_code=error.status_code)
 

@@ -2,14 +2,13 @@
 the moment the first page was read (later events do not shift the pages)."""
 
 import json
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from export_pipeline.accounts.roles import EXPORT_ROLE
-from export_pipeline.api.cursors import decode_cursor, encode_cursor, invalid_cursor
+from export_pipeline.api.cursors import aware_time, decode_cursor, encode_cursor, uuid_text
 from export_pipeline.api.dependencies import Caller, Deps, Events, ProjectId, require
 from export_pipeline.clock import now_utc
 from export_pipeline.exports.extract import QUERY_SETTINGS, ExportQuery
@@ -33,12 +32,9 @@ def list_events(
 ) -> Response:
     spec = parse_spec(project_id=project_id, requested_by=who.user, date_from=date_from, date_to=date_to,
                       events=event or [])
-    state = decode_cursor(cursor, ("as_of", "ts", "uuid")) if cursor else None
-    try:
-        as_of = datetime.fromisoformat(state["as_of"]) if state else now_utc()
-        after = (datetime.fromisoformat(state["ts"]), state["uuid"]) if state else None
-    except (TypeError, ValueError):
-        raise invalid_cursor() from None
+    state = decode_cursor(cursor, {"as_of": aware_time, "ts": aware_time, "uuid": uuid_text}) if cursor else None
+    as_of = state["as_of"] if state else now_utc()
+    after = (state["ts"], state["uuid"]) if state else None
     query = ExportQuery(events_model(table), spec, as_of)
     sql, params = query.chunk_sql(after=after, limit=limit)
     with deps.clickhouse.session(f"api events project {project_id}") as session:

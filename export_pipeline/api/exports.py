@@ -4,7 +4,6 @@ An export's JSON keeps a dict (no response model): its filter fields depend on t
 """
 
 import logging
-from datetime import datetime
 from typing import Annotated, Literal
 
 import sqlalchemy as sa
@@ -14,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from export_pipeline.accounts.emails import OptionalEmail
 from export_pipeline.accounts.roles import EXPORT_ROLE
-from export_pipeline.api.cursors import decode_cursor, encode_cursor
+from export_pipeline.api.cursors import aware_time, decode_cursor, encode_cursor, identifier
 from export_pipeline.api.dependencies import Caller, Exports, ProjectId, require
 from export_pipeline.api.errors import ApiError
 from export_pipeline.clock import iso_utc, now_utc
@@ -69,10 +68,10 @@ def list_exports(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict:
-    after = decode_cursor(cursor, ("created_at", "id")) if cursor else None
+    after = decode_cursor(cursor, {"created_at": aware_time, "id": identifier}) if cursor else None
     query = sa.select(export_requests).where(export_requests.c.project_id == project_id)
     if after:
-        created = datetime.fromisoformat(after["created_at"])
+        created = after["created_at"]
         query = query.where(
             sa.or_(export_requests.c.created_at < created,
                    sa.and_(export_requests.c.created_at == created, export_requests.c.id < after["id"]))

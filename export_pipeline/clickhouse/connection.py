@@ -8,6 +8,10 @@ calls `Session.checkpoint()` between queries: it hands the engine over when anot
 The lease is two locks. A waiter first takes the *queue* lock and keeps it while it waits for the
 *engine* lock. The holder, at a checkpoint, tries the queue lock without blocking: if it cannot get it,
 somebody is waiting, so it closes the engine, releases it, and queues up behind them.
+
+A process that opens the data folder without the lease (another checkout, another EXPORT_PIPELINE_HOME, a
+bare chDB script) holds ClickHouse's own lock, the folder's `status` file. Opening then fails with a driver
+error that reads like a connection problem, so that lock is probed and the holder named instead.
 """
 
 from __future__ import annotations
@@ -112,10 +116,12 @@ class Session:
         os.pwrite(self._engine.fd, f"pid {os.getpid()}: {self._purpose}".encode(), 0)
 
     def _busy(self) -> EngineBusy:
-        holder = (self._owner.lock_dir / "clickhouse.engine.lock").read_text(errors="replace").strip()
+        lock = self._owner.lock_dir / "clickhouse.engine.lock"
+        # A holder names itself right after taking the lock; in between it is anonymous.
+        holder = lock.read_text(errors="replace").strip() or "a process that has not named itself yet"
         return EngineBusy(
             f"The embedded ClickHouse ({self._owner.display_url}) stayed busy for "
-            f"{self._owner.busy_timeout:g} s" + (f", held by {holder}." if holder else "."),
+            f"{self._owner.busy_timeout:g} s, held by {holder} (lock {lock}).",
             hint="It serves one process at a time. Try again when that work finishes, raise "
             "CLICKHOUSE_BUSY_TIMEOUT_SECONDS, or point CLICKHOUSE_URL at a ClickHouse server.",
         )
@@ -128,6 +134,36 @@ class Session:
                 self._client = None
                 if self._engine is not None:
                     self._engine.release()
+
+
+def _status_lock_holder(status: Path) -> str | None:
+    """Who holds ClickHouse's lock on its data folder (`pid N (command), started at …`), or None if free."""
+    try:
+        fd = os.open(status, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)  # free: the failure was something else
+            return None
+        fields = dict(line.split(": ", 1) for line in os.read(fd, 4096).decode(errors="replace").splitlines()
+                      if ": " in line)
+    finally:
+        os.close(fd)
+    pid = fields.get("PID", "").strip()
+    if not pid.isdigit():
+        return "an unknown process"
+    try:
+        command = " ".join(Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").replace("\0", " ").split())
+    except OSError:
+        command = ""
+    described = f"pid {pid}" + (f" ({command[:200]})" if command else "")
+    started = fields.get("Started at", "").strip()
+    return described + (f", started at {started}" if started else "")
 
 
 class ClickHouse:
@@ -179,6 +215,19 @@ class ClickHouse:
         finally:
             session.close()
 
+    def _held_without_lease(self) -> EngineBusy | None:
+        status = Path(urlsplit(self.url).path) / "status"
+        holder = _status_lock_holder(status)
+        if holder is None:
+            return None
+        return EngineBusy(
+            f"The embedded ClickHouse ({self.display_url}) is held by {holder} (lock {status}), a process "
+            f"that did not take this service's lease ({self.lock_dir}).",
+            hint="It serves one process at a time. Stop that process, or give it the same EXPORT_PIPELINE_HOME "
+            "so the two take turns, or point CLICKHOUSE_URL at a ClickHouse server.",
+            details={"cluster": self.cluster_name, "lock": str(status)},
+        )
+
     def connect(self) -> Client:
         """Open a client, translating connection failures into a message that names the cluster."""
         if self.is_embedded:
@@ -194,6 +243,8 @@ class ClickHouse:
         try:
             return clickhouse_connect.get_client(dsn=self.url, **transport)
         except Exception as exc:  # the driver raises several unrelated types for "cannot reach"
+            if self.is_embedded and (busy := self._held_without_lease()):
+                raise busy from None
             reason = scrub_secret(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc), self.url)
             raise ClickHouseUnavailable(
                 f"Cannot reach ClickHouse at {self.display_url}: {reason}",

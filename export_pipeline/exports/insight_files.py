@@ -23,7 +23,7 @@ from export_pipeline.embed.images import default_width, render_view_once
 from export_pipeline.embed.page import compute_view
 from export_pipeline.errors import ExportPipelineError
 from export_pipeline.exports.requests import ExportRequest
-from export_pipeline.exports.serialize import CONTENT_TYPES, WrittenFile
+from export_pipeline.exports.serialize import CONTENT_TYPES, WrittenFile, neutralise_formulas
 from export_pipeline.exports.spec import ExportFormat
 from export_pipeline.insights.queries import InsightResult, compute
 from export_pipeline.insights.store import Insight, InsightStore, file_slug
@@ -45,7 +45,8 @@ def write_insight_files(request: ExportRequest, deps, *, log: logging.Logger | l
         tables = [(insight, compute(session, deps.table, spec.project_id, insight.query)) for insight in insights]
     log.info("Computed %s insight(s) of %s %s %r.", len(tables), spec.resource, spec.target_id, title)
 
-    return [_store(request, deps, name, data, rows) for name, data, rows in _render(spec.resource, title, tables, spec.format)]
+    files = _render(spec.resource, title, tables, spec.format, escape_formulas=deps.settings.csv_escape_formulas)
+    return [_store(request, deps, name, data, rows) for name, data, rows in files]
 
 
 def _store(request: ExportRequest, deps, name: str, data: bytes, rows: int) -> WrittenFile:
@@ -80,8 +81,10 @@ def _frame(result: InsightResult) -> pl.DataFrame:
     return pl.DataFrame([list(row) for row in result.rows], schema=list(result.columns), orient="row")
 
 
-def _render(resource: str, title: str, tables: list[tuple[Insight, InsightResult]], fmt: ExportFormat):
-    """(file name, bytes, rows) for each file of the export."""
+def _render(resource: str, title: str, tables: list[tuple[Insight, InsightResult]], fmt: ExportFormat, *,
+            escape_formulas: bool):
+    """(file name, bytes, rows) for each file of the export. CSV text that a spreadsheet would evaluate is
+    neutralised unless `escape_formulas` is off; XLSX text is always a string cell, never a formula."""
     if fmt is ExportFormat.JSON:
         document = {
             "resource": resource,
@@ -97,10 +100,11 @@ def _render(resource: str, title: str, tables: list[tuple[Insight, InsightResult
     elif fmt is ExportFormat.CSV:
         for index, (insight, result) in enumerate(tables):
             name = f"{resource}.csv" if resource == "insight" else f"tile-{index + 1:02d}-{file_slug(insight.name)}.csv"
-            yield name, _frame(result).write_csv().encode(), len(result.rows)
+            frame = neutralise_formulas(_frame(result)) if escape_formulas else _frame(result)
+            yield name, frame.write_csv().encode(), len(result.rows)
     else:
         buffer = io.BytesIO()
-        with xlsxwriter.Workbook(buffer) as workbook:
+        with xlsxwriter.Workbook(buffer, {"strings_to_formulas": False}) as workbook:
             used: set[str] = set()
             for index, (insight, result) in enumerate(tables):
                 _frame(result).write_excel(workbook, worksheet=_sheet_name(index, insight.name, used), autofit=True)

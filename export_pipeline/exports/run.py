@@ -144,6 +144,7 @@ def _write_rows(
         part_size=deps.settings.part_size_bytes,
         gzip_level=deps.settings.gzip_level,
         zstd_level=deps.settings.zstd_level,
+        escape_formulas=deps.settings.csv_escape_formulas,
         tags={"export-pipeline-export-id": request.id, "export-pipeline-project-id": str(spec.project_id)},
     )
     try:

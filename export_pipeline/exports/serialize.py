@@ -84,6 +84,16 @@ def _embedded_object(frame: pl.DataFrame, name: str, is_object: str) -> pl.Expr:
     )
 
 
+# OWASP "CSV injection": a spreadsheet evaluates a cell starting with one of these; a leading ' makes it text.
+_FORMULA_START = r"^([=+\-@\t\r])"
+
+
+def neutralise_formulas(frame: pl.DataFrame) -> pl.DataFrame:
+    """Every text cell a spreadsheet would evaluate, prefixed with `'`; numbers and other text unchanged.
+    One regex expression per text column, so it stays vectorized."""
+    return frame.with_columns(pl.col(pl.String).str.replace(_FORMULA_START, "'$1"))
+
+
 def concatenated(lines: pl.Series) -> memoryview:
     """All strings of a column, end to end: the (sliced) data buffer of its Arrow string array."""
     array = lines.to_arrow()
@@ -143,8 +153,12 @@ class JsonArrayEncoder:
 
 
 class CsvEncoder:
-    def __init__(self, model: ExportModel) -> None:
+    """CSV for people's spreadsheets: formula-like text is neutralised unless `escape_formulas` is off (for
+    machine consumers that need the exact values)."""
+
+    def __init__(self, model: ExportModel, *, escape_formulas: bool = True) -> None:
         self._columns = model.output_names
+        self._escape_formulas = escape_formulas
         self._header = True
 
     def begin(self, sink: PartSink) -> None:
@@ -152,7 +166,10 @@ class CsvEncoder:
 
     def write(self, frame: pl.DataFrame, sink: PartSink) -> None:
         buffer = io.BytesIO()
-        frame.select(self._columns).write_csv(buffer, include_header=self._header, datetime_format=ISO_8601_UTC)
+        frame = frame.select(self._columns)
+        if self._escape_formulas:
+            frame = neutralise_formulas(frame)
+        frame.write_csv(buffer, include_header=self._header, datetime_format=ISO_8601_UTC)
         self._header = False
         sink.write(buffer.getbuffer())
 
@@ -271,6 +288,7 @@ class PartWriter:
         gzip_level: int = 6,
         zstd_level: int = 3,
         tags: dict[str, str] | None = None,
+        escape_formulas: bool = True,
     ):
         self._storage = storage
         self._prefix = prefix
@@ -279,6 +297,7 @@ class PartWriter:
         self._part_size = part_size
         self._levels = {"gzip_level": gzip_level, "zstd_level": zstd_level}
         self._tags = tags or {}
+        self._escape_formulas = escape_formulas
         self._encoder = self._new_encoder(model)
         self._sink: PartSink | None = None
         self._part_rows = 0
@@ -291,7 +310,7 @@ class PartWriter:
         if self._format is ExportFormat.JSON:
             return JsonArrayEncoder(model)
         if self._format is ExportFormat.CSV:
-            return CsvEncoder(model)
+            return CsvEncoder(model, escape_formulas=self._escape_formulas)
         return ParquetEncoder(model, self._compression, self._levels["zstd_level"], self._levels["gzip_level"])
 
     @property
