@@ -43,6 +43,13 @@ class _Query(BaseModel):
         return self
 
 
+def _keyed_by_property(grouping, what: str):
+    """Grouping by a property names its key; grouping by event takes none."""
+    if (grouping.by == "property") != (grouping.key is not None):
+        raise ValueError(f"a {what} by property needs a key, a {what} by event takes none")
+    return grouping
+
+
 class Breakdown(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -52,9 +59,7 @@ class Breakdown(BaseModel):
 
     @model_validator(mode="after")
     def _key(self):
-        if (self.by == "property") != (self.key is not None):
-            raise ValueError("a property breakdown needs a key, an event breakdown takes none")
-        return self
+        return _keyed_by_property(self, "breakdown")
 
 
 class TrendsQuery(_Query):
@@ -80,9 +85,7 @@ class TableQuery(_Query):
 
     @model_validator(mode="after")
     def _key(self):
-        if (self.by == "property") != (self.key is not None):
-            raise ValueError("a table by property needs a key, a table by event takes none")
-        return self
+        return _keyed_by_property(self, "table")
 
 
 class NumberQuery(_Query):
