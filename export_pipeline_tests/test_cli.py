@@ -43,6 +43,12 @@ def test_export_wait_prints_the_result_and_exits_zero(session_home):
     assert json.loads(manifest_path.read_text())["row_count"] == 750
     assert [f["name"] for f in result["files"]] == ["part-00000.json.gz"]
     assert "succeeded: 750 rows" in done.stderr  # progress shown while waiting
+    # The run, not only the request, has ended: a run left STARTED would hold the engine's run slot.
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(os.environ["DAGSTER_HOME"]) as instance:
+        runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": result["export_id"]}))
+    assert [run.status for run in runs] == [dg.DagsterRunStatus.SUCCESS]
 
     status = run_cli("status", result["export_id"])
     assert json.loads(status.stdout)["status"] == "succeeded"

@@ -73,9 +73,11 @@ def export(notify_email: str | None, wait: bool, **spec_fields: object) -> None:
     if not wait:
         emit({**describe(request, deps), "note": "Queued: the Dagster daemon's sensor will run it (make dev)."})
         return
-    run_unless_daemon(instance, "export_job", request.id, label=f"Export {request.id}", doing="exporting",
-                      say=say, in_background=True)
+    runner = run_unless_daemon(instance, "export_job", request.id, label=f"Export {request.id}",
+                               doing="exporting", say=say, in_background=True)
     final = _follow(deps.store, request)
+    if runner is not None:
+        runner.join()  # the request ends before the run does: let Dagster record the run's end
     emit(describe(final, deps))
     if final.state is not ExportState.SUCCEEDED:
         sys.exit(1)

@@ -125,9 +125,9 @@ def subscriptions_send_now(project_id: int, subscription_id: str) -> None:
     subscription = store.get(project_id, subscription_id)
     delivery = store.request_delivery(subscription, now_utc().replace(second=0, microsecond=0))
     instance = add_partition(app.settings, DELIVERY_PARTITIONS, delivery.id)
-    ran_here = run_unless_daemon(instance, "subscription_delivery_job", delivery.id, label=f"Delivery {delivery.id}",
-                                 doing="delivering", say=say, in_background=False)
-    if not ran_here:
+    runner = run_unless_daemon(instance, "subscription_delivery_job", delivery.id, label=f"Delivery {delivery.id}",
+                               doing="delivering", say=say, in_background=False)
+    if runner is None:
         deadline = time.monotonic() + DAEMON_DELIVERY_WAIT_SECONDS
         while (current := store.delivery(delivery.id)) is not None and current.state not in FINISHED_STATES:
             if time.monotonic() > deadline:
