@@ -5,6 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import overload
 
+# The years a stored or queried moment may fall in: what both the app database and ClickHouse's DateTime64
+# compare correctly.
+FIRST_YEAR, LAST_YEAR = 1970, 2299
+
 
 def now_utc() -> datetime:
     return datetime.now(UTC)

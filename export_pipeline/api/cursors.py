@@ -12,10 +12,9 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
+from export_pipeline.clock import FIRST_YEAR, LAST_YEAR
 from export_pipeline.errors import InvalidRequest
 
-# Within what both the app database and ClickHouse's DateTime64 can compare.
-_EARLIEST_YEAR, _LATEST_YEAR = 1970, 2299
 _ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
 
 
@@ -36,7 +35,7 @@ def decode_cursor(cursor: str, fields: dict[str, Callable[[str], object]]) -> di
 
 def aware_time(text: str) -> datetime:
     moment = datetime.fromisoformat(text)
-    if moment.utcoffset() is None or not _EARLIEST_YEAR <= moment.year <= _LATEST_YEAR:
+    if moment.utcoffset() is None or not FIRST_YEAR <= moment.year <= LAST_YEAR:
         raise ValueError(text)
     return moment
 

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import TypeVar
 
-from export_pipeline.clock import iso_utc
+from export_pipeline.clock import FIRST_YEAR, LAST_YEAR, as_utc, iso_utc
 from export_pipeline.errors import InvalidRequest
 
 
@@ -190,8 +190,8 @@ def _parse_time(value: object, field: str, errors: dict[str, str], *, end_of_day
         except ValueError:
             errors[field] = f"must be an ISO 8601 date or datetime (e.g. 2026-01-31 or 2026-01-31T12:00:00Z), got {text!r}"
             return None
-    parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-    if not datetime(1970, 1, 1, tzinfo=UTC) <= parsed <= datetime(2299, 12, 31, tzinfo=UTC):
-        errors[field] = "must be between 1970 and 2299"
+    parsed = as_utc(parsed)
+    if not FIRST_YEAR <= parsed.year <= LAST_YEAR:
+        errors[field] = f"must be between {FIRST_YEAR} and {LAST_YEAR}"
         return None
     return parsed

@@ -12,14 +12,14 @@ the definition's enums and the configured (validated) table and column names are
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from export_pipeline.clickhouse.connection import Session
 from export_pipeline.clickhouse.schema import EventsTable
-from export_pipeline.clock import ch_time
+from export_pipeline.clock import as_utc, ch_time, iso_utc
 
 CH_TIME = "DateTime64(6, 'UTC')"
 INTERVALS = {"hour": "toStartOfHour", "day": "toStartOfDay", "week": "toMonday", "month": "toStartOfMonth"}
@@ -36,8 +36,7 @@ class _Query(BaseModel):
     @model_validator(mode="after")
     def _range(self):
         for name in ("date_from", "date_to"):
-            moment = getattr(self, name)
-            setattr(self, name, moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC))
+            setattr(self, name, as_utc(getattr(self, name)))
         if self.date_from >= self.date_to:
             raise ValueError("date_to must be after date_from")
         return self
@@ -162,8 +161,7 @@ def _trends(session: Session, table: EventsTable, project_id: int, query: Trends
 def _day(value) -> str:
     """Buckets as ISO 8601: dates as is (week, month), times in UTC with `Z` (chDB may drop the zone)."""
     if isinstance(value, datetime):
-        moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-        return moment.isoformat().replace("+00:00", "Z")
+        return iso_utc(value)
     return value.isoformat()
 
 
