@@ -7,7 +7,6 @@ session temp folder; tests isolate themselves by project id (and by database for
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 import threading
 import time
@@ -32,6 +31,7 @@ from export_pipeline.exports.deps import ExportDeps  # noqa: E402
 from export_pipeline.exports.requests import ExportStore  # noqa: E402
 from export_pipeline.settings import Settings  # noqa: E402
 from export_pipeline.storage import storage_from_url  # noqa: E402
+from export_pipeline_tests.net import free_port  # noqa: E402
 from export_pipeline_tests.postgres import app_engine, postgres_app_url, postgres_server  # noqa: E402, F401
 
 
@@ -74,12 +74,6 @@ def deps(settings: Settings, clickhouse: ClickHouse, events_table: EventsTable, 
         table=events_table,
         roles=MemberTable(store.engine),
     )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,6 @@ import os
 import pwd
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from export_pipeline.db import get_engine, metadata
+from export_pipeline_tests.net import free_port
 
 SERVER_USER = "postgres"  # created by Debian's postgresql-common
 _APP_DATABASE = "export_pipeline"
@@ -91,7 +91,7 @@ def start_postgres(bin_dir: Path) -> PostgresServer:
         server._run("initdb", "-D", str(folder / "data"), "-U", "postgres", "-A", "trust", "-E", "UTF8",
                     "--locale=C", "--no-sync", "--no-instructions")
         for _attempt in range(3):  # the free port may be taken between probing and listening
-            server.port = _free_port()
+            server.port = free_port()
             options = (f"-h 127.0.0.1 -p {server.port} -k {folder} -c fsync=off -c synchronous_commit=off "
                        "-c full_page_writes=off -c max_connections=200 -c timezone=America/New_York")
             started = server._run("pg_ctl", "start", "-D", str(folder / "data"), "-l", str(folder / "server.log"),
@@ -103,12 +103,6 @@ def start_postgres(bin_dir: Path) -> PostgresServer:
     except BaseException:
         server.stop()
         raise
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -24,8 +24,9 @@ from export_pipeline.exports.requests import ExportState
 from export_pipeline.exports.run import run_export
 from export_pipeline.exports.spec import parse_spec
 
-from .conftest import free_port, serving
+from .conftest import serving
 from .exportdata import T0, expected_rows, insert_events, known_events
+from .net import free_port
 
 PROJECT, OTHER_PROJECT = 9301, 9302
 ROLES = {"guest": Role.GUEST, "planner": Role.PLANNER, "reporter": Role.REPORTER, "developer": Role.DEVELOPER,

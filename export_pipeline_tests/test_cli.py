@@ -75,7 +75,7 @@ def test_invalid_fields_are_all_reported_with_exit_2():
 
 
 def test_unreachable_clickhouse_fails_with_exit_1_and_names_the_cluster():
-    from .conftest import free_port
+    from .net import free_port
 
     port = free_port()
     failed = run_cli("export", "--project-id", str(PROJECT), "--requested-by", "maria", "--wait",

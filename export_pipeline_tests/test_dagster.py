@@ -23,8 +23,8 @@ from export_pipeline.defs.resources import AppDatabaseResource
 from export_pipeline.exports.requests import ExportState, ExportStore
 from export_pipeline.exports.spec import parse_spec
 
-from .conftest import free_port
 from .exportdata import expected_rows, insert_events, known_events
+from .net import free_port
 
 PROJECT = 9101
 ROOT = Path(__file__).resolve().parents[1]

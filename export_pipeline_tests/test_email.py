@@ -32,8 +32,8 @@ from export_pipeline.exports.run import run_export
 from export_pipeline.exports.spec import parse_spec
 from export_pipeline.storage import storage_from_url
 
-from .conftest import free_port
 from .exportdata import insert_events, known_events
+from .net import free_port
 from .sendgridapi import FakeSendGrid, fake_sendgrid
 
 LOG = logging.getLogger("test")

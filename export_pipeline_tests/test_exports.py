@@ -159,7 +159,7 @@ def test_non_member_is_refused(deps):
 
 
 def test_unreachable_clickhouse_fails_fast_naming_the_cluster_without_password(deps, tmp_path):
-    from .conftest import free_port
+    from .net import free_port
 
     port = free_port()  # nothing listens here
     deps = replace(deps, clickhouse=ClickHouse(f"http://exporter:s3cr3t-pw@127.0.0.1:{port}/analytics", lock_dir=tmp_path))

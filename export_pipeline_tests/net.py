@@ -1,0 +1,11 @@
+"""Loopback helpers for the servers the tests start (moto, uvicorn, PostgreSQL, fake Slack and SendGrid)."""
+
+from __future__ import annotations
+
+import socket
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
