@@ -3,6 +3,7 @@ through GraphQL and queued requests launched exactly once by the sensor."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -123,45 +124,102 @@ def _wait_until(predicate, *, timeout: float, what: str, interval: float = 0.5):
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
+_LOCATION_STATUS = """
+{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus
+    locationOrLoadError { __typename ... on PythonError { message } } } } } }
+"""
+_DAEMON_STATUS = "{ instance { daemonHealth { allDaemonStatuses { daemonType healthy } } } }"
+
+
+class _Deployment:
+    """Webserver and daemon processes sharing one log; every wait fails fast, with the log, if one dies."""
+
+    def __init__(self, base: Path, env: dict[str, str]):
+        self.port = free_port()
+        self.log_path = base / "services.log"
+        self._log = open(self.log_path, "wb")
+        self._env = env
+        self.processes: list[subprocess.Popen] = []
+
+    def start(self, *command: str) -> None:
+        self.processes.append(subprocess.Popen([str(BIN / command[0]), *command[1:]], cwd=ROOT, env=self._env,
+                                               stdout=self._log, stderr=subprocess.STDOUT))
+
+    def log_tail(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def wait_until(self, predicate, *, timeout: float, what: str, interval: float = 1):
+        def alive_and(predicate=predicate):
+            dead = [p.args for p in self.processes if p.poll() is not None]
+            assert not dead, f"{dead} exited while waiting for {what}"
+            return predicate()
+        try:
+            return _wait_until(alive_and, timeout=timeout, what=what, interval=interval)
+        except AssertionError as failure:
+            raise AssertionError(f"{failure}\n--- services.log ---\n{self.log_tail()}") from None
+
+    def graphql(self, query: str) -> dict | None:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/graphql", data=json.dumps({"query": query}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return json.load(response)["data"]
+        except OSError:
+            return None  # not serving yet
+
+    def location_loaded(self) -> bool:
+        data = self.graphql(_LOCATION_STATUS)
+        entries = (data or {}).get("workspaceOrError", {}).get("locationEntries", [])
+        for entry in entries:
+            loaded = entry["locationOrLoadError"] or {}
+            assert loaded.get("__typename") != "PythonError", f"code location failed to load: {loaded['message']}"
+        return any(e["loadStatus"] == "LOADED" and e["locationOrLoadError"] for e in entries)
+
+    def daemons_healthy(self, *daemon_types: str) -> bool:
+        data = self.graphql(_DAEMON_STATUS)
+        statuses = {d["daemonType"]: d["healthy"] for d in (data or {}).get("instance", {}).get("daemonHealth", {})
+                    .get("allDaemonStatuses", [])}
+        return all(statuses.get(name) for name in daemon_types)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self._log.close()
+
+
 @pytest.fixture(scope="module")
 def dagster_deployment(tmp_path_factory, session_home) -> Iterator[dict]:
     """`dagster-webserver` and `dagster-daemon` on the project's workspace, with their own instance and app
-    database (so other tests' requests never reach this sensor), sharing the session's ClickHouse."""
+    database (so other tests' requests never reach this sensor), sharing the session's ClickHouse.
+
+    The instance's storage is created here, before either service starts: two processes creating the same
+    SQLite schemas at once can fail one of them. The daemon starts once the webserver has loaded the code
+    location, and the fixture waits for the daemons the tests rely on to report healthy."""
     base = tmp_path_factory.mktemp("deployment")
     dagster_home = base / "dagster"
     dagster_home.mkdir()
     shutil.copyfile(ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        instance.get_runs(limit=1)
     database_url = f"sqlite:///{base / 'app.db'}"
-    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "EXPORT_PIPELINE_DATABASE_URL": database_url}
-    port = free_port()
-    log = open(base / "services.log", "wb")
-    services = [
-        subprocess.Popen([BIN / "dagster-webserver", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-                         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT),
-        subprocess.Popen([BIN / "dagster-daemon", "run", "-w", "workspace.yaml"],
-                         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT),
-    ]
-
-    def webserver_up() -> bool:
-        try:
-            return urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2).status == 200
-        except OSError:
-            return False
-
+    deployment = _Deployment(base, {**os.environ, "DAGSTER_HOME": str(dagster_home),
+                                    "EXPORT_PIPELINE_DATABASE_URL": database_url})
     try:
-        _wait_until(webserver_up, timeout=120, what="dagster-webserver")
+        deployment.start("dagster-webserver", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(deployment.port))
+        deployment.wait_until(deployment.location_loaded, timeout=240, what="the webserver's code location")
+        deployment.start("dagster-daemon", "run", "-w", "workspace.yaml")
+        deployment.wait_until(lambda: deployment.daemons_healthy("SENSOR", "QUEUED_RUN_COORDINATOR"),
+                              timeout=240, what="the daemon's sensor and run queue")
         store = ExportStore(get_engine(database_url))
         add_member(store.engine, PROJECT, "maria", Role.MAINTAINER)
-        yield {"port": port, "dagster_home": dagster_home, "store": store, "log": base / "services.log"}
+        yield {"deployment": deployment, "port": deployment.port, "dagster_home": dagster_home, "store": store}
     finally:
-        for service in services:
-            service.terminate()
-        for service in services:
-            try:
-                service.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                service.kill()
-        log.close()
+        deployment.stop()
 
 
 def test_graphql_launched_run_exports(dagster_deployment, clickhouse, events_table):
@@ -172,11 +230,12 @@ def test_graphql_launched_run_exports(dagster_deployment, clickhouse, events_tab
     client = DagsterGraphQLClient("127.0.0.1", port_number=dagster_deployment["port"])
     export_id, run_id = submit_export(client, project_id=PROJECT, requested_by="maria", format="ndjson", compression="zstd")
 
-    status = _wait_until(
+    deployment = dagster_deployment["deployment"]
+    status = deployment.wait_until(
         lambda: (s := client.get_run_status(run_id)) in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE) and s,
-        timeout=180, what=f"run {run_id}", interval=1,
+        timeout=180, what=f"run {run_id}",
     )
-    assert status == dg.DagsterRunStatus.SUCCESS, dagster_deployment["log"].read_text()[-3000:]
+    assert status == dg.DagsterRunStatus.SUCCESS, deployment.log_tail()
     request = dagster_deployment["store"].require(export_id)
     expected = sum(expected_rows(clickhouse, events_table, PROJECT, json_properties=True).values())
     assert (request.state, request.row_count, request.source) == (ExportState.SUCCEEDED, expected, "dagster")
@@ -186,9 +245,10 @@ def test_daemon_sensor_launches_a_queued_export_exactly_once(dagster_deployment)
     store: ExportStore = dagster_deployment["store"]
     request = store.create(parse_spec(project_id=PROJECT, requested_by="maria", format="parquet"), source="test")
 
-    done = _wait_until(lambda: (r := store.require(request.id)).is_terminal and r, timeout=180,
-                       what="the sensor's run", interval=1)
-    assert done.state is ExportState.SUCCEEDED, dagster_deployment["log"].read_text()[-3000:]
+    deployment = dagster_deployment["deployment"]
+    done = deployment.wait_until(lambda: (r := store.require(request.id)).is_terminal and r, timeout=180,
+                                 what="the sensor's run")
+    assert done.state is ExportState.SUCCEEDED, deployment.log_tail()
     time.sleep(12)  # two more sensor ticks see nothing new to launch
 
     instance = dg.DagsterInstance.from_config(str(dagster_deployment["dagster_home"]))
@@ -221,9 +281,10 @@ def test_daemon_delivers_a_due_subscription_exactly_once(dagster_deployment):
                      .values(created_at=datetime.now(UTC) - timedelta(days=1, hours=12)))
     key = f"{subscription.id}-{datetime.now(UTC):%Y%m%d}T0000Z"
 
-    done = _wait_until(lambda: (d := subscriptions.delivery(key)) is not None and d.finished_at and d, timeout=240,
-                       what="the scheduler's delivery", interval=1)
-    assert done.state is DeliveryState.SUCCEEDED, dagster_deployment["log"].read_text()[-3000:]
+    deployment = dagster_deployment["deployment"]
+    done = deployment.wait_until(lambda: (d := subscriptions.delivery(key)) is not None and d.finished_at and d,
+                                 timeout=240, what="the scheduler's delivery")
+    assert done.state is DeliveryState.SUCCEEDED, deployment.log_tail()
     time.sleep(32)  # the sensor ticks again (every 30 s): nothing is sent twice
 
     instance = dg.DagsterInstance.from_config(str(dagster_deployment["dagster_home"]))
