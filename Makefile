@@ -63,8 +63,11 @@ test: install dagster-home system-deps
 	$(BIN)/python -m pytest
 
 # The Dagster UI (webserver + daemon) on http://127.0.0.1:3000 and the HTTP API on http://127.0.0.1:8000.
+# The instance's storage is created before the webserver and daemon start: both creating the same SQLite
+# schemas at once can leave two Alembic heads and a code location that never loads.
 dev: install dagster-home
 	$(BIN)/export-pipeline init
+	$(BIN)/dagster instance migrate
 	$(BIN)/export-pipeline api --port 8000 & api=$$!; trap "kill $$api" EXIT; \
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
