@@ -17,7 +17,7 @@ $(BIN)/python:
 
 # Pinned by constraints.txt so every machine resolves the same versions.
 $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
-	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev,postgres]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev,postgres,kubernetes]"
 	# pyppeteer 2.0 pins websockets<11, which breaks uvicorn (Dagster UI, our API); it runs on the newer one.
 	$(BIN)/pip install --quiet --no-deps -c constraints.txt pyppeteer
 	touch $@
