@@ -9,7 +9,7 @@ DEMO_EVENTS ?= 200000
 BENCH_EVENTS ?= 5000000
 JSON_FIELD = $(BIN)/python -c 'import json,sys; print(json.load(open(sys.argv[2]))[sys.argv[1]])'
 
-.PHONY: install demo test dev bench vendor-charts dagster-home system-deps clean
+.PHONY: install demo test dev bench vendor-charts dagster-home system-deps clean validate-deploy
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,11 @@ system-deps:
 
 test: install dagster-home system-deps
 	$(BIN)/python -m pytest
+
+# Deployment files, offline: deploy/kubernetes rendered by `kubectl kustomize` and checked against the Kubernetes
+# schemas and Dagster's (K8sRunLauncher) config schema; the compose stack and Dockerfile against the code.
+validate-deploy: install
+	$(BIN)/python -m pytest -q export_pipeline_tests/test_kubernetes.py export_pipeline_tests/test_deploy.py
 
 # The Dagster UI (webserver + daemon) on http://127.0.0.1:3000 and the HTTP API on http://127.0.0.1:8000.
 dev: install dagster-home
