@@ -75,6 +75,7 @@ dev: install dagster-home
 
 bench: install system-deps
 	$(BIN)/python -m bench.exports --events $(BENCH_EVENTS)
+	$(BIN)/python -m bench.exports --events $(BENCH_EVENTS) --reuse --http
 	$(BIN)/python -m bench.render
 
 # Re-fetch the vendored Chart.js from the npm registry (pinned version, integrity checked by npm).

@@ -6,8 +6,9 @@ server speaks the part of the protocol clickhouse-connect uses, so the productio
 compressed requests and responses, streamed results, errors as status + `X-ClickHouse-Exception-Code`) runs
 against real SQL and real bytes: every result is the bytes chDB produced in the requested format.
 
-- Each request takes the engine's cross-process lease (the `clickhouse` fixture's), opens its own chDB handle,
-  applies the URL settings with SET on that handle and closes it, so settings never leak between requests.
+- Requests run under the engine's cross-process lease (the `clickhouse` fixture's; held across a burst of
+  requests, see _Lease), each on a chDB handle of its own with the URL settings applied by SET, closed after
+  the request, so settings never leak between requests.
   Sessions (`session_id`) are accepted but not kept: the production client does not use them.
 - Formats whose chDB blocks concatenate into one valid stream (Native, RowBinary, TSV, CSV, JSONEachRow) are
   streamed block by block with chunked transfer encoding; ArrowStream is streamed too, each block's record
@@ -179,6 +180,57 @@ class ServerCredentials:
     password: str
 
 
+class _Lease:
+    """The engine's cross-process lease, kept across a burst of requests.
+
+    Opening the lease's client costs ~0.1 s (the engine plus clickhouse-connect's start-up queries), too much per
+    request. So the lease is held while requests keep coming, handed over at the next request when another
+    process or thread queues for it (`Session.checkpoint`), and released after a short idle time. Requests are
+    served one at a time, as the embedded engine is.
+    """
+
+    IDLE_SECONDS = 0.1
+
+    def __init__(self, engine: ClickHouse):
+        self._engine = engine
+        self._lock = threading.Lock()
+        self._block = None
+        self._session = None
+        self._generation = 0
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        with self._lock:
+            self._generation += 1
+            if self._session is None:
+                self._block = self._engine.session("clickhouse http server")
+                self._session = self._block.__enter__()
+                self._session.client  # noqa: B018 - takes the lease and opens the engine
+            else:
+                self._session.checkpoint()
+            try:
+                yield
+            finally:
+                generation = self._generation
+                timer = threading.Timer(self.IDLE_SECONDS, self._release_if_idle, args=(generation,))
+                timer.daemon = True
+                timer.start()
+
+    def _release_if_idle(self, generation: int) -> None:
+        with self._lock:
+            if generation == self._generation:
+                self._close()
+
+    def release(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        if self._block is not None:
+            block, self._block, self._session = self._block, None, None
+            block.__exit__(None, None, None)
+
+
 class ClickHouseHTTPServer:
     """The HTTP interface on a loopback port; `url` is what CLICKHOUSE_URL would be in production."""
 
@@ -190,6 +242,7 @@ class ClickHouseHTTPServer:
         self.credentials = credentials
         self.requests = 0
         self._timezone: str | None = None
+        self._lease = _Lease(engine)
         handler = type("Handler", (_Handler,), {"server_state": self})
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
@@ -211,12 +264,12 @@ class ClickHouseHTTPServer:
     def stop(self) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+        self._lease.release()
 
     @contextmanager
     def handle(self) -> Iterator[Any]:
-        """A chDB handle of its own under the engine's lease (the lease's client keeps the engine open)."""
-        with self.engine.session("clickhouse http server") as lease:
-            lease.client  # noqa: B018 - takes the lease and opens the engine
+        """A chDB handle of its own, under the engine's lease (see _Lease)."""
+        with self._lease.held():
             conn = chdb.connect(self.path)
             try:
                 if self._timezone is None:
@@ -232,6 +285,7 @@ class ClickHouseHTTPServer:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms delayed-ACK stall
     server_state: ClickHouseHTTPServer
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - the base class's signature

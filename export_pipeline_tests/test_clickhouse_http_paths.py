@@ -24,10 +24,12 @@ from .test_api import (  # noqa: F401 - collected here with this module's fixtur
 from .test_exports import (  # noqa: F401
     known_data,
     test_filters_select_exactly_the_matching_rows,
+    test_rows_ingested_after_the_request_are_not_exported,
 )
 from .test_insights import (  # noqa: F401
     history,
     test_funnel_counts_people_reaching_each_step_within_the_window,
+    test_number_with_change_against_the_previous_period,
     test_property_keys_are_bound_parameters_not_sql,
     test_trends_unique_users_broken_down_by_a_property,
 )
