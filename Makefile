@@ -9,7 +9,7 @@ DEMO_EVENTS ?= 200000
 BENCH_EVENTS ?= 5000000
 JSON_FIELD = $(BIN)/python -c 'import json,sys; print(json.load(open(sys.argv[2]))[sys.argv[1]])'
 
-.PHONY: install demo test dev bench vendor-charts dagster-home system-deps clean
+.PHONY: install demo test dev bench vendor-charts dagster-home system-deps clean validate-deploy
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ $(BIN)/python:
 
 # Pinned by constraints.txt so every machine resolves the same versions.
 $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
-	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev,postgres]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev,postgres,kubernetes]"
 	# pyppeteer 2.0 pins websockets<11, which breaks uvicorn (Dagster UI, our API); it runs on the newer one.
 	$(BIN)/pip install --quiet --no-deps -c constraints.txt pyppeteer
 	touch $@
@@ -62,6 +62,11 @@ system-deps:
 test: install dagster-home system-deps
 	$(BIN)/python -m pytest
 
+# Deployment files, offline: deploy/kubernetes rendered by `kubectl kustomize` and checked against the Kubernetes
+# schemas and Dagster's (K8sRunLauncher) config schema; the compose stack and Dockerfile against the code.
+validate-deploy: install
+	$(BIN)/python -m pytest -q export_pipeline_tests/test_kubernetes.py export_pipeline_tests/test_deploy.py
+
 # The Dagster UI (webserver + daemon) on http://127.0.0.1:3000 and the HTTP API on http://127.0.0.1:8000.
 # The instance's storage is created before the webserver and daemon start: both creating the same SQLite
 # schemas at once can leave two Alembic heads and a code location that never loads.
@@ -73,6 +78,7 @@ dev: install dagster-home
 
 bench: install system-deps
 	$(BIN)/python -m bench.exports --events $(BENCH_EVENTS)
+	$(BIN)/python -m bench.exports --events $(BENCH_EVENTS) --reuse --http
 	$(BIN)/python -m bench.render
 
 # Re-fetch the vendored Chart.js from the npm registry (pinned version, integrity checked by npm).

@@ -243,7 +243,7 @@ delivery_outcomes = sa.Table(
 
 @cache
 def get_engine(database_url: str) -> Engine:
-    """One engine per URL per process; creates the schema on first use (idempotent)."""
+    """One engine per URL per process; upgrades the schema to the newest migration on first use."""
     if database_url.startswith("sqlite:///"):
         Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         # The Dagster daemon, runs, CLI and API write concurrently: wait on locks rather than fail.
@@ -251,25 +251,30 @@ def get_engine(database_url: str) -> Engine:
         sa.event.listen(engine, "connect", _sqlite_wal)
     else:
         engine = sa.create_engine(database_url, pool_pre_ping=True)
-    metadata.create_all(engine)
-    _add_missing_columns(engine)
+    upgrade_schema(engine)
     return engine
 
 
-def _add_missing_columns(engine: Engine) -> None:
-    """Additive schema changes for databases created by an earlier version: new nullable columns only.
+# Any constant: Postgres advisory locks are keyed by a number; this one is the app-database migration's.
+_MIGRATION_LOCK = 0x6578706F7274
 
-    (Anything beyond adding nullable columns needs a real migration; none has been needed yet.)"""
-    inspector = sa.inspect(engine)
+
+def upgrade_schema(engine: Engine, revision: str = "head") -> None:
+    """Run the Alembic migrations (export_pipeline/migrations) up to `revision`, in one transaction.
+
+    API workers, the daemon and runs start together: on Postgres they queue on an advisory lock, and the
+    first one migrates while the others then find the database at head.
+    """
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", "export_pipeline:migrations")
     with engine.begin() as conn:
-        for table in metadata.sorted_tables:
-            present = {column["name"] for column in inspector.get_columns(table.name)}
-            for column in table.columns:
-                if column.name not in present:
-                    if not column.nullable:
-                        raise RuntimeError(f"{table.name}.{column.name} is new and NOT NULL: write a migration")
-                    kind = column.type.compile(dialect=engine.dialect)
-                    conn.execute(sa.text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'))
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
 
 
 def _sqlite_wal(dbapi_connection, _record) -> None:

@@ -20,6 +20,7 @@ from bench.exports.results import (
     Report,
     RssCheck,
     machine_facts,
+    render_http_section,
     render_rss_table,
     render_section,
     render_table,
@@ -31,6 +32,7 @@ FORMATS = ("ndjson", "json", "csv", "parquet")
 COMPRESSIONS = ("none", "gzip", "zstd")
 EXPORTS_SECTION = "exports"
 RSS_SECTION = "exports-rss"
+HTTP_SECTION = "exports-http"
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -47,6 +49,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--rss-check", action="store_true",
         help=f"only the ndjson export at {RSS_CHECK_SMALL_EVENTS:,} rows (project 2) and at --events (project 1)",
+    )
+    parser.add_argument(
+        "--http", action="store_true",
+        help="only the ndjson export of project 1, reading ClickHouse over http:// (served by this process)",
     )
     args = parser.parse_args(argv)
     formats = [f.strip().lower() for f in args.formats.split(",") if f.strip()]
@@ -94,7 +100,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         measurements=[],
     )
 
-    if args.rss_check:
+    if args.http:
+        measured = measure_over_http(settings, args, env, workdir)
+        body, section = render_http_section(report, measured), HTTP_SECTION
+        printed = render_table([measured])
+    elif args.rss_check:
         spec = {"kind": "export", "format": "ndjson", "compression": args.compression}
         small = measure("ndjson 1M", {**spec, "project": SMALL_PROJECT}, env, workdir, args.repeat,
                         expect_rows=RSS_CHECK_SMALL_EVENTS)
@@ -126,6 +136,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(printed)
     log(f"wrote section bench:{section} of {output}")
     return 0
+
+
+def measure_over_http(settings, args: argparse.Namespace, env: dict[str, str], workdir: Path):
+    """The export in its own process against ClickHouse's HTTP interface, served here from the embedded engine."""
+    from export_pipeline.clickhouse.connection import ClickHouse
+    from export_pipeline_tests.clickhouse_http import ClickHouseHTTPServer, ServerCredentials
+
+    server = ClickHouseHTTPServer(ClickHouse.from_settings(settings), ServerCredentials("bench", "bench")).start()
+    try:
+        spec = {"kind": "export", "format": "ndjson", "compression": args.compression, "project": MAIN_PROJECT}
+        return measure("ours: ndjson over http://", spec, {**env, "CLICKHOUSE_URL": server.url()}, workdir,
+                       args.repeat, expect_rows=args.events)
+    finally:
+        server.stop()
 
 
 if __name__ == "__main__":
