@@ -55,6 +55,7 @@ class ExportRequest:
     notified_to: str | None = None
     notified_at: datetime | None = None
     notify_error: str | None = None
+    heartbeat_at: datetime | None = None
 
     @property
     def storage_prefix(self) -> str:
@@ -100,6 +101,7 @@ def request_from_row(row: sa.Row) -> ExportRequest:
         notified_to=m["notified_to"],
         notified_at=as_utc(m["notified_at"]),
         notify_error=m["notify_error"],
+        heartbeat_at=as_utc(m["heartbeat_at"]),
     )
 
 
@@ -226,7 +228,8 @@ class ExportStore:
                     export_requests.c.state == request.state.value,
                     _same(export_requests.c.run_id, request.run_id),
                 )
-                .values(state=ExportState.RUNNING.value, run_id=run_id, started_at=started, **_NOTHING_RECORDED)
+                .values(state=ExportState.RUNNING.value, run_id=run_id, started_at=started, heartbeat_at=started,
+                        **_NOTHING_RECORDED)
             ).rowcount
         if not taken:
             raise ExportConflict(
@@ -234,12 +237,28 @@ class ExportStore:
                 hint="Nothing to do: that run is writing it.",
             )
         return replace(
-            request, state=ExportState.RUNNING, run_id=run_id, started_at=started,
+            request, state=ExportState.RUNNING, run_id=run_id, started_at=started, heartbeat_at=started,
             notified_to=None, notified_at=None, notify_error=None,
         )
 
     def record_progress(self, export_id: str, run_id: str, *, rows: int, bytes_written: int) -> None:
-        self._update(export_id, run_id, row_count=rows, byte_count=bytes_written)
+        self._update(export_id, run_id, row_count=rows, byte_count=bytes_written, heartbeat_at=now_utc())
+
+    def heartbeat(self, export_id: str, run_id: str) -> bool:
+        """The running process is alive; False once the run no longer owns the request."""
+        with self.engine.begin() as conn:
+            return bool(conn.execute(self._owned(export_id, run_id).values(heartbeat_at=now_utc())).rowcount)
+
+    def abandon(self, export_id: str, run_id: str | None, *, code: str, message: str, expires_at: datetime) -> bool:
+        """Fail a running request whose run is gone; False if it ended or changed hands meanwhile (a run that
+        finishes, or a retry that takes it over, wins over the reconciler)."""
+        with self.engine.begin() as conn:
+            return bool(conn.execute(
+                self._owned(export_id, run_id).values(
+                    state=ExportState.FAILED.value, error_code=code, error=message, finished_at=now_utc(),
+                    expires_at=expires_at, file_count=0, manifest_key=None,
+                )
+            ).rowcount)
 
     def succeed(
         self,
@@ -319,20 +338,21 @@ class ExportStore:
         # Guarded by run_id and state: a run that lost its claim (taken over after it was presumed dead,
         # or canceled) writes nothing.
         with self.engine.begin() as conn:
-            updated = conn.execute(
-                sa.update(export_requests)
-                .where(
-                    export_requests.c.id == export_id,
-                    export_requests.c.run_id == run_id,
-                    export_requests.c.state == ExportState.RUNNING.value,
-                )
-                .values(**values)
-            ).rowcount
+            updated = conn.execute(self._owned(export_id, run_id).values(**values)).rowcount
         if not updated:
             raise ExportConflict(
                 f"Export {export_id} is no longer owned by run {run_id}.",
                 hint="It was canceled or another run took it over; this run stops.",
             )
+
+
+    @staticmethod
+    def _owned(export_id: str, run_id: str | None) -> sa.Update:
+        return sa.update(export_requests).where(
+            export_requests.c.id == export_id,
+            _same(export_requests.c.run_id, run_id),
+            export_requests.c.state == ExportState.RUNNING.value,
+        )
 
 
 def _same(column: sa.Column, value: str | None) -> sa.ColumnElement[bool]:
