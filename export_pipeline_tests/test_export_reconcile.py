@@ -33,7 +33,7 @@ from export_pipeline.exports.spec import parse_spec
 from .exportdata import expected_rows, insert_events, known_events, read_export_rows
 
 LOG = logging.getLogger("test")
-PROJECT = 9301
+PROJECT = 9351
 MAINTAINER = "rita"
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"EXPORT_PART_SIZE_BYTES": "16384", "EXPORT_CHUNK_BYTES": "65536"}
@@ -187,3 +187,29 @@ class _DownAfterStart:
         if self._down:
             raise StorageError("Could not delete: the storage is down.")
         return self._storage.delete_prefix(prefix, **kwargs)
+
+
+def test_the_api_reports_a_silent_export_failed_and_does_not_hand_it_back_as_a_duplicate(settings, store):
+    from fastapi.testclient import TestClient
+
+    from export_pipeline.accounts.tokens import create_token
+    from export_pipeline.api.app import create_app
+
+    project = 9361
+    add_member(store.engine, project, "maintainer", Role.MAINTAINER)
+    token = create_token(store.engine, "maintainer")[0]
+    spec = parse_spec(project_id=project, requested_by="maintainer", format="csv")
+    stuck = store.create(spec, source="api")
+    store.claim(stuck.id, "run-killed", lambda _: False)
+    with store.engine.begin() as conn:
+        conn.execute(sa.update(export_requests).where(export_requests.c.id == stuck.id)
+                     .values(heartbeat_at=now_utc() - timedelta(seconds=600)))
+
+    with TestClient(create_app(settings)) as api:
+        api.headers["Authorization"] = f"Bearer {token}"
+        again = api.post(f"/api/v1/projects/{project}/exports", json={"format": "csv"})
+        seen = api.get(f"/api/v1/projects/{project}/exports/{stuck.id}").json()
+
+    assert again.status_code == 202 and again.json()["id"] != stuck.id
+    assert (seen["status"], seen["error"]["code"]) == ("failed", INTERRUPTED)
+    assert re.match(r"Run run-killed sent no heartbeat for 60\d s \(limit 120 s\)", seen["error"]["message"])

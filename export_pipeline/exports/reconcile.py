@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from export_pipeline.clock import now_utc
+from export_pipeline.exports.deps import ExportDeps
 from export_pipeline.exports.parts import PartLog
 from export_pipeline.exports.requests import ExportRequest, ExportState, ExportStore
 from export_pipeline.storage import ExportStorage
@@ -104,6 +106,20 @@ class Reconciler:
                                "recorded; S3's lifecycle rule or the expiry sweep removes them later).", request.id)
             return f"{type(exc).__name__}: {exc}"
         return None
+
+
+def reconciled(deps: ExportDeps, request: ExportRequest, *, log: logging.Logger | logging.LoggerAdapter,
+               lookup: RunLookup = lambda _run_id: None) -> ExportRequest:
+    """`request` as it stands once checked: a running one whose run is gone comes back failed. For readers that
+    cannot wait for the sensor (the API: by default without seeing runs, on the heartbeat alone)."""
+    if request.state is not ExportState.RUNNING:
+        return request
+    settings = deps.settings
+    reconciler = Reconciler(deps.store, deps.storage, stale_after=timedelta(seconds=settings.export_stale_after_seconds),
+                            expires_after=timedelta(hours=settings.ttl_hours), log=log)
+    if reconciler.check(request, lookup, now=now_utc()) is None:
+        return request
+    return deps.store.require(request.id)
 
 
 class Heartbeat:
