@@ -70,6 +70,8 @@ export_requests = sa.Table(
     # Written every few seconds by the process running the export: the reconciler fails a `running` request
     # whose heartbeat went silent (its process died without a word).
     sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True),
+    # Set when removing a failed attempt's files failed (storage down): the reconciler retries until it works.
+    sa.Column("cleanup_error", sa.Text, nullable=True),
     sa.Index("ix_export_requests_state", "state", "created_at"),
     sa.Index("ix_export_requests_project", "project_id", "created_at"),
 )

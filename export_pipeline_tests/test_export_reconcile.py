@@ -156,7 +156,16 @@ def test_a_cleanup_fault_never_hides_the_failure(deps, tmp_path, caplog):
     outcome = broken.check(found, lambda _: RunView(False, "CANCELED"), now=now_utc())
     assert outcome is not None and outcome.cleanup_error == "StorageError: Could not delete: the storage is down."
     failed = deps.store.require(request.id)
-    assert (failed.state, failed.error) == (ExportState.FAILED, "Run run-x ended (CANCELED) before the export finished")
+    assert (failed.state, failed.error, failed.cleanup_error) == (
+        ExportState.FAILED, "Run run-x ended (CANCELED) before the export finished",
+        "StorageError: Could not delete: the storage is down.")
+
+    # The storage is back: the next pass removes the files and clears the pending cleanup.
+    leftover = deps.storage.open_writer(f"{request.storage_prefix}/part-00000.ndjson.gz", content_type="x")
+    leftover.write(b"half")
+    assert reconciler(deps).run(lambda _: None, now=now_utc()) == []
+    assert deps.store.require(request.id).cleanup_error is None
+    assert files_on_disk(tmp_path / "exports") == []
 
 
 def test_run_export_records_the_cause_when_its_cleanup_fails_too(deps):
@@ -166,8 +175,9 @@ def test_run_export_records_the_cause_when_its_cleanup_fails_too(deps):
     with pytest.raises(StorageError, match="Could not write part-00000"):
         run_export(request.id, deps, run_id="run-down", run_is_active=lambda _: False, log=LOG)
     failed = deps.store.require(request.id)
-    assert (failed.state, failed.error_code, failed.error) == (
-        ExportState.FAILED, "storage_error", "Could not write part-00000: the storage is down.")
+    assert (failed.state, failed.error_code, failed.error, failed.cleanup_error) == (
+        ExportState.FAILED, "storage_error", "Could not write part-00000: the storage is down.",
+        "StorageError: Could not delete: the storage is down.")
 
 
 class _DownAfterStart:

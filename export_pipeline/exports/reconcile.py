@@ -72,11 +72,13 @@ class Reconciler:
         self.log = log
 
     def run(self, lookup: RunLookup, *, now: datetime, limit: int = 500) -> list[Reconciled]:
-        """Check every running request."""
+        """Check every running request, and retry the cleanups that failed before (storage was down)."""
         done = []
         for request in self.store.in_state(ExportState.RUNNING, limit=limit):
             if (outcome := self.check(request, lookup, now=now)) is not None:
                 done.append(outcome)
+        for request in self.store.cleanup_pending(limit=limit):
+            self.discard_unrecorded(request)
         return done
 
     def check(self, request: ExportRequest, lookup: RunLookup, *, now: datetime) -> Reconciled | None:
@@ -103,9 +105,19 @@ class Reconciler:
             self.storage.delete_prefix(request.storage_prefix, keep=keep)
         except Exception as exc:
             self.log.exception("Export %s: removing its unfinished files failed (the export's failure is "
-                               "recorded; S3's lifecycle rule or the expiry sweep removes them later).", request.id)
-            return f"{type(exc).__name__}: {exc}"
+                               "recorded; the reconciler tries again).", request.id)
+            error = f"{type(exc).__name__}: {exc}"
+            self._record_cleanup(request, error)
+            return error
+        if request.cleanup_error is not None:
+            self._record_cleanup(request, None)
         return None
+
+    def _record_cleanup(self, request: ExportRequest, error: str | None) -> None:
+        try:
+            self.store.record_cleanup(request.id, error)
+        except Exception:
+            self.log.exception("Export %s: recording the cleanup's outcome failed.", request.id)
 
 
 def reconciled(deps: ExportDeps, request: ExportRequest, *, log: logging.Logger | logging.LoggerAdapter,

@@ -56,6 +56,7 @@ class ExportRequest:
     notified_at: datetime | None = None
     notify_error: str | None = None
     heartbeat_at: datetime | None = None
+    cleanup_error: str | None = None
 
     @property
     def storage_prefix(self) -> str:
@@ -102,6 +103,7 @@ def request_from_row(row: sa.Row) -> ExportRequest:
         notified_at=as_utc(m["notified_at"]),
         notify_error=m["notify_error"],
         heartbeat_at=as_utc(m["heartbeat_at"]),
+        cleanup_error=m["cleanup_error"],
     )
 
 
@@ -112,7 +114,7 @@ class ExportConflict(ExportPipelineError):
 # A new attempt starts from nothing: what an earlier attempt recorded (rows, files, error, email) is cleared.
 _NOTHING_RECORDED = dict(
     finished_at=None, row_count=0, byte_count=0, file_count=0, manifest_key=None, error_code=None, error=None,
-    notified_to=None, notified_at=None, notify_error=None,
+    notified_to=None, notified_at=None, notify_error=None, cleanup_error=None,
 )
 
 
@@ -301,6 +303,24 @@ class ExportStore:
                 .where(export_requests.c.id == export_id, _same(export_requests.c.run_id, run_id))
                 .values(**values)
             )
+
+    def record_cleanup(self, export_id: str, error: str | None) -> None:
+        """The outcome of removing a failed attempt's files: an error stays beside the failure (never replacing
+        it) until a later cleanup succeeds."""
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(export_requests).where(export_requests.c.id == export_id)
+                         .values(cleanup_error=error))
+
+    def cleanup_pending(self, *, limit: int = 100) -> list[ExportRequest]:
+        """Failed or canceled requests whose files could not be removed yet."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(export_requests)
+                .where(export_requests.c.cleanup_error.is_not(None),
+                       export_requests.c.state.in_([ExportState.FAILED.value, ExportState.CANCELED.value]))
+                .order_by(export_requests.c.created_at).limit(limit)
+            ).all()
+        return [request_from_row(row) for row in rows]
 
     def cancel(self, export_id: str) -> None:
         """Cancel a queued or running export; a running one notices at its next progress update."""

@@ -139,8 +139,12 @@ def _discard(request: ExportRequest, deps: ExportDeps, parts: PartLog, log: logg
     try:
         parts.forget(request.id)
         deps.storage.delete_prefix(request.storage_prefix)
-    except Exception:
-        log.exception("Export %s: deleting its files failed; the expiry sweep deletes them later.", request.id)
+    except Exception as exc:
+        log.exception("Export %s: deleting its files failed; the reconciler tries again.", request.id)
+        try:
+            deps.store.record_cleanup(request.id, f"{type(exc).__name__}: {exc}")
+        except Exception:
+            log.exception("Export %s: recording the failed cleanup failed too.", request.id)
 
 
 def _write_rows(
