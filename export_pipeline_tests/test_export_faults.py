@@ -5,6 +5,9 @@ of a multi-part export, then the reconciler's pass, then a retry.
   parts): the request is failed with the cause, the run left STARTED is ended, no partial or unrecorded file
   stays, and the retry (the job run again for the same partition, as run retries do) resumes after the
   recorded parts with exactly the project's rows;
+- kill -9 of the run worker (with its step process) or of the step process alone, in a real deployment
+  (webserver + daemon, the project's dagster.yaml): the reconciler sensor fails the request, run retries
+  relaunch the partition, and the retry resumes after the recorded parts with exactly the rows;
 - the S3 server killed mid-upload: the upload's error is the recorded cause (not the cleanup's), the failed
   cleanup is stored beside it, and once S3 is back the reconciler's next pass leaves no object and no
   incomplete multipart upload; the retry exports exactly the rows.
@@ -216,3 +219,95 @@ def test_s3_killed_mid_upload_records_the_upload_error_and_the_next_pass_cleans_
     finally:
         if server.server is not None:
             server.kill()
+
+
+# --- A real deployment: the daemon's sensors launch the run, run retries relaunch it ------------------------
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory):
+    """Webserver and daemon (the project's dagster.yaml: run retries on) with their own instance, app database
+    and export folder; a fast heartbeat and a short silence limit so the reconciler acts within the test."""
+    import shutil
+
+    from export_pipeline.db import get_engine
+    from export_pipeline.exports.requests import ExportStore
+
+    from .test_dagster import _Deployment
+
+    base = tmp_path_factory.mktemp("faults-deployment")
+    dagster_home = base / "dagster"
+    dagster_home.mkdir()
+    shutil.copyfile(ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        instance.get_runs(limit=1)
+    database_url = f"sqlite:///{base / 'app.db'}"
+    storage_url = f"file://{base / 'exports'}"
+    store = ExportStore(get_engine(database_url))  # the schema exists before the daemon's sensors open it
+    add_member(store.engine, PROJECT, USER, Role.MAINTAINER)
+    services = _Deployment(base, {**os.environ, **CLI_ENV, "DAGSTER_HOME": str(dagster_home),
+                                  "EXPORT_PIPELINE_DATABASE_URL": database_url, "EXPORT_STORAGE_URL": storage_url,
+                                  "EXPORT_STALE_AFTER_SECONDS": "5"})
+    try:
+        services.start("dagster-webserver", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(services.port))
+        services.wait_until(services.location_loaded, timeout=240, what="the webserver's code location")
+        services.start("dagster-daemon", "run", "-w", "workspace.yaml")
+        services.wait_until(lambda: services.daemons_healthy("SENSOR", "QUEUED_RUN_COORDINATOR"),
+                            timeout=240, what="the daemon's sensor and run queue")
+        yield {"services": services, "dagster_home": dagster_home, "store": store,
+               "storage": storage_from_url(storage_url), "root": base / "exports"}
+    finally:
+        services.stop()
+
+
+def _export_processes(settings, export_id: str) -> list:
+    """The step process writing `export_id` (it names itself in the engine lease's lock file) and, first, the run
+    worker that started it."""
+    import psutil
+
+    holder = (settings.lock_dir / "clickhouse.engine.lock").read_text()
+    pid_text, _, purpose = holder.partition(": ")
+    assert purpose == f"export {export_id}", holder
+    step = psutil.Process(int(pid_text.removeprefix("pid ")))
+    worker = step.parent()
+    return [worker, step] if worker and "dagster" in " ".join(worker.cmdline()) else [step]
+
+
+@pytest.mark.parametrize("victim", ["run worker", "step process"])
+def test_killing_the_run_worker_or_step_is_reconciled_and_the_retry_resumes(deployment, victim, settings, clickhouse,
+                                                                           events_table):
+    store, services = deployment["store"], deployment["services"]
+    instance = dg.DagsterInstance.from_config(str(deployment["dagster_home"]))
+    request = store.create(parse_spec(project_id=PROJECT, requested_by=USER, format="ndjson", compression="none"),
+                           source="test")
+    parts = PartLog(store.engine)
+    kill_after_parts = random.Random(victim).randint(1, 3)
+
+    def at_kill_point():
+        current = store.require(request.id)
+        assert not current.is_terminal, f"the export ended before it could be killed: {current.state}"
+        recorded = parts.resumable(request.id, request.storage_prefix)
+        return current.state is ExportState.RUNNING and len(recorded) >= kill_after_parts and current
+
+    services.wait_until(at_kill_point, timeout=240, what="the kill point", interval=0.005)
+    processes = _export_processes(settings, request.id)
+    for process in processes if victim == "run worker" else processes[-1:]:
+        process.kill()
+    kept = parts.resumable(request.id, request.storage_prefix)
+
+    # Failed by the reconciler (or taken over by the retry first), then finished by the retry.
+    done = services.wait_until(lambda: (r := store.require(request.id)).state is ExportState.SUCCEEDED and r,
+                               timeout=240, what="the retry to finish", interval=0.5)
+    # The killed run ended (not left STARTED) and the retry's run ends too: no run holds the run slot.
+    def runs_ended():
+        runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": request.id}))
+        return all(run.is_finished for run in runs) and runs
+
+    assert len(services.wait_until(runs_ended, timeout=120, what="the runs to end")) >= 2
+    manifest = read_manifest(deployment["storage"], done.manifest_key)
+    assert manifest["files"][: len(kept)] == [
+        {"name": p.file.name, "rows": p.file.rows, "bytes": p.file.bytes, "sha256": p.file.sha256} for p in kept]
+    assert read_export_rows(deployment["storage"], request.storage_prefix, manifest) == expected_rows(
+        clickhouse, events_table, PROJECT, json_properties=True)
+    names = sorted(p.name for p in deployment["root"].rglob("*") if p.is_file() and request.id in str(p))
+    assert names == sorted([f["name"] for f in manifest["files"]] + ["manifest.json"])  # no partial file
