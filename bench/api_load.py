@@ -9,8 +9,8 @@ subprocess. Measured against that process:
 
 - RSS after 200 and after `--rss-requests` sequential events-page requests (the API keeps one engine session
   open; opening chDB per request used to add ~2.5 MB per request for good);
-- latency of `GET /api/v1/projects/1/events?limit=100` with `--clients` threads at once, each making
-  `--requests-per-client` requests: p50, p99, max, and requests/s.
+- latency of `GET /api/v1/projects/1/events?limit=100`: one client alone (the RSS phase), then `--clients`
+  threads at once, each making `--requests-per-client` requests: p50, p99, max, and requests/s.
 
 Only the section between the `bench:api_load` markers of the output file is replaced (appended if absent).
 """
@@ -94,8 +94,11 @@ def main(argv: list[str] | None = None) -> None:
                     time.sleep(0.2)
             process = psutil.Process(api.pid)
             rss = {}
+            alone: list[float] = []
             for done in range(1, args.rss_requests + 1):
+                start = time.perf_counter()
                 http.get(url).raise_for_status()
+                alone.append(time.perf_counter() - start)
                 if done in (200, args.rss_requests):
                     rss[done] = process.memory_info().rss
                     log(f"RSS after {done:,} requests: {rss[done] / 2**20:.0f} MiB", bench=SECTION)
@@ -141,6 +144,8 @@ def main(argv: list[str] | None = None) -> None:
         f"| RSS after {args.rss_requests:,} requests | {rss[args.rss_requests] / 2**20:.0f} MiB "
         f"({growth:+.1%}) |",
         f"| RSS after the concurrent phase | {rss_loaded / 2**20:.0f} MiB |",
+        f"| 1 client, {args.rss_requests:,} requests in a row: p50 / p99 | {statistics.median(alone) * 1000:.0f} ms / "
+        f"{_percentile(alone, 0.99) * 1000:.0f} ms |",
         f"| {args.clients} concurrent clients × {args.requests_per_client} requests: p50 | "
         f"{statistics.median(latencies) * 1000:.0f} ms |",
         f"| p99 | {_percentile(latencies, 0.99) * 1000:.0f} ms |",
