@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -192,22 +193,24 @@ class _Deployment:
         self._log.close()
 
 
-@pytest.fixture(scope="module")
-def dagster_deployment(tmp_path_factory, session_home) -> Iterator[dict]:
-    """`dagster-webserver` and `dagster-daemon` on the project's workspace, with their own instance and app
-    database (so other tests' requests never reach this sensor), sharing the session's ClickHouse.
+@contextmanager
+def running_deployment(base: Path, env: dict[str, str]) -> Iterator[tuple[_Deployment, Path, ExportStore]]:
+    """`dagster-webserver` and `dagster-daemon` on the project's workspace and dagster.yaml, with their own
+    instance and app database under `base` (so other tests' requests never reach their sensors), sharing the
+    session's ClickHouse; `env` adds to the services' environment.
 
-    The instance's storage is created here, before either service starts: two processes creating the same
-    SQLite schemas at once can fail one of them. The daemon starts once the webserver has loaded the code
-    location, and the fixture waits for the daemons the tests rely on to report healthy."""
-    base = tmp_path_factory.mktemp("deployment")
+    The instance's storage and the app database's schema are created here, before either service starts:
+    two processes creating the same SQLite schemas at once can fail one of them. The daemon starts once the
+    webserver has loaded the code location, and this waits for the daemons the tests rely on to report
+    healthy."""
     dagster_home = base / "dagster"
     dagster_home.mkdir()
     shutil.copyfile(ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         instance.get_runs(limit=1)
     database_url = f"sqlite:///{base / 'app.db'}"
-    deployment = _Deployment(base, {**os.environ, "DAGSTER_HOME": str(dagster_home),
+    store = ExportStore(get_engine(database_url))
+    deployment = _Deployment(base, {**os.environ, **env, "DAGSTER_HOME": str(dagster_home),
                                     "EXPORT_PIPELINE_DATABASE_URL": database_url})
     try:
         deployment.start("dagster-webserver", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(deployment.port))
@@ -215,11 +218,16 @@ def dagster_deployment(tmp_path_factory, session_home) -> Iterator[dict]:
         deployment.start("dagster-daemon", "run", "-w", "workspace.yaml")
         deployment.wait_until(lambda: deployment.daemons_healthy("SENSOR", "QUEUED_RUN_COORDINATOR"),
                               timeout=240, what="the daemon's sensor and run queue")
-        store = ExportStore(get_engine(database_url))
-        add_member(store.engine, PROJECT, "maria", Role.MAINTAINER)
-        yield {"deployment": deployment, "port": deployment.port, "dagster_home": dagster_home, "store": store}
+        yield deployment, dagster_home, store
     finally:
         deployment.stop()
+
+
+@pytest.fixture(scope="module")
+def dagster_deployment(tmp_path_factory, session_home) -> Iterator[dict]:
+    with running_deployment(tmp_path_factory.mktemp("deployment"), {}) as (deployment, dagster_home, store):
+        add_member(store.engine, PROJECT, "maria", Role.MAINTAINER)
+        yield {"deployment": deployment, "port": deployment.port, "dagster_home": dagster_home, "store": store}
 
 
 def test_graphql_launched_run_exports(dagster_deployment, clickhouse, events_table):

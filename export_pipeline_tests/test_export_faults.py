@@ -228,36 +228,15 @@ def test_s3_killed_mid_upload_records_the_upload_error_and_the_next_pass_cleans_
 def deployment(tmp_path_factory):
     """Webserver and daemon (the project's dagster.yaml: run retries on) with their own instance, app database
     and export folder; a fast heartbeat and a short silence limit so the reconciler acts within the test."""
-    import shutil
-
-    from export_pipeline.db import get_engine
-    from export_pipeline.exports.requests import ExportStore
-
-    from .test_dagster import _Deployment
+    from .test_dagster import running_deployment
 
     base = tmp_path_factory.mktemp("faults-deployment")
-    dagster_home = base / "dagster"
-    dagster_home.mkdir()
-    shutil.copyfile(ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
-    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-        instance.get_runs(limit=1)
-    database_url = f"sqlite:///{base / 'app.db'}"
     storage_url = f"file://{base / 'exports'}"
-    store = ExportStore(get_engine(database_url))  # the schema exists before the daemon's sensors open it
-    add_member(store.engine, PROJECT, USER, Role.MAINTAINER)
-    services = _Deployment(base, {**os.environ, **CLI_ENV, "DAGSTER_HOME": str(dagster_home),
-                                  "EXPORT_PIPELINE_DATABASE_URL": database_url, "EXPORT_STORAGE_URL": storage_url,
-                                  "EXPORT_STALE_AFTER_SECONDS": "5"})
-    try:
-        services.start("dagster-webserver", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(services.port))
-        services.wait_until(services.location_loaded, timeout=240, what="the webserver's code location")
-        services.start("dagster-daemon", "run", "-w", "workspace.yaml")
-        services.wait_until(lambda: services.daemons_healthy("SENSOR", "QUEUED_RUN_COORDINATOR"),
-                            timeout=240, what="the daemon's sensor and run queue")
+    env = {**CLI_ENV, "EXPORT_STORAGE_URL": storage_url, "EXPORT_STALE_AFTER_SECONDS": "5"}
+    with running_deployment(base, env) as (services, dagster_home, store):
+        add_member(store.engine, PROJECT, USER, Role.MAINTAINER)
         yield {"services": services, "dagster_home": dagster_home, "store": store,
                "storage": storage_from_url(storage_url), "root": base / "exports"}
-    finally:
-        services.stop()
 
 
 def _export_processes(settings, export_id: str) -> list:

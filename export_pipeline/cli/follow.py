@@ -18,13 +18,15 @@ from export_pipeline.clock import now_utc
 from export_pipeline.defs.instance import daemon_is_running
 from export_pipeline.defs.runs import run_view
 from export_pipeline.exports.deps import ExportDeps
-from export_pipeline.exports.reconcile import Reconciler
+from export_pipeline.exports.reconcile import INTERRUPTED, Reconciler
 from export_pipeline.exports.requests import ExportRequest, ExportState
 
 if TYPE_CHECKING:
     import dagster as dg
 
 POLL_SECONDS = 0.5
+# How long after an interrupted run the daemon may take to launch its retry (it reacts within seconds).
+RETRY_GRACE_SECONDS = 60
 CHECK_RUN_SECONDS = 2.0
 EXIT_TIMED_OUT = 3
 
@@ -63,7 +65,7 @@ def follow_export(deps: ExportDeps, instance: dg.DagsterInstance, request: Expor
         if line != shown:
             say(line)
             shown = line
-        if current.is_terminal:
+        if current.is_terminal and not (runner is None and _retry_may_follow(instance, current)):
             return current, None
         now = time.monotonic()
         if runner is not None and not runner.is_alive():
@@ -88,3 +90,17 @@ def follow_export(deps: ExportDeps, instance: dg.DagsterInstance, request: Expor
             return current, GaveUp(f"Stopped waiting after {timeout:g} s with export {request.id} "
                                    f"{current.state.value}: {goes_on}.", EXIT_TIMED_OUT)
         time.sleep(POLL_SECONDS)
+
+
+def _retry_may_follow(instance: dg.DagsterInstance, request: ExportRequest) -> bool:
+    """An export whose run died is failed at once, but with run retries on the daemon relaunches it: keep
+    waiting for that retry rather than report a failure that is about to be undone."""
+    if request.error_code != INTERRUPTED or not instance.run_retries_enabled:
+        return False
+    import dagster as dg
+
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": request.id}))
+    if any(not run.is_finished for run in runs):
+        return True
+    recent = request.finished_at is not None and (now_utc() - request.finished_at).total_seconds() < RETRY_GRACE_SECONDS
+    return recent and len(runs) <= instance.run_retries_max_retries

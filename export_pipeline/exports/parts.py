@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 
 from export_pipeline.clock import now_utc
 from export_pipeline.db import export_parts, export_requests
+from export_pipeline.exports.requests import ExportState
 from export_pipeline.exports.serialize import WrittenFile
 
 
@@ -65,7 +66,7 @@ class PartLog:
             owner = conn.execute(
                 sa.select(export_requests.c.id).where(
                     export_requests.c.id == export_id, export_requests.c.run_id == run_id,
-                    export_requests.c.state == "running",
+                    export_requests.c.state == ExportState.RUNNING.value,
                 )
             ).first()
             if owner is None:
