@@ -264,6 +264,13 @@ class ClickHouse:
         threading.Thread(target=_hand_over_while_idle, args=(weakref.ref(self),), name="chdb handover",
                          daemon=True).start()
 
+    def close(self) -> None:
+        """Close the kept session (if any); later blocks open the engine each, as without `keep_open`."""
+        if self._kept is not None:
+            with self._kept_lock:
+                kept, self._kept = self._kept, None
+                kept.close()
+
     def _held_without_lease(self) -> EngineBusy | None:
         status = Path(urlsplit(self.url).path) / "status"
         holder = _status_lock_holder(status)
