@@ -5,8 +5,8 @@ of a multi-part export, then the reconciler's pass, then a retry.
   parts): the request is failed with the cause, the run left STARTED is ended, no partial or unrecorded file
   stays, and the retry (the job run again for the same partition, as run retries do) resumes after the
   recorded parts with exactly the project's rows;
-- kill -9 of the run worker (with its step process) or of the step process alone, in a real deployment
-  (webserver + daemon, the project's dagster.yaml): the reconciler sensor fails the request, run retries
+- kill -9 of the step process alone, of the run worker with it, or of the code server with both, in a real
+  deployment (webserver + daemon, the project's dagster.yaml): the reconciler sensor fails the request, run retries
   relaunch the partition, and the retry resumes after the recorded parts with exactly the rows;
 - the S3 server killed mid-upload: the upload's error is the recorded cause (not the cleanup's), the failed
   cleanup is stored beside it, and once S3 is back the reconciler's next pass leaves no object and no
@@ -239,20 +239,26 @@ def deployment(tmp_path_factory):
                "storage": storage_from_url(storage_url), "root": base / "exports"}
 
 
-def _export_processes(settings, export_id: str) -> list:
-    """The step process writing `export_id` (it names itself in the engine lease's lock file) and, first, the run
-    worker that started it."""
+def _export_processes(settings, export_id: str) -> dict[str, list]:
+    """The processes to kill for each victim: the step process writing `export_id` (it names itself in the
+    engine lease's lock file), with the run worker that started it, with the code server that launched that."""
     import psutil
 
     holder = (settings.lock_dir / "clickhouse.engine.lock").read_text()
     pid_text, _, purpose = holder.partition(": ")
     assert purpose == f"export {export_id}", holder
     step = psutil.Process(int(pid_text.removeprefix("pid ")))
-    worker = step.parent()
-    return [worker, step] if worker and "dagster" in " ".join(worker.cmdline()) else [step]
+    chain = [step]
+    # Up to the daemon (or webserver) that runs it all: its run worker, and the code server above that.
+    while (parent := chain[-1].parent()) is not None and "python" in parent.name() \
+            and not any(service in " ".join(parent.cmdline()) for service in ("dagster-daemon", "dagster-webserver")):
+        chain.append(parent)
+    servers = [p for p in chain if "grpc" in " ".join(p.cmdline())]
+    workers = [p for p in chain if p not in servers]
+    return {"step process": [step], "run worker": workers, "code server": [*workers, *servers]}
 
 
-@pytest.mark.parametrize("victim", ["run worker", "step process"])
+@pytest.mark.parametrize("victim", ["run worker", "step process", "code server"])
 def test_killing_the_run_worker_or_step_is_reconciled_and_the_retry_resumes(deployment, victim, settings, clickhouse,
                                                                            events_table):
     store, services = deployment["store"], deployment["services"]
@@ -269,8 +275,9 @@ def test_killing_the_run_worker_or_step_is_reconciled_and_the_retry_resumes(depl
         return current.state is ExportState.RUNNING and len(recorded) >= kill_after_parts and current
 
     services.wait_until(at_kill_point, timeout=240, what="the kill point", interval=0.005)
-    processes = _export_processes(settings, request.id)
-    for process in processes if victim == "run worker" else processes[-1:]:
+    victims = _export_processes(settings, request.id)[victim]
+    assert victim != "code server" or any("grpc" in " ".join(p.cmdline()) for p in victims), victims
+    for process in victims:
         process.kill()
     kept = parts.resumable(request.id, request.storage_prefix)
 
