@@ -9,7 +9,7 @@ DEMO_EVENTS ?= 200000
 BENCH_EVENTS ?= 5000000
 JSON_FIELD = $(BIN)/python -c 'import json,sys; print(json.load(open(sys.argv[2]))[sys.argv[1]])'
 
-.PHONY: install demo test dev bench vendor-charts dagster-home system-deps clean validate-deploy
+.PHONY: install demo test faults dev bench bench-api vendor-charts dagster-home system-deps clean validate-deploy
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,14 @@ test: install dagster-home system-deps
 # schemas and Dagster's (K8sRunLauncher) config schema; the compose stack and Dockerfile against the code.
 validate-deploy: install
 	$(BIN)/python -m pytest -q export_pipeline_tests/test_kubernetes.py export_pipeline_tests/test_deploy.py
+
+# Crash and outage faults (kill -9 of the CLI, the run worker and the S3 server mid-export; reconcile; resume).
+faults: install dagster-home system-deps
+	$(BIN)/python -m pytest -m faults
+
+# The events endpoint under 20 concurrent clients, and the API's RSS over 2,000 requests (docs/benchmarks.md).
+bench-api: install
+	$(BIN)/python -m bench.api_load
 
 # The Dagster UI (webserver + daemon) on http://127.0.0.1:3000 and the HTTP API on http://127.0.0.1:8000.
 # The instance's storage is created before the webserver and daemon start: both creating the same SQLite

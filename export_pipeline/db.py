@@ -67,8 +67,28 @@ export_requests = sa.Table(
     sa.Column("notified_to", sa.String(320), nullable=True),
     sa.Column("notified_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("notify_error", sa.Text, nullable=True),
+    # Written every few seconds by the process running the export: the reconciler fails a `running` request
+    # whose heartbeat went silent (its process died without a word).
+    sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True),
+    # Set when removing a failed attempt's files failed (storage down): the reconciler retries until it works.
+    sa.Column("cleanup_error", sa.Text, nullable=True),
     sa.Index("ix_export_requests_state", "state", "created_at"),
     sa.Index("ix_export_requests_project", "project_id", "created_at"),
+)
+
+# The parts of an export completed so far, recorded as each is finished: a retry after a crash keeps them
+# and continues after `last_key` (JSON) instead of starting over. Gone with the request's files.
+export_parts = sa.Table(
+    "export_parts",
+    metadata,
+    sa.Column("export_id", sa.String(64), sa.ForeignKey("export_requests.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("part", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("last_key", sa.JSON, nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 # Where a user's export notifications go when a request names no address (`users set-email`).

@@ -8,6 +8,7 @@ from export_pipeline.clickhouse.connection import ClickHouse
 from export_pipeline.defs.exports import (
     build_export_job,
     event_export,
+    export_reconcile_sensor,
     export_request_sensor,
     sweep_expired_exports_job,
     sweep_schedule,
@@ -28,7 +29,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=[event_export, service_ping, subscription_delivery],
         jobs=[build_export_job(cluster), sweep_expired_exports_job, build_delivery_job(cluster)],
-        sensors=[export_request_sensor, subscription_scheduler],
+        sensors=[export_request_sensor, export_reconcile_sensor, subscription_scheduler],
         schedules=[sweep_schedule, service_ping_schedule],
         resources=build_resources(settings),
     )

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     zstd_level: int = Field(3, alias="EXPORT_ZSTD_LEVEL", ge=1, le=19)
     # CSV text cells starting with = + - @ tab or CR get a leading ' (OWASP); off for machine consumers.
     csv_escape_formulas: bool = Field(True, alias="EXPORT_CSV_ESCAPE_FORMULAS")
+    # A running export writes a heartbeat this often; the reconciler fails one silent for `stale_after`.
+    export_heartbeat_seconds: float = Field(10.0, alias="EXPORT_HEARTBEAT_SECONDS", gt=0)
+    export_stale_after_seconds: float = Field(120.0, alias="EXPORT_STALE_AFTER_SECONDS", gt=0)
     api_max_body_bytes: int = Field(MIB, alias="EXPORT_API_MAX_BODY_BYTES", ge=1024)
     api_max_in_flight_exports: int = Field(2, alias="EXPORT_API_MAX_IN_FLIGHT", ge=1)
     # Instance admins (comma-separated user names) may read the Service Ping payload.

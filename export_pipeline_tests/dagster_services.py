@@ -16,6 +16,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from export_pipeline.db import get_engine
+
 from .net import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,15 +103,18 @@ class Deployment:
 
 
 @contextmanager
-def running_deployment(base: Path, dagster_home: Path, database_url: str) -> Iterator[Deployment]:
-    """Start the services on an instance folder that holds its dagster.yaml; stop them at the end.
+def running_deployment(base: Path, dagster_home: Path, database_url: str,
+                       env: dict[str, str] | None = None) -> Iterator[Deployment]:
+    """Start the services on an instance folder that holds its dagster.yaml; stop them at the end. `env` adds
+    to the services' environment.
 
-    The instance's storage is created here, before either service starts: two processes creating the same
-    schemas at once can fail one of them. The daemon starts once the webserver has loaded the code location,
-    and this waits for the daemons the tests rely on to report healthy."""
+    The instance's storage and the app database's schema are created here, before either service starts: two
+    processes creating the same schemas at once can fail one of them. The daemon starts once the webserver has
+    loaded the code location, and this waits for the daemons the tests rely on to report healthy."""
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         instance.get_runs(limit=1)
-    deployment = Deployment(base, {**os.environ, "DAGSTER_HOME": str(dagster_home),
+    get_engine(database_url)
+    deployment = Deployment(base, {**os.environ, **(env or {}), "DAGSTER_HOME": str(dagster_home),
                                    "EXPORT_PIPELINE_DATABASE_URL": database_url})
     try:
         deployment.start("dagster-webserver", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(deployment.port))

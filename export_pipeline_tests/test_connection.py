@@ -104,3 +104,35 @@ def test_urls_are_redacted_and_passwords_scrubbed():
     assert redact_url("https://exporter:pa%40ss@ch.example.com:8443/analytics") == "https://exporter:***@ch.example.com:8443/analytics"
     assert redact_url("chdb:///data/clickhouse") == "chdb:///data/clickhouse"
     assert scrub_secret("failed for exporter:hunter2@host", "http://exporter:hunter2@host:8123") == "failed for exporter:***@host"
+
+
+def test_a_kept_session_serves_many_blocks_and_hands_the_engine_over_while_idle(settings):
+    """The API's kept session: one engine open across blocks (the lock names it between them), handed to a
+    process that queues even while no request comes, and reopened behind it."""
+    lock = settings.lock_dir / "clickhouse.engine.lock"
+    kept = ClickHouse.from_settings(settings)
+    kept.keep_open("kept test")
+    try:
+        for value in (1, 2):
+            with kept.session("ignored: the kept session's name is used") as session:
+                assert session.client.command(f"SELECT {value}") == value
+        assert lock.read_text().endswith(": kept test")  # still held between blocks
+
+        code = textwrap.dedent("""
+            import time
+            from export_pipeline.clickhouse.connection import ClickHouse
+            from export_pipeline.settings import Settings
+            started = time.monotonic()
+            with ClickHouse.from_settings(Settings()).session("queued run") as session:
+                session.client.command("SELECT 1")
+            print(round(time.monotonic() - started, 3), flush=True)
+        """)
+        waited = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                                      check=True).stdout)
+        assert waited < 5  # the watcher handed it over; the default busy timeout is 60 s
+
+        with kept.session("again") as session:
+            assert session.client.command("SELECT 3") == 3
+        assert lock.read_text().endswith(": kept test")
+    finally:
+        kept.close()

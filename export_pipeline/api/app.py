@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "Authenticate with `Authorization: Bearer <personal access token>`; Maintainer or higher on the project.",
     )
     app.state.deps = AppDeps.from_settings(settings)
+    app.state.deps.clickhouse.keep_open("the HTTP API")
     _install_error_handlers(app)
     # Inside the usage middleware (which records the 413), so the route's reads raise through no task group.
     app.add_middleware(body_limit.BodyLimit, max_bytes=settings.api_max_body_bytes)

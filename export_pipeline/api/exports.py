@@ -21,7 +21,8 @@ from export_pipeline.db import export_requests
 from export_pipeline.errors import NotFound
 from export_pipeline.exports.deps import ExportDeps
 from export_pipeline.exports.manifest import MANIFEST_NAME, read_manifest
-from export_pipeline.exports.requests import ExportRequest, ExportState, ExportStore, request_from_row
+from export_pipeline.exports.reconcile import reconciled
+from export_pipeline.exports.requests import ExportRequest, ExportState, request_from_row
 from export_pipeline.exports.spec import parse_spec
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ class ExportCreate(BaseModel):
 def create_export(project_id: ProjectId, body: ExportCreate, who: Maintainer, request: Request,
                   deps: Exports) -> JSONResponse:
     spec = parse_spec(project_id=project_id, requested_by=who.user, **body.model_dump(exclude={"notify_email"}))
-    in_flight_exports = _in_flight(deps.store, project_id)
+    in_flight_exports = _in_flight(deps, project_id)
     for existing in in_flight_exports:
         if existing.spec == spec:
             return _export_response(deps, existing, request, status=200)
@@ -161,22 +162,24 @@ def _export_response(deps: ExportDeps, export: ExportRequest, request: Request, 
     return JSONResponse(resource, status_code=status, headers={"Location": resource["url"]})
 
 
-def _in_flight(store: ExportStore, project_id: int) -> list[ExportRequest]:
-    with store.engine.connect() as conn:
+def _in_flight(deps: ExportDeps, project_id: int) -> list[ExportRequest]:
+    with deps.engine.connect() as conn:
         rows = conn.execute(
             sa.select(export_requests).where(
                 export_requests.c.project_id == project_id,
                 export_requests.c.state.in_([ExportState.QUEUED.value, ExportState.RUNNING.value]),
             )
         ).all()
-    return [request_from_row(row) for row in rows]
+    # A dead export must neither be handed back as the duplicate of a new request nor count against the cap.
+    found = (reconciled(deps, request_from_row(row), log=log) for row in rows)
+    return [request for request in found if not request.is_terminal]
 
 
 def _export_of(deps: ExportDeps, project_id: int, export_id: str) -> ExportRequest:
     export = deps.store.get(export_id)
     if export is None or export.spec.project_id != project_id:
         raise NotFound(f"Export {export_id!r} not found in project {project_id}.")
-    return export
+    return reconciled(deps, export, log=log)
 
 
 def _terminate_run(run_id: str) -> None:

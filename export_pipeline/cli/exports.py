@@ -6,7 +6,6 @@ import gzip
 import io
 import json
 import sys
-import time
 from collections.abc import Iterable
 
 import click
@@ -18,7 +17,7 @@ from export_pipeline.cli.common import app_deps, emit, say
 from export_pipeline.defs.instance import add_partition, run_unless_daemon
 from export_pipeline.errors import AccessDenied, ExportPipelineError, InvalidRequest, NotFound
 from export_pipeline.exports.deps import ExportDeps
-from export_pipeline.exports.requests import ExportRequest, ExportState, ExportStore
+from export_pipeline.exports.requests import ExportRequest, ExportState
 from export_pipeline.exports.run import describe
 from export_pipeline.exports.spec import PNG_WIDTHS, RESOURCE_FORMATS, Compression, ExportFormat, parse_spec
 from export_pipeline.models.events import unknown_events
@@ -51,7 +50,9 @@ def _choice(values: Iterable[str]) -> click.Choice:
               help="Only these event names (repeatable; a name the project never saw is warned about)")
 @click.option("--notify-email", default=None, help="Email the result here [default: the requester's stored address]")
 @click.option("--wait", is_flag=True, help="Wait for the export and print its result")
-def export(notify_email: str | None, wait: bool, **spec_fields: object) -> None:
+@click.option("--timeout", type=click.FloatRange(min=0), default=None,
+              help="With --wait: stop waiting after this many seconds (exit 3; the export goes on)")
+def export(notify_email: str | None, wait: bool, timeout: float | None, **spec_fields: object) -> None:
     """Request an export of events, an insight or a dashboard.
 
     It runs as a partition of Dagster's export_job: started by the daemon's sensor, or here with --wait when
@@ -73,12 +74,20 @@ def export(notify_email: str | None, wait: bool, **spec_fields: object) -> None:
     if not wait:
         emit({**describe(request, deps), "note": "Queued: the Dagster daemon's sensor will run it (make dev)."})
         return
+    from export_pipeline.cli.follow import follow_export, reconcile_now
+
+    reconcile_now(deps, instance)  # exports and runs a killed process left behind
     runner = run_unless_daemon(instance, "export_job", request.id, label=f"Export {request.id}",
                                doing="exporting", say=say, in_background=True)
-    final = _follow(deps.store, request)
+    final, gave_up = follow_export(deps, instance, request, runner=runner, timeout=timeout)
     if runner is not None:
+        if gave_up is not None:
+            deps.store.cancel(request.id)  # it runs in this process, which is about to exit: stop it cleanly
         runner.join()  # the request ends before the run does: let Dagster record the run's end
-    emit(describe(final, deps))
+        final = deps.store.require(request.id)
+    emit({**describe(final, deps), **({"note": gave_up.message} if gave_up else {})})
+    if gave_up is not None:
+        sys.exit(gave_up.exit_code)
     if final.state is not ExportState.SUCCEEDED:
         sys.exit(1)
 
@@ -105,20 +114,6 @@ def _require(deps: ExportDeps, export_id: str) -> ExportRequest:
     except NotFound as missing:
         raise InvalidRequest(missing.message, hint="Use an export_id printed by `export-pipeline export`.",
                              details={"export_id": "unknown"}) from None
-
-
-def _follow(store: ExportStore, request: ExportRequest) -> ExportRequest:
-    """Poll the request until it finishes, printing progress to stderr."""
-    shown = None
-    while True:
-        current = store.require(request.id)
-        line = f"{current.state.value}: {current.row_count:,} rows, {current.byte_count / 1e6:,.1f} MB"
-        if line != shown:
-            say(line)
-            shown = line
-        if current.is_terminal:
-            return current
-        time.sleep(0.5)
 
 
 @click.command()

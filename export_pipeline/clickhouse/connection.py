@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +34,7 @@ from export_pipeline.errors import ClickHouseUnavailable, EngineBusy
 from export_pipeline.settings import Settings, redact_url, scrub_secret
 
 _POLL_SECONDS = 0.02
+_HANDOVER_POLL_SECONDS = 0.05
 
 
 @dataclass
@@ -89,6 +92,17 @@ class Session:
             return
         self.close()
         self._open()
+
+    def release_if_waited(self) -> None:
+        """Close the engine if another process (or session) is queued for it; the next query reopens it,
+        queuing behind them."""
+        if self._engine is None or self._client is None:
+            return
+        assert self._queue is not None
+        if self._queue.try_acquire():
+            self._queue.release()
+            return
+        self.close()
 
     def _open(self) -> None:
         if self._engine is not None:
@@ -166,6 +180,20 @@ def _status_lock_holder(status: Path) -> str | None:
     return described + (f", started at {started}" if started else "")
 
 
+def _hand_over_while_idle(owner_ref: weakref.ref[ClickHouse]) -> None:
+    """Between requests nobody reaches a checkpoint: poll for a waiter while the kept session is idle. Ends
+    with its owner."""
+    while (owner := owner_ref()) is not None:
+        kept = owner._kept
+        if kept is not None and owner._kept_lock.acquire(blocking=False):
+            try:
+                kept.release_if_waited()
+            finally:
+                owner._kept_lock.release()
+        del owner
+        time.sleep(_HANDOVER_POLL_SECONDS)
+
+
 class ClickHouse:
     """Factory of ClickHouse sessions for one configured URL."""
 
@@ -185,6 +213,8 @@ class ClickHouse:
         self.send_receive_timeout = send_receive_timeout
         self.is_embedded = url.startswith("chdb:")
         self.display_url = redact_url(url)
+        self._kept: Session | None = None
+        self._kept_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings, *, url: str | None = None) -> ClickHouse:
@@ -205,15 +235,41 @@ class ClickHouse:
 
     @contextmanager
     def session(self, purpose: str = "query") -> Iterator[Session]:
-        """A client for a block of work; for chDB the engine is held only inside the block.
+        """A client for a block of work; for chDB the engine is held only inside the block, unless it is kept
+        open (`keep_open`): then every block shares the one kept session, one block at a time.
 
         Each lease opens its own lock descriptors, so threads of one process queue like processes do.
         """
+        if self._kept is not None:
+            with self._kept_lock:
+                try:
+                    yield self._kept
+                finally:
+                    self._kept.release_if_waited()
+            return
         session = Session(self, purpose)
         try:
             yield session
         finally:
             session.close()
+
+    def keep_open(self, purpose: str) -> None:
+        """For a long-lived process serving many short reads (the API): keep one embedded session open
+        instead of opening the engine per block; each open/close of chDB leaks a few MB for good. Runs still
+        get their turn: the engine is handed over after the current block, or by a watcher thread while idle,
+        as soon as another process queues for it."""
+        if not self.is_embedded or self._kept is not None:
+            return
+        self._kept = Session(self, purpose)
+        threading.Thread(target=_hand_over_while_idle, args=(weakref.ref(self),), name="chdb handover",
+                         daemon=True).start()
+
+    def close(self) -> None:
+        """Close the kept session (if any); later blocks open the engine each, as without `keep_open`."""
+        if self._kept is not None:
+            with self._kept_lock:
+                kept, self._kept = self._kept, None
+                kept.close()
 
     def _held_without_lease(self) -> EngineBusy | None:
         status = Path(urlsplit(self.url).path) / "status"

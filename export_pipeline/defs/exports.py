@@ -1,6 +1,9 @@
 """Exports in Dagster: one dynamic partition per export request, a sensor that turns queued requests into
-runs, and a schedule that sweeps expired exports (files, state and partitions)."""
+runs, a sensor that reconciles running requests with their runs, and a schedule that sweeps expired exports
+(files, state and partitions)."""
 
+import logging
+from datetime import datetime, timedelta
 
 import dagster as dg
 from pydantic import Field
@@ -15,14 +18,16 @@ from export_pipeline.defs.resources import (
     SendGridResource,
     run_settings,
 )
-from export_pipeline.defs.runs import clickhouse_tags, failure, run_is_active
+from export_pipeline.defs.runs import clickhouse_tags, end_run, failure, run_is_active, run_view
 from export_pipeline.deps import AppDeps
 from export_pipeline.errors import ExportPipelineError
 from export_pipeline.exports.deps import ExportDeps
 from export_pipeline.exports.lifecycle import sweep_expired
-from export_pipeline.exports.requests import ExportState
+from export_pipeline.exports.reconcile import Reconciled, Reconciler
+from export_pipeline.exports.requests import ExportState, ExportStore
 from export_pipeline.exports.run import ExportResult, describe, run_export
 from export_pipeline.exports.spec import Compression, ExportFormat, parse_spec
+from export_pipeline.storage import ExportStorage
 
 EXPORT_PARTITIONS = dg.DynamicPartitionsDefinition(name="export_requests")
 EXPORT_ID_TAG = "export-pipeline/export-id"
@@ -139,6 +144,62 @@ def export_request_sensor(context: dg.SensorEvaluationContext, app_db: AppDataba
         ],
         dynamic_partitions_requests=[EXPORT_PARTITIONS.build_add_request(new_keys)] if new_keys else [],
     )
+
+
+@dg.sensor(
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Fails running exports whose run ended or whose heartbeat stopped (removing their unfinished "
+    "files), and ends export runs left STARTED by a process that is gone, freeing their run slot.",
+)
+def export_reconcile_sensor(
+    context: dg.SensorEvaluationContext,
+    app_db: AppDatabaseResource,
+    export_storage: ExportStorageResource,
+    app_settings: AppSettingsResource,
+) -> dg.SkipReason:
+    failed, ended = reconcile_exports(
+        context.instance, app_db.export_store(), export_storage.get(),
+        stale_after=timedelta(seconds=app_settings.export_stale_after_seconds),
+        expires_after=timedelta(hours=app_settings.ttl_hours), log=context.log,
+    )
+    return dg.SkipReason(f"Failed {len(failed)} interrupted export(s); ended {len(ended)} orphaned run(s).")
+
+
+def reconcile_exports(instance: dg.DagsterInstance, store: ExportStore, storage: ExportStorage, *,
+                      stale_after: timedelta, expires_after: timedelta,
+                      log: logging.Logger | logging.LoggerAdapter) -> tuple[list[Reconciled], list[str]]:
+    """One pass of the reconciler against the instance's runs (the sensor's, and the CLI's before it runs an
+    export itself): the requests it failed and the runs it ended."""
+    now = now_utc()
+    reconciler = Reconciler(store, storage, stale_after=stale_after, expires_after=expires_after, log=log)
+    failed = reconciler.run(lambda run_id: run_view(instance, run_id), now=now)
+    ended = [r.request.run_id for r in failed
+             if not r.run_ended and r.request.run_id and end_run(instance, r.request.run_id, r.cause)]
+    ended += end_orphan_export_runs(instance, store, stale_after=stale_after, now=now)
+    return failed, ended
+
+
+def end_orphan_export_runs(instance: dg.DagsterInstance, store: ExportStore, *, stale_after: timedelta,
+                           now: datetime) -> list[str]:
+    """End export runs still STARTED although their request is not running under them (it finished, failed or
+    went to another run) for longer than `stale_after`: their process died before Dagster heard the end."""
+    ended = []
+    started = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+    for record in instance.get_run_records(dg.RunsFilter(job_name="export_job", statuses=started), limit=200):
+        run = record.dagster_run
+        request = store.get(run.tags.get("dagster/partition", ""))
+        if request is not None and request.state is ExportState.RUNNING and request.run_id == run.run_id:
+            continue  # the reconciler vouched for it: its heartbeat is fresh
+        since = max(record.start_time or record.create_timestamp.timestamp(),
+                    request.finished_at.timestamp() if request and request.finished_at else 0.0)
+        if now.timestamp() - since < stale_after.total_seconds():
+            continue  # not claimed yet, or finishing up after its request ended
+        state = request.state.value if request else "missing"
+        if end_run(instance, run.run_id, f"The run's process is gone: its export is {state} and the run sent "
+                   f"no word for {stale_after.total_seconds():.0f} s."):
+            ended.append(run.run_id)
+    return ended
 
 
 @dg.op(description="Delete expired exports' files, mark them expired, and drop their partitions.")

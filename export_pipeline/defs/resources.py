@@ -134,6 +134,7 @@ class AppSettingsResource(dg.ConfigurableResource):
 
     ttl_hours: int
     delivery_stale_minutes: int
+    export_stale_after_seconds: float = 120.0
     secret_key: str | None = None
 
     def settings_fields(self) -> dict[str, object]:
@@ -163,5 +164,6 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "service_ping_collector": ServicePingCollectorResource(url=env_if_set("SERVICE_PING_URL") or settings.service_ping_url),
         "app_settings": AppSettingsResource(ttl_hours=settings.ttl_hours,
                                             delivery_stale_minutes=settings.delivery_stale_minutes,
+                                            export_stale_after_seconds=settings.export_stale_after_seconds,
                                             secret_key=env_if_set("EXPORT_SECRET_KEY")),
     }

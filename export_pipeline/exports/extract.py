@@ -71,9 +71,9 @@ QUERY_SETTINGS = {
 }
 
 
-def iter_chunks(session: Session, query: ExportQuery, *, chunk_bytes: int) -> Iterator[pa.Table]:
-    """Yield Arrow tables of consecutive rows in key order; never more than one chunk ahead."""
-    after: tuple | None = None
+def iter_chunks(session: Session, query: ExportQuery, *, chunk_bytes: int, after: tuple | None = None) -> Iterator[pa.Table]:
+    """Yield Arrow tables of consecutive rows in key order, from the start or strictly after the key `after`
+    (a resumed export); never more than one chunk ahead."""
     limit = FIRST_CHUNK_ROWS
     while True:
         sql, params = query.chunk_sql(after=after, limit=limit)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from export_pipeline.exports.parts import PartLog
 from export_pipeline.exports.requests import ExportRequest, ExportStore
 from export_pipeline.storage import ExportStorage
 
@@ -14,5 +15,6 @@ def sweep_expired(store: ExportStore, storage: ExportStorage, *, now: datetime) 
     for request in store.expired_before(now):
         deleted = storage.delete_prefix(request.storage_prefix)
         store.mark_expired(request.id)
+        PartLog(store.engine).forget(request.id)  # a crashed export's kept parts went with its files
         swept.append((request, deleted))
     return swept

@@ -55,6 +55,8 @@ class ExportRequest:
     notified_to: str | None = None
     notified_at: datetime | None = None
     notify_error: str | None = None
+    heartbeat_at: datetime | None = None
+    cleanup_error: str | None = None
 
     @property
     def storage_prefix(self) -> str:
@@ -100,6 +102,8 @@ def request_from_row(row: sa.Row) -> ExportRequest:
         notified_to=m["notified_to"],
         notified_at=as_utc(m["notified_at"]),
         notify_error=m["notify_error"],
+        heartbeat_at=as_utc(m["heartbeat_at"]),
+        cleanup_error=m["cleanup_error"],
     )
 
 
@@ -110,7 +114,7 @@ class ExportConflict(ExportPipelineError):
 # A new attempt starts from nothing: what an earlier attempt recorded (rows, files, error, email) is cleared.
 _NOTHING_RECORDED = dict(
     finished_at=None, row_count=0, byte_count=0, file_count=0, manifest_key=None, error_code=None, error=None,
-    notified_to=None, notified_at=None, notify_error=None,
+    notified_to=None, notified_at=None, notify_error=None, cleanup_error=None,
 )
 
 
@@ -226,7 +230,8 @@ class ExportStore:
                     export_requests.c.state == request.state.value,
                     _same(export_requests.c.run_id, request.run_id),
                 )
-                .values(state=ExportState.RUNNING.value, run_id=run_id, started_at=started, **_NOTHING_RECORDED)
+                .values(state=ExportState.RUNNING.value, run_id=run_id, started_at=started, heartbeat_at=started,
+                        **_NOTHING_RECORDED)
             ).rowcount
         if not taken:
             raise ExportConflict(
@@ -234,12 +239,28 @@ class ExportStore:
                 hint="Nothing to do: that run is writing it.",
             )
         return replace(
-            request, state=ExportState.RUNNING, run_id=run_id, started_at=started,
+            request, state=ExportState.RUNNING, run_id=run_id, started_at=started, heartbeat_at=started,
             notified_to=None, notified_at=None, notify_error=None,
         )
 
     def record_progress(self, export_id: str, run_id: str, *, rows: int, bytes_written: int) -> None:
-        self._update(export_id, run_id, row_count=rows, byte_count=bytes_written)
+        self._update(export_id, run_id, row_count=rows, byte_count=bytes_written, heartbeat_at=now_utc())
+
+    def heartbeat(self, export_id: str, run_id: str) -> bool:
+        """The running process is alive; False once the run no longer owns the request."""
+        with self.engine.begin() as conn:
+            return bool(conn.execute(self._owned(export_id, run_id).values(heartbeat_at=now_utc())).rowcount)
+
+    def abandon(self, export_id: str, run_id: str | None, *, code: str, message: str, expires_at: datetime) -> bool:
+        """Fail a running request whose run is gone; False if it ended or changed hands meanwhile (a run that
+        finishes, or a retry that takes it over, wins over the reconciler)."""
+        with self.engine.begin() as conn:
+            return bool(conn.execute(
+                self._owned(export_id, run_id).values(
+                    state=ExportState.FAILED.value, error_code=code, error=message, finished_at=now_utc(),
+                    expires_at=expires_at, file_count=0, manifest_key=None,
+                )
+            ).rowcount)
 
     def succeed(
         self,
@@ -283,6 +304,24 @@ class ExportStore:
                 .values(**values)
             )
 
+    def record_cleanup(self, export_id: str, error: str | None) -> None:
+        """The outcome of removing a failed attempt's files: an error stays beside the failure (never replacing
+        it) until a later cleanup succeeds."""
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(export_requests).where(export_requests.c.id == export_id)
+                         .values(cleanup_error=error))
+
+    def cleanup_pending(self, *, limit: int = 100) -> list[ExportRequest]:
+        """Failed or canceled requests whose files could not be removed yet."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(export_requests)
+                .where(export_requests.c.cleanup_error.is_not(None),
+                       export_requests.c.state.in_([ExportState.FAILED.value, ExportState.CANCELED.value]))
+                .order_by(export_requests.c.created_at).limit(limit)
+            ).all()
+        return [request_from_row(row) for row in rows]
+
     def cancel(self, export_id: str) -> None:
         """Cancel a queued or running export; a running one notices at its next progress update."""
         with self.engine.begin() as conn:
@@ -319,20 +358,21 @@ class ExportStore:
         # Guarded by run_id and state: a run that lost its claim (taken over after it was presumed dead,
         # or canceled) writes nothing.
         with self.engine.begin() as conn:
-            updated = conn.execute(
-                sa.update(export_requests)
-                .where(
-                    export_requests.c.id == export_id,
-                    export_requests.c.run_id == run_id,
-                    export_requests.c.state == ExportState.RUNNING.value,
-                )
-                .values(**values)
-            ).rowcount
+            updated = conn.execute(self._owned(export_id, run_id).values(**values)).rowcount
         if not updated:
             raise ExportConflict(
                 f"Export {export_id} is no longer owned by run {run_id}.",
                 hint="It was canceled or another run took it over; this run stops.",
             )
+
+
+    @staticmethod
+    def _owned(export_id: str, run_id: str | None) -> sa.Update:
+        return sa.update(export_requests).where(
+            export_requests.c.id == export_id,
+            _same(export_requests.c.run_id, run_id),
+            export_requests.c.state == ExportState.RUNNING.value,
+        )
 
 
 def _same(column: sa.Column, value: str | None) -> sa.ColumnElement[bool]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import polars as pl
+import pyarrow as pa
 
 from export_pipeline.accounts.roles import require_role
 from export_pipeline.clock import iso_utc, now_utc
@@ -20,6 +21,8 @@ from export_pipeline.exports.extract import QUERY_SETTINGS, ExportQuery, iter_ch
 from export_pipeline.exports.finished_email import ExportMailer
 from export_pipeline.exports.insight_files import write_insight_files
 from export_pipeline.exports.manifest import MANIFEST_NAME, build_manifest, read_manifest
+from export_pipeline.exports.parts import PartLog
+from export_pipeline.exports.reconcile import Heartbeat
 from export_pipeline.exports.requests import ExportConflict, ExportRequest, ExportState
 from export_pipeline.exports.serialize import PartWriter, WrittenFile
 from export_pipeline.models import MODELS
@@ -84,57 +87,86 @@ def run_export(
 
     request = store.claim(export_id, run_id, run_is_active)
     started = time.monotonic()
-    try:
-        deps.storage.ensure_lifecycle(deps.settings.ttl_hours)
-        deps.storage.delete_prefix(request.storage_prefix)  # leftovers of an earlier attempt
-        if spec.resource in MODELS:
-            model = MODELS[spec.resource](deps.table)
-            files = _write_rows(request, model, deps, run_id=run_id, log=log, on_progress=on_progress, started=started)
-        else:
-            files = write_insight_files(request, deps, log=log)
-        finished = now_utc()
-        expires = finished + timedelta(hours=deps.settings.ttl_hours)
-        manifest_key = f"{request.storage_prefix}/{MANIFEST_NAME}"
-        manifest = build_manifest(request, files, finished_at=finished, expires_at=expires)
-        # The manifest goes last: its presence means every file listed is complete.
-        deps.storage.put_bytes(
-            manifest_key, json.dumps(manifest, indent=2).encode(), content_type="application/json",
-            tags={"export-pipeline-export-id": export_id},
-        )
-        store.succeed(
-            export_id, run_id, rows=sum(f.rows for f in files), bytes_written=sum(f.bytes for f in files),
-            files=len(files), manifest_key=manifest_key, finished_at=finished, expires_at=expires,
-        )
-    except ExportConflict:
-        # Canceled: our files go. Taken over by another run: its files are not ours to delete.
-        if store.require(export_id).state is ExportState.CANCELED:
-            deps.storage.delete_prefix(request.storage_prefix)
-        raise
-    except BaseException as exc:
-        deps.storage.delete_prefix(request.storage_prefix)
-        code = exc.code if isinstance(exc, ExportPipelineError) else "export_failed"
-        message = str(exc) if isinstance(exc, ExportPipelineError) else f"{type(exc).__name__}: {exc}"
-        store.fail(export_id, run_id, code=code, message=message, expires_at=_expiry(deps))
-        _notify(export_id, deps, log)
-        raise
+    parts = PartLog(store.engine)
+    with Heartbeat(store, export_id, run_id, every=deps.settings.export_heartbeat_seconds, log=log):
+        try:
+            deps.storage.ensure_lifecycle(deps.settings.ttl_hours)
+            if spec.resource in MODELS:
+                model = MODELS[spec.resource](deps.table)
+                files = _write_rows(request, model, deps, parts, run_id=run_id, log=log, on_progress=on_progress,
+                                    started=started)
+            else:
+                deps.storage.delete_prefix(request.storage_prefix)  # leftovers of an earlier attempt
+                files = write_insight_files(request, deps, log=log)
+            finished = now_utc()
+            expires = finished + timedelta(hours=deps.settings.ttl_hours)
+            manifest_key = f"{request.storage_prefix}/{MANIFEST_NAME}"
+            manifest = build_manifest(request, files, finished_at=finished, expires_at=expires)
+            # The manifest goes last: its presence means every file listed is complete.
+            deps.storage.put_bytes(
+                manifest_key, json.dumps(manifest, indent=2).encode(), content_type="application/json",
+                tags={"export-pipeline-export-id": export_id},
+            )
+            store.succeed(
+                export_id, run_id, rows=sum(f.rows for f in files), bytes_written=sum(f.bytes for f in files),
+                files=len(files), manifest_key=manifest_key, finished_at=finished, expires_at=expires,
+            )
+        except ExportConflict:
+            # Canceled: our files go. Taken over by another run: its files are not ours to delete.
+            if store.require(export_id).state is ExportState.CANCELED:
+                _discard(request, deps, parts, log)
+            raise
+        except BaseException as exc:
+            code = exc.code if isinstance(exc, ExportPipelineError) else "export_failed"
+            message = str(exc) if isinstance(exc, ExportPipelineError) else f"{type(exc).__name__}: {exc}"
+            # The cause is recorded before anything is cleaned up: a cleanup that fails (the same storage
+            # fault, often) is logged beside it and can neither replace it nor leave the request running.
+            try:
+                store.fail(export_id, run_id, code=code, message=message, expires_at=_expiry(deps))
+            except Exception:
+                log.exception("Export %s: recording its failure (%s) failed; the reconciler fails it once its "
+                              "heartbeat stops.", export_id, message)
+            _discard(request, deps, parts, log)
+            _notify(export_id, deps, log)
+            raise
+    parts.forget(export_id)  # the manifest lists them now
     _notify(export_id, deps, log)  # outside the try: nothing about the email can undo the success
     return ExportResult(store.require(export_id), files, manifest_key, time.monotonic() - started)
+
+
+def _discard(request: ExportRequest, deps: ExportDeps, parts: PartLog, log: logging.Logger | logging.LoggerAdapter) -> None:
+    """Delete every file of a failed or canceled attempt; never raises (the failure is already recorded)."""
+    try:
+        parts.forget(request.id)
+        deps.storage.delete_prefix(request.storage_prefix)
+    except Exception as exc:
+        log.exception("Export %s: deleting its files failed; the reconciler tries again.", request.id)
+        try:
+            deps.store.record_cleanup(request.id, f"{type(exc).__name__}: {exc}")
+        except Exception:
+            log.exception("Export %s: recording the failed cleanup failed too.", request.id)
 
 
 def _write_rows(
     request: ExportRequest,
     model: ExportModel,
     deps: ExportDeps,
+    parts: PartLog,
     *,
     run_id: str,
     log: logging.Logger | logging.LoggerAdapter,
     on_progress: Callable[[Progress], None] | None,
     started: float,
 ) -> list[WrittenFile]:
-    """Stream the request's rows of `model` from ClickHouse into part files; a partial part is discarded on
-    failure."""
+    """Stream the request's rows of `model` from ClickHouse into part files, recording each part as it is
+    finished; parts recorded by an earlier attempt are kept and the rows continue after their last key. A
+    partial part is discarded on failure."""
     spec, store = request.spec, deps.store
     query = ExportQuery(model, spec, request.as_of)
+    recorded = parts.resumable(request.id, request.storage_prefix)
+    parts.forget(request.id, from_part=len(recorded))
+    # Leftovers of an earlier attempt: everything but the parts it recorded.
+    deps.storage.delete_prefix(request.storage_prefix, keep=[part.file.key for part in recorded])
     writer = PartWriter(
         deps.storage,
         request.storage_prefix,
@@ -147,6 +179,13 @@ def _write_rows(
         escape_formulas=deps.settings.csv_escape_formulas,
         tags={"export-pipeline-export-id": request.id, "export-pipeline-project-id": str(spec.project_id)},
     )
+    # The writer numbers new parts after the files it holds, and the manifest lists them all.
+    writer.files = [part.file for part in recorded]
+    resumed_rows = sum(part.file.rows for part in recorded)
+    after = recorded[-1].last_key if recorded else None
+    if recorded:
+        log.info("Resuming export %s after %s recorded part(s) (%s rows).", request.id, len(recorded),
+                 f"{resumed_rows:,}")
     try:
         with deps.clickhouse.session(f"export {request.id}") as session:
             count_sql, params = query.count_sql()
@@ -156,11 +195,13 @@ def _write_rows(
                 f"{total:,}", spec.project_id, deps.clickhouse.display_url,
                 spec.format.value, spec.compression.value, request.as_of.isoformat(),
             )
-            for chunk in prefetched(iter_chunks(session, query, chunk_bytes=deps.settings.chunk_bytes)):
+            chunks = iter_chunks(session, query, chunk_bytes=deps.settings.chunk_bytes, after=after)
+            for chunk in prefetched(chunks):
+                first_row, closed = resumed_rows + writer.rows, len(writer.files)
                 writer.write(pl.from_arrow(chunk))  # type: ignore[arg-type]
-                progress = Progress(
-                    writer.rows, total, writer.bytes_written, len(writer.files), time.monotonic() - started
-                )
+                _record_parts(request.id, run_id, parts, query, chunk, writer.files, closed, first_row)
+                rows = resumed_rows + writer.rows
+                progress = Progress(rows, total, writer.bytes_written, len(writer.files), time.monotonic() - started)
                 store.record_progress(request.id, run_id, rows=progress.rows, bytes_written=progress.bytes_written)
                 log.info(
                     "%s / %s rows (%.0f%%), %.1f MB written, %s rows/s",
@@ -173,6 +214,21 @@ def _write_rows(
     except BaseException:
         writer.abort()
         raise
+
+
+def _record_parts(export_id: str, run_id: str, parts: PartLog, query: ExportQuery, chunk: pa.Table,
+                  files: list[WrittenFile], closed: int, first_row: int) -> None:
+    """Record the parts the last chunk finished, each with the key of its last row (where a retry resumes).
+    A part whose last key the next row shares is left unrecorded: resuming strictly after that key would
+    skip the rest of the tie."""
+    end = sum(f.rows for f in files[:closed])
+    for index in range(closed, len(files)):
+        end += files[index].rows
+        last = end - first_row - 1  # the part's last row within the chunk
+        key = query.last_key(chunk.slice(0, last + 1))
+        if last + 1 < chunk.num_rows and query.last_key(chunk.slice(0, last + 2)) == key:
+            continue
+        parts.record(export_id, run_id, index, files[index], key)
 
 
 def _expiry(deps: ExportDeps) -> datetime:

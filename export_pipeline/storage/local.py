@@ -6,7 +6,7 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -90,11 +90,14 @@ class LocalStorage:
             if not _PARTIAL_NAME.match(path.name)
         )
 
-    def delete_prefix(self, prefix: str) -> int:
-        """Delete committed files and unfinished temp files; count only the former, like S3 does."""
+    def delete_prefix(self, prefix: str, *, keep: Collection[str] = ()) -> int:
+        """Delete committed files (but the keys in `keep`) and unfinished temp files; count only the former,
+        like S3 does."""
         deleted = 0
         with self._os_errors("delete", prefix):
             for path in self._files_under(prefix):
+                if path.relative_to(self.root).as_posix() in keep:
+                    continue
                 path.unlink(missing_ok=True)
                 deleted += not _PARTIAL_NAME.match(path.name)
                 self._remove_empty_parents(path.parent)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import BinaryIO, cast
@@ -192,8 +192,10 @@ class S3Storage:
         for page in pages:
             yield from page.get("Contents", [])
 
-    def delete_prefix(self, prefix: str) -> int:
+    def delete_prefix(self, prefix: str, *, keep: Collection[str] = ()) -> int:
+        """Abort every unfinished upload under `prefix` and delete its objects but the keys in `keep`."""
         full_prefix = self._full_prefix(prefix)
+        kept = {self._full(key) for key in keep}
         deleted = 0
         with self._s3_errors(f"delete {prefix!r}"):
             # Uploads first: one completing meanwhile becomes an object, which the listing below sees.
@@ -205,6 +207,8 @@ class S3Storage:
                     )
             batch: list[dict[str, str]] = []
             for obj in self._objects(full_prefix):
+                if obj["Key"] in kept:
+                    continue
                 batch.append({"Key": obj["Key"]})
                 if len(batch) == 1000:  # the most delete_objects takes at once
                     deleted += self._delete_batch(batch)
