@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     clickhouse_events_table: str = Field("events", alias="CLICKHOUSE_EVENTS_TABLE")
     # Maps our column names to the columns of an existing table, e.g. {"created_at": "inserted_at"}.
     clickhouse_events_columns: dict[str, str] = Field(default_factory=dict, alias="CLICKHOUSE_EVENTS_COLUMNS")
+    # Renames the other analytics tables (clickhouse/schema.py OTHER_TABLES), e.g. {"persons": "person"}.
+    clickhouse_tables: dict[str, str] = Field(default_factory=dict, alias="CLICKHOUSE_TABLES")
     clickhouse_connect_timeout_seconds: float = Field(3.0, alias="CLICKHOUSE_CONNECT_TIMEOUT_SECONDS")
     clickhouse_busy_timeout_seconds: float = Field(60.0, alias="CLICKHOUSE_BUSY_TIMEOUT_SECONDS")
     storage_url_setting: str | None = Field(None, alias="EXPORT_STORAGE_URL")

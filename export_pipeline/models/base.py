@@ -23,18 +23,23 @@ Conditions = tuple[list[str], dict]
 @dataclass(frozen=True)
 class Column:
     """One output column: its name (the SQL alias), its expression over the table's quoted columns, its
-    Arrow type in Parquet. A `json_object` column holds JSON text that JSON outputs embed as an object."""
+    Arrow type in Parquet. A `json_object` column holds JSON text that JSON outputs embed as an object.
+    `built_json` says ClickHouse wrote that text itself (toJSONString: always valid, an object or an
+    array), so it is embedded without checking."""
 
     name: str
     sql: str
     arrow: pa.DataType
     json_object: bool = False
+    built_json: bool = False
 
     @property
     def is_object_name(self) -> str:
         return f"{self.name}_is_object"
 
     def is_object_sql(self) -> str:
+        if self.built_json:
+            return f"true AS {self.is_object_name}"
         # The cheap prefix test short-circuits, so each text is parsed at most once.
         return (
             f"toBool(startsWith(trimLeft({self.sql}, ' \\t\\n\\r'), '{{') "

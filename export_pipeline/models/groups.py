@@ -1,0 +1,64 @@
+"""Groups of one type (organizations, companies, …): one row per group key, its latest `_timestamp` version,
+paged by key. Filters: the group type (resolved to its index when the request was stored), created_at range,
+property filters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pyarrow as pa
+
+from export_pipeline.clickhouse.schema import EventsTable
+from export_pipeline.clock import ch_time
+from export_pipeline.exports.spec import ExportSpec
+from export_pipeline.models.base import Column, Conditions, ExportModel, KeyColumn
+from export_pipeline.models.person_sql import CH_TIME, property_condition
+
+UTC_MICROSECONDS = pa.timestamp("us", tz="UTC")
+
+
+def groups_sql(table: EventsTable) -> str:
+    """The latest version of each group of one type (at run time, as persons: models/persons.py). Columns: g_project_id, g_key,
+    g_created_at, g_properties."""
+    return (
+        f"SELECT project_id AS g_project_id, group_key AS g_key, argMax(created_at, _timestamp) AS g_created_at, "
+        f"argMax(properties, _timestamp) AS g_properties FROM {table.other('groups')} "
+        f"WHERE project_id = {{project_id:UInt64}} AND group_type_index = {{group_type_index:UInt8}} "
+        f"GROUP BY project_id, group_key"
+    )
+
+
+def group_filters(spec: ExportSpec, as_of: datetime) -> Conditions:
+    clauses = ["g_project_id = {project_id:UInt64}"]
+    params: dict = {
+        "project_id": spec.project_id, "as_of": ch_time(as_of),
+        "group_type_index": spec.resolved["group_type_index"],
+        "group_type_name": spec.resolved.get("group_type_name") or "",
+    }
+    if spec.date_from:
+        clauses.append(f"g_created_at >= {{date_from:{CH_TIME}}}")
+        params["date_from"] = ch_time(spec.date_from)
+    if spec.date_to:
+        clauses.append(f"g_created_at < {{date_to:{CH_TIME}}}")
+        params["date_to"] = ch_time(spec.date_to)
+    for index, rule in enumerate(spec.properties):
+        sql, more = property_condition(rule, "g_properties", f"property_{index}")
+        clauses.append(sql)
+        params.update(more)
+    return clauses, params
+
+
+def groups_model(table: EventsTable) -> ExportModel:
+    return ExportModel(
+        name="groups",
+        source=f"({groups_sql(table)})",
+        columns=(
+            Column("key", "g_key", pa.string()),
+            Column("group_type", "{group_type_name:String}", pa.string()),
+            Column("group_type_index", "{group_type_index:UInt8}", pa.uint8()),
+            Column("created_at", "g_created_at", UTC_MICROSECONDS),
+            Column("properties", "g_properties", pa.string(), json_object=True),
+        ),
+        key=(KeyColumn("key", "g_key", "String"),),
+        filters=group_filters,
+    )
