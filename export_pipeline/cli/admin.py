@@ -9,7 +9,9 @@ import click
 from export_pipeline.clickhouse.connection import ClickHouse
 from export_pipeline.clickhouse.schema import EventsTable, init_schema
 from export_pipeline.clickhouse.seed import seed_events
+from export_pipeline.clickhouse.seed_people import seed_people
 from export_pipeline.clock import now_utc
+from export_pipeline.cohorts.demo import seed_app_people
 from export_pipeline.db import get_engine
 from export_pipeline.defs.instance import dagster_instance, ensure_dagster_home
 from export_pipeline.deps import AppDeps
@@ -39,11 +41,15 @@ def init() -> None:
 @click.option("--events", type=click.IntRange(min=0), default=100_000, show_default=True)
 @click.option("--projects", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--seed", "seed_value", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--persons", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Persons without events to add (split over the projects), beyond the events' users")
 @click.option("--if-empty", is_flag=True, help="Only seed when the events table has no rows (re-runnable demo)")
-def seed(events: int, projects: int, seed_value: int, if_empty: bool) -> None:
-    """Load deterministic demo events into ClickHouse.
+def seed(events: int, projects: int, seed_value: int, persons: int, if_empty: bool) -> None:
+    """Load deterministic demo events, persons and groups into ClickHouse.
 
-    They are generated inside ClickHouse, so seeding a million takes seconds."""
+    They are generated inside ClickHouse, so seeding a million takes seconds. Persons are the events' users
+    (with versions, merges and deletions), organizations those the events' $groups name; each project also
+    gets group type names and two demo cohorts in the app database."""
     settings = Settings()
     clickhouse = ClickHouse.from_settings(settings)
     table = EventsTable.from_settings(settings)
@@ -55,7 +61,20 @@ def seed(events: int, projects: int, seed_value: int, if_empty: bool) -> None:
             click.echo(f"{table.qualified_name} already holds {existing:,} events; not seeding (--if-empty).")
             return
         inserted = seed_events(session.client, table, events=events, projects=projects, seed=seed_value)
-    click.echo(f"Inserted {inserted:,} events into {table.qualified_name} in {time.monotonic() - started:.1f} s")
+        click.echo(f"Inserted {inserted:,} events into {table.qualified_name} in {time.monotonic() - started:.1f} s")
+        started = time.monotonic()
+        seed_people(session.client, table, projects=projects, seed=seed_value, extra_per_project=-(-persons // projects))
+        first_people = {
+            project_id: [str(pid) for (pid,) in session.client.query(
+                f"SELECT DISTINCT id FROM {table.other('persons')} WHERE project_id = {{p:UInt64}} ORDER BY id LIMIT 25",
+                parameters={"p": project_id}).result_rows]
+            for project_id in range(1, projects + 1)
+        }
+    engine = get_engine(settings.database_url)
+    for project_id, people in first_people.items():
+        seed_app_people(engine, project_id, static_people=people)
+    click.echo(f"Seeded persons, distinct ids, organizations and demo cohorts of {projects} project(s) "
+               f"in {time.monotonic() - started:.1f} s")
 
 
 @click.command()
