@@ -18,6 +18,20 @@ from export_pipeline.exports.spec import ExportSpec
 
 # SQL conditions (joined with AND) and the bound parameters they name.
 Conditions = tuple[list[str], dict]
+CH_TIME = "DateTime64(6, 'UTC')"
+
+
+def date_range(spec: ExportSpec, column: str) -> Conditions:
+    """The spec's [date_from, date_to) over a time column."""
+    clauses: list[str] = []
+    params: dict = {}
+    if spec.date_from:
+        clauses.append(f"{column} >= {{date_from:{CH_TIME}}}")
+        params["date_from"] = ch_time(spec.date_from)
+    if spec.date_to:
+        clauses.append(f"{column} < {{date_to:{CH_TIME}}}")
+        params["date_to"] = ch_time(spec.date_to)
+    return clauses, params
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from export_pipeline.clickhouse.schema import EventsTable
 from export_pipeline.clock import ch_time
 from export_pipeline.exports.spec import ExportSpec
 from export_pipeline.models.base import Column, Conditions, ExportModel, KeyColumn
-from export_pipeline.models.person_sql import CH_TIME, property_condition
+from export_pipeline.models.person_sql import created_and_properties
 
 UTC_MICROSECONDS = pa.timestamp("us", tz="UTC")
 
@@ -29,22 +29,10 @@ def groups_sql(table: EventsTable) -> str:
 
 
 def group_filters(spec: ExportSpec, as_of: datetime) -> Conditions:
-    clauses = ["g_project_id = {project_id:UInt64}"]
-    params: dict = {
-        "project_id": spec.project_id, "as_of": ch_time(as_of),
-        "group_type_index": spec.resolved["group_type_index"],
-        "group_type_name": spec.resolved.get("group_type_name") or "",
-    }
-    if spec.date_from:
-        clauses.append(f"g_created_at >= {{date_from:{CH_TIME}}}")
-        params["date_from"] = ch_time(spec.date_from)
-    if spec.date_to:
-        clauses.append(f"g_created_at < {{date_to:{CH_TIME}}}")
-        params["date_to"] = ch_time(spec.date_to)
-    for index, rule in enumerate(spec.properties):
-        sql, more = property_condition(rule, "g_properties", f"property_{index}")
-        clauses.append(sql)
-        params.update(more)
+    clauses, params = created_and_properties(spec, created_at="g_created_at", properties="g_properties")
+    clauses.insert(0, "g_project_id = {project_id:UInt64}")
+    params.update(project_id=spec.project_id, as_of=ch_time(as_of), group_type_index=spec.resolved["group_type_index"],
+                  group_type_name=spec.resolved.get("group_type_name") or "")
     return clauses, params
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from export_pipeline.clickhouse.schema import EventsTable
 from export_pipeline.exports.filters import PropertyFilter
+from export_pipeline.exports.spec import ExportSpec
+from export_pipeline.models.base import CH_TIME, date_range
 
-CH_TIME = "DateTime64(6, 'UTC')"
 AS_OF = f"{{as_of:{CH_TIME}}}"
 
 
@@ -66,3 +67,13 @@ def property_condition(rule: PropertyFilter, properties_sql: str, name: str) -> 
         return f"({has} AND positionCaseInsensitiveUTF8({text}, {{{name}_value:String}}) > 0)", params
     exact = f"({has} AND {text} = {{{name}_value:String}})"
     return (exact if operator == "exact" else f"NOT {exact}"), params
+
+
+def created_and_properties(spec: ExportSpec, *, created_at: str, properties: str) -> tuple[list[str], dict]:
+    """The spec's created_at range (date_from/date_to) and property filters, over the given columns."""
+    clauses, params = date_range(spec, created_at)
+    for index, rule in enumerate(spec.properties):
+        sql, more = property_condition(rule, properties, f"property_{index}")
+        clauses.append(sql)
+        params.update(more)
+    return clauses, params

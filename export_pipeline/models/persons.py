@@ -17,25 +17,16 @@ from export_pipeline.clock import ch_time
 from export_pipeline.cohorts.sql import membership_condition
 from export_pipeline.exports.spec import ExportSpec
 from export_pipeline.models.base import Column, Conditions, ExportModel, KeyColumn
-from export_pipeline.models.person_sql import CH_TIME, persons_sql, property_condition
+from export_pipeline.models.person_sql import created_and_properties, persons_sql
 
 UTC_MICROSECONDS = pa.timestamp("us", tz="UTC")
 
 
 def person_filters(table: EventsTable, spec: ExportSpec, as_of: datetime) -> Conditions:
     """The conditions on `persons_sql` rows, and every parameter those rows' query needs."""
-    clauses = ["p_project_id = {project_id:UInt64}"]
-    params: dict = {"project_id": spec.project_id, "as_of": ch_time(as_of)}
-    if spec.date_from:
-        clauses.append(f"p_created_at >= {{date_from:{CH_TIME}}}")
-        params["date_from"] = ch_time(spec.date_from)
-    if spec.date_to:
-        clauses.append(f"p_created_at < {{date_to:{CH_TIME}}}")
-        params["date_to"] = ch_time(spec.date_to)
-    for index, rule in enumerate(spec.properties):
-        sql, more = property_condition(rule, "p_properties", f"property_{index}")
-        clauses.append(sql)
-        params.update(more)
+    clauses, params = created_and_properties(spec, created_at="p_created_at", properties="p_properties")
+    clauses.insert(0, "p_project_id = {project_id:UInt64}")
+    params.update(project_id=spec.project_id, as_of=ch_time(as_of))
     if "cohort" in spec.resolved:
         sql, more = membership_condition(spec.resolved["cohort"], table)
         clauses.append(sql)
