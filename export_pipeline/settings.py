@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     clickhouse_busy_timeout_seconds: float = Field(60.0, alias="CLICKHOUSE_BUSY_TIMEOUT_SECONDS")
     storage_url_setting: str | None = Field(None, alias="EXPORT_STORAGE_URL")
     database_url_setting: str | None = Field(None, alias="EXPORT_PIPELINE_DATABASE_URL")
+    # Session recordings' snapshot blobs (recordings/blobs.py): a local folder or s3://bucket/prefix.
+    recordings_storage_url_setting: str | None = Field(None, alias="RECORDINGS_STORAGE_URL")
     ttl_hours: int = Field(168, alias="EXPORT_TTL_HOURS", ge=1, le=24 * 365)
     # S3 allows 10,000 parts per object; at 8 MiB per uploaded part that is ~78 GiB.
     part_size_bytes: int = Field(GIB, alias="EXPORT_PART_SIZE_BYTES", ge=1024, le=64 * GIB)
@@ -90,6 +92,10 @@ class Settings(BaseSettings):
     @cached_property
     def storage_url(self) -> str:
         return self.storage_url_setting or f"file://{self.home / 'exports'}"
+
+    @property
+    def recordings_storage_url(self) -> str:
+        return self.recordings_storage_url_setting or f"file://{self.home / 'recordings'}"
 
     @cached_property
     def database_url(self) -> str:

@@ -123,15 +123,15 @@ ORDER BY (project_id, distinct_id)""",
 )
 ENGINE = ReplacingMergeTree(_timestamp)
 ORDER BY (project_id, group_type_index, group_key)""",
-            # One row per session (or several, aggregated on read as PostHog does); snapshots are blobs in
-            # object storage (recordings/), not here.
+            # One row per session or several (summed on read, as PostHog's aggregating table), so a plain
+            # MergeTree; snapshots are blobs in object storage (recordings/blobs.py), not here.
             f"""CREATE TABLE IF NOT EXISTS {self.other('session_replay_events')} (
     project_id UInt64, session_id String, distinct_id String, first_timestamp {time}, last_timestamp {time},
     first_url Nullable(String), click_count Int64, keypress_count Int64, mouse_activity_count Int64,
     active_milliseconds Int64, console_log_count Int64, console_warn_count Int64, console_error_count Int64,
     size Int64, event_count Int64, _timestamp {time}
 )
-ENGINE = ReplacingMergeTree(_timestamp)
+ENGINE = MergeTree
 ORDER BY (project_id, session_id)""",
         ]
 

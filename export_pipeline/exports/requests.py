@@ -113,6 +113,7 @@ def _model_filters(stored: dict | None) -> dict:
     return {
         "properties": parse_property_filters(stored["properties"], "properties", errors),
         "cohort_id": stored["cohort_id"], "group_type": stored["group_type"], "resolved": stored["resolved"],
+        **{name: stored.get(name) for name in ("distinct_id", "person_id", "min_duration")},
     }
 
 

@@ -24,6 +24,7 @@ from export_pipeline.exports.requests import ExportConflict, ExportRequest, Expo
 from export_pipeline.exports.serialize import PartWriter, WrittenFile
 from export_pipeline.models import MODELS
 from export_pipeline.models.base import ExportModel
+from export_pipeline.recordings.export import write_recordings
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,8 @@ def run_export(
         if spec.resource in MODELS:
             model = MODELS[spec.resource](deps.table)
             files = _write_rows(request, model, deps, run_id=run_id, log=log, on_progress=on_progress, started=started)
+        elif spec.resource == "recordings":
+            files = write_recordings(request, deps, log=log)
         else:
             files = write_insight_files(request, deps, log=log)
         finished = now_utc()

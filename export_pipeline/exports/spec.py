@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -52,6 +53,10 @@ class ExportSpec:
     properties: tuple[PropertyFilter, ...] = ()
     cohort_id: int | None = None  # persons (a filter) and cohort (the cohort exported)
     group_type: str | None = None  # groups: a type name or index, as requested
+    # Recordings (date_from/date_to select by start time).
+    distinct_id: str | None = None
+    person_id: str | None = None
+    min_duration: int | None = None  # seconds
     # What the request resolved in the app database when it was stored (models/resolve.py): the group type's
     # index and name, the cohort's definition. Part of the request, so a retried run exports the same rows.
     resolved: dict = field(default_factory=dict, compare=False, hash=False)
@@ -64,6 +69,9 @@ class ExportSpec:
             return {**dates, "events": list(self.events)}
         if self.resource == "cohort":
             return {"cohort_id": self.cohort_id}
+        if self.resource == "recordings":
+            return {**dates, "distinct_id": self.distinct_id, "person_id": self.person_id,
+                    "min_duration": self.min_duration}
         extra = {"group_type": self.group_type} if self.resource == "groups" else {"cohort_id": self.cohort_id}
         return {**dates, "properties": [f.as_json() for f in self.properties], **extra}
 
@@ -71,13 +79,14 @@ class ExportSpec:
         """The model filters as stored with the request (`export_requests.model_filters`)."""
         return {
             "properties": [f.as_json() for f in self.properties], "cohort_id": self.cohort_id,
-            "group_type": self.group_type, "resolved": self.resolved,
+            "group_type": self.group_type, "resolved": self.resolved, "distinct_id": self.distinct_id,
+            "person_id": self.person_id, "min_duration": self.min_duration,
         }
 
 
 ROW_FORMATS = (ExportFormat.NDJSON, ExportFormat.JSON, ExportFormat.CSV, ExportFormat.PARQUET)
 # Resources exported as rows of a model (models/), each in every row format.
-ROW_RESOURCES = ("events", "persons", "groups", "cohort")
+ROW_RESOURCES = ("events", "persons", "groups", "cohort", "recordings")  # recordings: the sessions' index
 RESOURCE_FORMATS = {
     **{resource: ROW_FORMATS for resource in ROW_RESOURCES},
     "insight": (ExportFormat.PNG, ExportFormat.CSV, ExportFormat.XLSX, ExportFormat.JSON),
@@ -108,6 +117,9 @@ def parse_spec(
     properties: object = None,
     cohort_id: object = None,
     group_type: object = None,
+    distinct_id: object = None,
+    person_id: object = None,
+    min_duration: object = None,
 ) -> ExportSpec:
     """Validate raw request fields, reporting every bad field at once (InvalidRequest.details)."""
     errors: dict[str, str] = {}
@@ -149,6 +161,9 @@ def parse_spec(
     group = str(group_type).strip() if group_type not in (None, "") else None
     if group is not None and not 1 <= len(group) <= 64:
         errors["group_type"] = "must be a group type name or index of 1 to 64 characters"
+    recording_fields = _recording_fields(distinct_id, person_id, min_duration, errors)
+    if any(value is not None for value in recording_fields.values()) and kind != "recordings":
+        errors["resource"] = "only recordings exports take distinct_id, person_id and min_duration"
     if kind not in RESOURCE_FORMATS:
         errors["resource"] = f"must be one of {', '.join(RESOURCE_FORMATS)}, got {resource!r}"
     else:
@@ -187,7 +202,29 @@ def parse_spec(
         properties=filters,
         cohort_id=cohort,
         group_type=group,
+        **recording_fields,
     )
+
+
+def _recording_fields(distinct_id: object, person_id: object, min_duration: object, errors: dict[str, str]) -> dict:
+    fields: dict = {"distinct_id": None, "person_id": None, "min_duration": None}
+    if distinct_id not in (None, ""):
+        fields["distinct_id"] = str(distinct_id)
+        if len(fields["distinct_id"]) > 400:
+            errors["distinct_id"] = "must be at most 400 characters"
+    if person_id not in (None, ""):
+        try:
+            fields["person_id"] = str(uuid.UUID(str(person_id).strip()))
+        except ValueError:
+            errors["person_id"] = f"must be a person id (a UUID), got {str(person_id)[:80]!r}"
+    if min_duration not in (None, ""):
+        try:
+            fields["min_duration"] = int(str(min_duration))
+            if not 0 <= fields["min_duration"] <= 86_400 * 365:
+                raise ValueError
+        except ValueError:
+            errors["min_duration"] = f"must be a whole number of seconds, got {min_duration!r}"
+    return fields
 
 
 def _check_resource_fields(kind: str, errors: dict[str, str], *, target: str | None, dated: bool, names: list[str],

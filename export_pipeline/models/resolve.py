@@ -13,7 +13,7 @@ from export_pipeline.exports.spec import ExportSpec
 from export_pipeline.models.group_types import resolve_group_type
 
 # Resources whose requests store model filters (export_requests.model_filters).
-MODEL_FILTERED = ("persons", "groups", "cohort")
+MODEL_FILTERED = ("persons", "groups", "cohort", "recordings")
 
 
 def resolve_spec(spec: ExportSpec, engine: Engine) -> ExportSpec:
