@@ -72,7 +72,8 @@ def _write_file(deps: ExportDeps, request: ExportRequest, name: str, pieces: Ite
                 if codec is Compression.ZSTD else None)
     digest, size, count = hashlib.sha256(), 0, 0
     try:
-        for count, piece in enumerate(pieces, 1):
+        for piece in pieces:
+            count += 1
             out = compress.compress(piece) if compress else piece
             if out:
                 digest.update(out)
