@@ -101,3 +101,44 @@ def test_a_long_recording_streams_in_bounded_memory(stored):
     tracemalloc.stop()
     assert total > 40_000_000
     assert peak < 8_000_000, peak
+
+
+@pytest.fixture(scope="module")
+def http(settings, store, stored):
+    from fastapi.testclient import TestClient
+
+    from export_pipeline.accounts.tokens import create_token
+    from export_pipeline.api.app import create_app
+
+    add_member(store.engine, PROJECT, "dev", Role.DEVELOPER)
+    tokens = {user: create_token(store.engine, user)[0] for user in ("maria", "dev", "outsider")}
+    with TestClient(create_app(settings)) as client:
+        yield lambda who, path, **kw: client.get(f"/api/v1/projects/{PROJECT}/recordings{path}",
+                                                 headers={"Authorization": f"Bearer {tokens[who]}"}, **kw)
+
+
+@pytest.mark.parametrize("path", ["", "/s-long", "/s-long/snapshots"])
+def test_recordings_api_is_for_maintainers(http, path):
+    assert http("outsider", path).status_code == 404
+    assert http("dev", path).status_code == 403
+    assert http("maria", path).status_code == 200
+
+
+def test_recordings_api_lists_pages_and_streams_the_stored_events(http, stored):
+    pages, cursor = [], None
+    while True:
+        page = http("maria", "", params={"limit": 1, **({"cursor": cursor} if cursor else {})}).json()
+        pages += [r["session_id"] for r in page["data"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert pages == ["s-long", "s-short"]
+    meta = http("maria", "/s-long").json()
+    events = stored["events"]["s-long"]
+    assert (meta["person_id"], meta["event_count"], meta["start_time"]) == (
+        ANN, len(events), "2026-06-01T12:00:00.000000Z")
+    assert meta["person_properties"] == {"name": "Ann \"A\"\n"}
+    document = http("maria", "/s-long/snapshots").json()
+    assert document["data"]["snapshots"] == [{**event, "windowId": window} for window, event in events]
+    assert http("maria", "/nope").status_code == 404
+    assert http("maria", "/bad%20id/snapshots").status_code == 404

@@ -62,12 +62,15 @@ def _choice(values: Iterable[str]) -> click.Choice:
                    'is_not_set, gt, lt)')
 @click.option("--cohort-id", default=None, help="Persons: only this cohort's; cohort: the cohort to export")
 @click.option("--group-type", default=None, help="Groups: the group type, by name (organization) or index (0-4)")
+@click.option("--distinct-id", default=None, help="Recordings: only this distinct id's sessions")
+@click.option("--person-id", default=None, help="Recordings: only this person's sessions")
+@click.option("--min-duration", type=click.IntRange(min=0), default=None, help="Recordings: at least this many seconds")
 @click.option("--notify-email", default=None, help="Email the result here [default: the requester's stored address]")
 @click.option("--wait", is_flag=True, help="Wait for the export and print its result")
 def export(notify_email: str | None, wait: bool, **spec_fields: object) -> None:
-    """Request an export of events, persons, groups, a cohort's persons, an insight or a dashboard.
+    """Request an export of events, persons, groups, a cohort's persons, recordings, an insight or a dashboard.
 
-    For persons and groups, --date-from/--date-to select by created_at.
+    For persons and groups, --date-from/--date-to select by created_at; for recordings, by start time.
 
     It runs as a partition of Dagster's export_job: started by the daemon's sensor, or here with --wait when
     no daemon runs."""

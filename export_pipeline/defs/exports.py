@@ -34,7 +34,7 @@ class EventExportConfig(dg.Config):
 
     project_id: int | None = None
     requested_by: str | None = None
-    resource: str = Field("events", description="events, persons, groups, cohort, insight or dashboard")
+    resource: str = Field("events", description="events, persons, groups, cohort, recordings, insight or dashboard")
     target_id: str | None = Field(None, description="The insight or dashboard id (for those resources)")
     width: int | None = Field(None, description="PNG width in pixels, 400-3000 (default 800 insight, 1920 dashboard)")
     format: ExportFormat = ExportFormat.NDJSON
@@ -45,6 +45,9 @@ class EventExportConfig(dg.Config):
     properties: list[dict] = Field([], description='Persons/groups: [{"key", "operator", "value"}], all must match')
     cohort_id: int | None = Field(None, description="Persons: only this cohort's; cohort: the cohort to export")
     group_type: str | None = Field(None, description="Groups: the group type's name (organization) or index (0-4)")
+    distinct_id: str | None = Field(None, description="Recordings: only this distinct id's sessions")
+    person_id: str | None = Field(None, description="Recordings: only this person's sessions")
+    min_duration: int | None = Field(None, description="Recordings: at least this many seconds")
     notify_email: str | None = Field(None, description="Email the result here (default: the requester's address)")
 
 

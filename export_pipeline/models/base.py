@@ -7,6 +7,7 @@ list), the key its rows are paged by, and how an export's parameters filter it. 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +20,18 @@ from export_pipeline.exports.spec import ExportSpec
 # SQL conditions (joined with AND) and the bound parameters they name.
 Conditions = tuple[list[str], dict]
 CH_TIME = "DateTime64(6, 'UTC')"
+
+
+def object_value(text: str | None) -> dict:
+    """A `json_object` column's text as JSON outputs show it: the object, `{}` for no text, or the text kept
+    under `$unparsed` when it is not a JSON object (as the serializer writes it)."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {"$unparsed": text}
+    return value if isinstance(value, dict) else {"$unparsed": text}
 
 
 def date_range(spec: ExportSpec, column: str) -> Conditions:

@@ -5,7 +5,6 @@ each streamed block by block from the snapshot blobs: no recording is ever held 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import zlib
 from collections.abc import Iterable
@@ -18,22 +17,18 @@ from export_pipeline.exports.extract import ExportQuery, iter_chunks
 from export_pipeline.exports.requests import ExportRequest
 from export_pipeline.exports.serialize import COMPRESSION_SUFFIX, PartWriter, WrittenFile
 from export_pipeline.exports.spec import Compression
+from export_pipeline.models.base import object_value
 from export_pipeline.models.recordings import recordings_model
 from export_pipeline.recordings.blobs import RecordingBlobs
 from export_pipeline.recordings.document import recording_document
 from export_pipeline.storage import storage_from_url
 
 
-def recording_person(row: dict) -> dict | None:
-    """The `person` of PostHog's format, from an index row."""
-    if row["person_id"] is None:
+def recording_person(person_id: str | None, distinct_id: str, properties: dict) -> dict | None:
+    """The `person` of PostHog's format."""
+    if person_id is None:
         return None
-    text = row["person_properties"] or "{}"
-    try:
-        properties = json.loads(text)
-    except ValueError:
-        properties = {"$unparsed": text}
-    return {"uuid": row["person_id"], "distinct_ids": [row["distinct_id"]], "properties": properties}
+    return {"uuid": person_id, "distinct_ids": [distinct_id], "properties": properties}
 
 
 def write_recordings(request: ExportRequest, deps: ExportDeps, *, log: logging.Logger | logging.LoggerAdapter
@@ -53,7 +48,8 @@ def write_recordings(request: ExportRequest, deps: ExportDeps, *, log: logging.L
             for chunk in iter_chunks(session, ExportQuery(model, spec, request.as_of), chunk_bytes=deps.settings.chunk_bytes):
                 index.write(pl.from_arrow(chunk))  # type: ignore[arg-type]
                 for row in chunk.select(["session_id", "distinct_id", "person_id", "person_properties"]).to_pylist():
-                    pieces = recording_document(blobs, spec.project_id, row["session_id"], recording_person(row))
+                    person = recording_person(row["person_id"], row["distinct_id"], object_value(row["person_properties"]))
+                    pieces = recording_document(blobs, spec.project_id, row["session_id"], person)
                     recordings.append(_write_file(deps, request, f"recording-{row['session_id']}.json", pieces, codec, tags))
                 log.info("%s recordings written.", f"{len(recordings):,}")
         return [*index.finish(), *recordings]

@@ -7,6 +7,7 @@ import json
 from datetime import datetime
 from typing import Annotated
 
+import pyarrow as pa
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel
 
@@ -19,6 +20,7 @@ from export_pipeline.deps import AppDeps
 from export_pipeline.errors import NotFound
 from export_pipeline.exports.extract import QUERY_SETTINGS, ExportQuery
 from export_pipeline.exports.spec import ExportSpec, parse_spec
+from export_pipeline.models.base import object_value
 from export_pipeline.models.groups import groups_model
 from export_pipeline.models.persons import persons_model
 from export_pipeline.models.resolve import resolve_spec
@@ -57,28 +59,31 @@ class GroupPage(BaseModel):
     next_cursor: str | None
 
 
-def properties_object(text: str) -> dict:
-    """As exports write it: a JSON object, or the stored text under `$unparsed`."""
-    try:
-        value = json.loads(text) if text else {}
-    except ValueError:
-        return {"$unparsed": text}
-    return value if isinstance(value, dict) else {"$unparsed": text}
-
-
 def read_rows(deps: AppDeps, query: ExportQuery, *, after: tuple | None, limit: int) -> list[dict]:
     return _rows(deps, query, *query.chunk_sql(after=after, limit=limit))
 
 
+def read_one(deps: AppDeps, query: ExportQuery, condition: str, params: dict) -> dict | None:
+    """The first row of the query that also meets `condition` (over the model's source columns)."""
+    where, filters = query.where(after=None)
+    sql = f"SELECT {query.model.select_list(output_only=True)} FROM {query.model.source} WHERE {where} AND {condition} LIMIT 1"
+    rows = _rows(deps, query, sql, {**filters, **params})
+    return rows[0] if rows else None
+
+
 def _rows(deps: AppDeps, query: ExportQuery, sql: str, params: dict) -> list[dict]:
+    """Rows as the JSON exports write them: JSON texts as values, times as UTC ISO 8601 with microseconds."""
     with deps.clickhouse.session(f"api {query.model.name} project {query.spec.project_id}") as session:
         rows = session.client.query_arrow(sql, parameters=params, settings=QUERY_SETTINGS).to_pylist()
-    for row in rows:
-        row["properties"] = properties_object(row["properties"])
-        # As the exports write times: UTC with microseconds.
-        row["created_at"] = as_utc(row["created_at"]).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        if "distinct_ids" in row:
-            row["distinct_ids"] = json.loads(row["distinct_ids"])
+    for column in query.model.columns:
+        for row in rows:
+            value = row[column.name]
+            if column.built_json:
+                row[column.name] = json.loads(value)
+            elif column.json_object:
+                row[column.name] = object_value(value)
+            elif pa.types.is_timestamp(column.arrow):
+                row[column.name] = as_utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return rows
 
 
@@ -113,12 +118,10 @@ def get_person(project_id: ProjectId, person_id: Annotated[str, Path(max_length=
         raise NotFound(f"No person {person_id!r} in project {project_id}.") from None
     spec = parse_spec(project_id=project_id, requested_by=who.user, resource="persons")
     query = ExportQuery(persons_model(table), spec, now_utc())
-    where, params = query.where(after=None)
-    sql = f"SELECT {query.model.select_list(output_only=True)} FROM {query.model.source} WHERE {where} AND id = {{person:UUID}}"
-    rows = _rows(deps, query, sql, {**params, "person": canonical})
-    if not rows:
+    row = read_one(deps, query, "id = {person:UUID}", {"person": canonical})
+    if row is None:
         raise NotFound(f"No person {person_id!r} in project {project_id}.")
-    return Person(**rows[0])
+    return Person(**row)
 
 
 @router.get("/groups", response_model=GroupPage)
