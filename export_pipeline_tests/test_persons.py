@@ -143,3 +143,20 @@ def test_groups_are_their_latest_version_by_type_name_or_index(deps, clickhouse,
         deps.store.create(parse_spec(project_id=PROJECT, requested_by="maria", resource="groups", group_type="teams"),
                           source="test")
     assert error.value.details == {"group_type": "unknown group type 'teams'"}
+
+
+def test_one_person_per_chunk_loses_and_repeats_nothing(deps, monkeypatch):
+    # Each later chunk narrows the persons and distinct ids it aggregates by the previous chunk's last id.
+    from export_pipeline.exports import extract
+    from export_pipeline.models.persons import persons_model
+
+    monkeypatch.setattr(extract, "FIRST_CHUNK_ROWS", 1)
+    monkeypatch.setattr(extract, "MIN_CHUNK_ROWS", 1)
+    query = extract.ExportQuery(persons_model(deps.table), parse_spec(project_id=PROJECT, requested_by="maria",
+                                                                      resource="persons"), T0)
+    with deps.clickhouse.session("test chunks") as session:
+        chunks = [chunk.select(["id", "distinct_ids"]).to_pylist() for chunk in extract.iter_chunks(session, query, chunk_bytes=1)]
+    assert [len(chunk) for chunk in chunks] == [1, 1, 1, 1]
+    rows = {row["id"]: json.loads(row["distinct_ids"]) for chunk in chunks for row in chunk}
+    assert [row["id"] for chunk in chunks for row in chunk] == sorted(rows, key=_ch_uuid_order)
+    assert rows == {ANN: ["ann-1"], CARL: ["ann-2", "carl-1"], MANY: [f"many-{n:03d}" for n in range(100)], ODD: []}

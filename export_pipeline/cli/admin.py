@@ -12,15 +12,15 @@ from export_pipeline.clickhouse.seed import seed_events
 from export_pipeline.clickhouse.seed_people import seed_people
 from export_pipeline.clock import now_utc
 from export_pipeline.cohorts.demo import seed_app_people
-from export_pipeline.recordings.blobs import RecordingBlobs
-from export_pipeline.recordings.seed import seed_recordings
-from export_pipeline.storage import storage_from_url
 from export_pipeline.db import get_engine
 from export_pipeline.defs.instance import dagster_instance, ensure_dagster_home
 from export_pipeline.deps import AppDeps
 from export_pipeline.exports.deps import ExportDeps
 from export_pipeline.exports.lifecycle import sweep_expired
+from export_pipeline.recordings.blobs import RecordingBlobs
+from export_pipeline.recordings.seed import seed_recordings
 from export_pipeline.settings import Settings
+from export_pipeline.storage import storage_from_url
 
 
 @click.command()

@@ -20,13 +20,15 @@ from export_pipeline.models.base import Column, Conditions, ExportModel, KeyColu
 from export_pipeline.models.person_sql import created_and_properties, persons_sql
 
 UTC_MICROSECONDS = pa.timestamp("us", tz="UTC")
+LOWEST_UUID = "00000000-0000-0000-0000-000000000000"
 
 
 def person_filters(table: EventsTable, spec: ExportSpec, as_of: datetime) -> Conditions:
     """The conditions on `persons_sql` rows, and every parameter those rows' query needs."""
     clauses, params = created_and_properties(spec, created_at="p_created_at", properties="p_properties")
     clauses.insert(0, "p_project_id = {project_id:UInt64}")
-    params.update(project_id=spec.project_id, as_of=ch_time(as_of))
+    # The first chunk's lower bound for the source's narrowing; later chunks' after_id overrides it (base.py).
+    params.update(project_id=spec.project_id, as_of=ch_time(as_of), after_id=LOWEST_UUID)
     if "cohort" in spec.resolved:
         sql, more = membership_condition(spec.resolved["cohort"], table)
         clauses.append(sql)
@@ -37,7 +39,7 @@ def person_filters(table: EventsTable, spec: ExportSpec, as_of: datetime) -> Con
 def persons_model(table: EventsTable, name: str = "persons") -> ExportModel:
     return ExportModel(
         name=name,
-        source=f"({persons_sql(table)})",
+        source=f"({persons_sql(table, from_person='{after_id:UUID}')})",
         columns=(
             Column("id", "toString(id)", pa.string()),
             Column("created_at", "p_created_at", UTC_MICROSECONDS),
