@@ -160,3 +160,38 @@ def test_one_person_per_chunk_loses_and_repeats_nothing(deps, monkeypatch):
     rows = {row["id"]: json.loads(row["distinct_ids"]) for chunk in chunks for row in chunk}
     assert [row["id"] for chunk in chunks for row in chunk] == sorted(rows, key=_ch_uuid_order)
     assert rows == {ANN: ["ann-1"], CARL: ["ann-2", "carl-1"], MANY: [f"many-{n:03d}" for n in range(100)], ODD: []}
+
+
+def test_launchpad_config_exports_persons_with_property_filters(store):
+    import dagster as dg
+
+    from export_pipeline.definitions import defs
+    from export_pipeline.defs.exports import EXPORT_PARTITIONS
+
+    config = {"project_id": PROJECT, "requested_by": "maria", "resource": "persons", "format": "PARQUET",
+              "properties": [{"key": "name", "operator": "icontains", "value": "CARL"}]}
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(EXPORT_PARTITIONS.name, ["launchpad-persons-1"])
+        result = defs.resolve_job_def("export_job").execute_in_process(
+            instance=instance, partition_key="launchpad-persons-1",
+            run_config={"ops": {"event_export": {"config": config}}})
+        metadata = result.asset_materializations_for_node("event_export")[0].metadata
+    assert metadata["rows"].value == 1
+    request = store.require("launchpad-persons-1")
+    assert (request.spec.resource, request.spec.properties[0].value) == ("persons", "CARL")
+
+
+def test_cli_exports_groups_by_type_name(store):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    set_group_type(store.engine, PROJECT, 0, "organization")
+    cli = str(Path(sys.executable).parent / "export-pipeline")
+    done = subprocess.run([cli, "export", "--project-id", str(PROJECT), "--requested-by", "maria", "--resource", "groups",
+                           "--group-type", "organization", "--format", "json", "--compression", "none",
+                           "--property", '{"key": "seats", "operator": "gt", "value": 10}', "--wait"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert (result["status"], result["row_count"]) == ("succeeded", 1)
