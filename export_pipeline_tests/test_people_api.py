@@ -34,7 +34,7 @@ def api(settings, clickhouse, events_table, store) -> Iterator[dict]:
     set_group_type(store.engine, PROJECT, 0, "organization")
     insert_groups(clickhouse, events_table, [(PROJECT, 0, f"org-{n}", T0, "{}", T0) for n in range(3)])
     tokens = {name: create_token(store.engine, name)[0] for name in [*ROLES, "stranger"]}
-    with TestClient(create_app(settings)) as http:
+    with TestClient(create_app(settings.model_copy(update={"api_max_in_flight_exports": 50}))) as http:
         yield {"http": http, "tokens": tokens}
 
 
@@ -112,3 +112,19 @@ def test_groups_and_a_static_cohort_uploaded_as_csv(api):
     assert sorted(p["id"] for p in members["data"]) == sorted(PEOPLE[5:7])
     assert call(api, "maintainer", "DELETE", f"/cohorts/{cohort['id']}").status_code == 204
     assert call(api, "maintainer", "GET", f"/cohorts/{cohort['id']}").status_code == 404
+
+
+def test_post_exports_takes_every_people_resource_with_its_filters(api):
+    persons = call(api, "maintainer", "POST", "/exports", json={
+        "resource": "persons", "format": "csv", "properties": [{"key": "plan", "operator": "exact", "value": "pro"}]})
+    assert persons.status_code == 202, persons.text
+    assert (persons.json()["resource"], persons.json()["properties"]) == (
+        "persons", [{"key": "plan", "operator": "exact", "value": "pro"}])
+    groups = call(api, "maintainer", "POST", "/exports", json={"resource": "groups", "group_type": "organization"})
+    assert groups.status_code == 202 and groups.json()["group_type"] == "organization"
+    unknown = call(api, "maintainer", "POST", "/exports", json={"resource": "groups", "group_type": "teams"})
+    assert unknown.status_code == 422 and unknown.json()["error"]["details"] == {
+        "group_type": "unknown group type 'teams'"}
+    missing = call(api, "maintainer", "POST", "/exports", json={"resource": "cohort", "cohort_id": 999_999})
+    assert missing.status_code == 404
+    assert call(api, "developer", "POST", "/exports", json={"resource": "persons"}).status_code == 403

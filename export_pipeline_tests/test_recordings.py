@@ -90,16 +90,28 @@ def test_recordings_filters(deps, stored):
     assert [row["session_id"] for row in json.loads(by_id["part-00000.json"])] == ["s-short"]
 
 
-def test_a_long_recording_streams_in_bounded_memory(stored):
-    blobs = stored["blobs"]
+def _streamed_peak(blobs: RecordingBlobs, session_id: str, megabytes: int) -> tuple[int, int]:
+    """Store ~`megabytes` MB of events as 1 MB blocks; stream the document back: (bytes, traced peak)."""
     big = {"type": 3, "data": {"source": 0, "texts": [{"id": 1, "value": "x" * 100_000}]}, "timestamp": 1}
-    for block in range(40):  # ~40 MB of events
-        blobs.write_block(PROJECT, "s-huge", block, [("w", {**big, "timestamp": block * 10 + n}) for n in range(10)])
+    for block in range(megabytes):
+        blobs.write_block(PROJECT, session_id, block, [("w", {**big, "timestamp": block * 10 + n}) for n in range(10)])
     tracemalloc.start()
-    total = sum(len(piece) for piece in recording_document(blobs, PROJECT, "s-huge", None))
+    total = sum(len(piece) for piece in recording_document(blobs, PROJECT, session_id, None))
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
+    return total, peak
+
+
+def test_a_long_recording_streams_in_bounded_memory(stored):
+    total, peak = _streamed_peak(stored["blobs"], "s-huge", 40)
     assert total > 40_000_000
+    assert peak < 8_000_000, peak
+
+
+@pytest.mark.bench
+def test_a_recording_of_hundreds_of_megabytes_streams_in_the_same_memory(stored):
+    total, peak = _streamed_peak(stored["blobs"], "s-giant", 400)
+    assert total > 400_000_000
     assert peak < 8_000_000, peak
 
 
