@@ -50,9 +50,9 @@ def init() -> None:
               help="Sessions per project that get a recording (rrweb snapshots in RECORDINGS_STORAGE_URL)")
 @click.option("--if-empty", is_flag=True, help="Only seed when the events table has no rows (re-runnable demo)")
 def seed(events: int, projects: int, seed_value: int, persons: int, recordings: int, if_empty: bool) -> None:
-    """Load deterministic demo events, persons and groups into ClickHouse.
+    """Load deterministic demo data into ClickHouse.
 
-    They are generated inside ClickHouse, so seeding a million takes seconds. Persons are the events' users
+    Events are generated inside ClickHouse, so seeding a million takes seconds. Persons are the events' users
     (with versions, merges and deletions), organizations those the events' $groups name; each project also
     gets group type names and two demo cohorts in the app database, and a sample of its sessions a recording."""
     settings = Settings()

@@ -68,7 +68,9 @@ def _choice(values: Iterable[str]) -> click.Choice:
 @click.option("--notify-email", default=None, help="Email the result here [default: the requester's stored address]")
 @click.option("--wait", is_flag=True, help="Wait for the export and print its result")
 def export(notify_email: str | None, wait: bool, **spec_fields: object) -> None:
-    """Request an export of events, persons, groups, a cohort's persons, recordings, an insight or a dashboard.
+    """Request an export of events, people or recordings.
+
+    People are persons, groups or a cohort's persons; insights and dashboards export too.
 
     For persons and groups, --date-from/--date-to select by created_at; for recordings, by start time.
 
