@@ -116,9 +116,10 @@ class ExportModel:
     def after(self, last: Sequence[object]) -> Conditions:
         """The rows strictly after the key values `last`.
 
-        Its `after_<key>` parameters override same-named ones of `filters`: a model whose source is a subquery
-        may give them its key's lowest value there and narrow the subquery with `>=` them, so later chunks
-        aggregate only what is left (persons); the conditions returned here stay the exact keyset step."""
+        Its `after_<key>` parameters, and the chunk's `limit`, override same-named ones of `filters`: a model
+        whose source is a subquery may give them defaults there (its key's lowest value; no limit, which is
+        what a count sees) and narrow the subquery by them, so a chunk aggregates only its own rows (persons);
+        the conditions returned here stay the exact keyset step."""
         names = [f"after_{key.name}" for key in self.key]
         params = {name: ch_time(value) if isinstance(value, datetime) else value for name, value in zip(names, last, strict=True)}
         bound = [f"{{{name}:{key.type}}}" for name, key in zip(names, self.key, strict=True)]

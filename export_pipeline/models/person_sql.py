@@ -15,13 +15,13 @@ from export_pipeline.models.base import CH_TIME, date_range
 AS_OF = f"{{as_of:{CH_TIME}}}"
 
 
-def distinct_ids_sql(table: EventsTable, *, from_person: str | None = None) -> str:
+def distinct_ids_sql(table: EventsTable, *, of_persons: str | None = None) -> str:
     """Each distinct id with the person of its highest version (`owner`); ids whose latest row is deleted are
-    gone. Columns: distinct_id, owner. With `from_person` (a UUID expression), only ids that ever belonged
-    to a person from there on (a superset of those owned by them now) are aggregated."""
+    gone. Columns: distinct_id, owner. With `of_persons` (a query of person ids), only the ids that ever
+    belonged to one of them (a superset of those they own now) are aggregated."""
     table_name = table.other("person_distinct_ids")
     narrowed = (f" AND distinct_id IN (SELECT distinct_id FROM {table_name} WHERE project_id = {{project_id:UInt64}} "
-                f"AND person_id >= {from_person})") if from_person else ""
+                f"AND person_id IN (SELECT id FROM ({of_persons})))") if of_persons else ""
     return (
         f"SELECT distinct_id, argMax(person_id, version) AS owner FROM {table_name} "
         f"WHERE project_id = {{project_id:UInt64}}{narrowed} "
@@ -29,21 +29,26 @@ def distinct_ids_sql(table: EventsTable, *, from_person: str | None = None) -> s
     )
 
 
-def persons_sql(table: EventsTable, *, with_distinct_ids: bool = True, from_person: str | None = None) -> str:
+def persons_sql(table: EventsTable, *, with_distinct_ids: bool = True, from_person: str | None = None,
+                first: str | None = None) -> str:
     """The persons that exist: each person's highest version, unless that version is deleted. Columns: id,
     p_project_id, p_created_at, p_properties, p_is_identified, p_version and (if asked) p_distinct_ids, all
-    of the person's distinct ids in order. With `from_person`, only persons whose id is >= it."""
+    of the person's distinct ids in order. With `from_person` (a UUID expression), only persons whose id is
+    >= it; with `first` (a LIMIT expression), only that many of them in id order, and only their distinct
+    ids are aggregated."""
     narrowed = f" AND id >= {from_person}" if from_person else ""
+    window = f" ORDER BY id LIMIT {first}" if first else ""
     latest = (
         f"SELECT id, project_id AS p_project_id, argMax(created_at, version) AS p_created_at, "
         f"argMax(properties, version) AS p_properties, argMax(is_identified, version) AS p_is_identified, "
         f"max(version) AS p_version FROM {table.other('persons')} "
         f"WHERE project_id = {{project_id:UInt64}}{narrowed} "
-        f"GROUP BY project_id, id HAVING argMax(is_deleted, version) = 0"
+        f"GROUP BY project_id, id HAVING argMax(is_deleted, version) = 0{window}"
     )
     if not with_distinct_ids:
         return latest
-    ids = f"SELECT owner, arraySort(groupArray(distinct_id)) AS p_distinct_ids FROM ({distinct_ids_sql(table, from_person=from_person)}) GROUP BY owner"
+    owned = distinct_ids_sql(table, of_persons=latest if from_person or first else None)
+    ids = f"SELECT owner, arraySort(groupArray(distinct_id)) AS p_distinct_ids FROM ({owned}) GROUP BY owner"
     return (
         f"SELECT id, p_project_id, p_created_at, p_properties, p_is_identified, p_version, p_distinct_ids "
         f"FROM ({latest}) AS p LEFT JOIN ({ids}) AS d ON d.owner = p.id"

@@ -21,25 +21,32 @@ from export_pipeline.models.person_sql import created_and_properties, persons_sq
 
 UTC_MICROSECONDS = pa.timestamp("us", tz="UTC")
 LOWEST_UUID = "00000000-0000-0000-0000-000000000000"
+ALL = 2**64 - 1  # as a LIMIT
+# The chunk's persons: its `limit` from `after_id` on, plus the previous chunk's last one (`>=` keeps a nil
+# first id), which the keyset step then drops; everything left when other filters apply.
+CHUNK_WINDOW = f"if({{bounded:Bool}}, least({{limit:UInt64}}, {ALL - 1}) + 1, {ALL})"
 
 
 def person_filters(table: EventsTable, spec: ExportSpec, as_of: datetime) -> Conditions:
     """The conditions on `persons_sql` rows, and every parameter those rows' query needs."""
     clauses, params = created_and_properties(spec, created_at="p_created_at", properties="p_properties")
     clauses.insert(0, "p_project_id = {project_id:UInt64}")
-    # The first chunk's lower bound for the source's narrowing; later chunks' after_id overrides it (base.py).
-    params.update(project_id=spec.project_id, as_of=ch_time(as_of), after_id=LOWEST_UUID)
+    # The source narrows itself to the chunk (base.py `after`): from the previous chunk's last id (after_id,
+    # the lowest id for the first chunk) and, when nothing else filters the persons, to the chunk's `limit`
+    # first of them (a count leaves the default: all).
     if "cohort" in spec.resolved:
         sql, more = membership_condition(spec.resolved["cohort"], table)
         clauses.append(sql)
         params.update(more)
+    params.update(project_id=spec.project_id, as_of=ch_time(as_of), after_id=LOWEST_UUID, limit=ALL,
+                  bounded=len(clauses) == 1)
     return clauses, params
 
 
 def persons_model(table: EventsTable, name: str = "persons") -> ExportModel:
     return ExportModel(
         name=name,
-        source=f"({persons_sql(table, from_person='{after_id:UUID}')})",
+        source=f"({persons_sql(table, from_person='{after_id:UUID}', first=CHUNK_WINDOW)})",
         columns=(
             Column("id", "toString(id)", pa.string()),
             Column("created_at", "p_created_at", UTC_MICROSECONDS),
