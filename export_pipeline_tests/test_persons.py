@@ -146,7 +146,7 @@ def test_groups_are_their_latest_version_by_type_name_or_index(deps, clickhouse,
 
 
 def test_one_person_per_chunk_loses_and_repeats_nothing(deps, monkeypatch):
-    # Each later chunk narrows the persons and distinct ids it aggregates by the previous chunk's last id.
+    # Each chunk aggregates only its own persons and distinct ids; the count still sees them all.
     from export_pipeline.exports import extract
     from export_pipeline.models.persons import persons_model
 
@@ -156,6 +156,8 @@ def test_one_person_per_chunk_loses_and_repeats_nothing(deps, monkeypatch):
                                                                       resource="persons"), T0)
     with deps.clickhouse.session("test chunks") as session:
         chunks = [chunk.select(["id", "distinct_ids"]).to_pylist() for chunk in extract.iter_chunks(session, query, chunk_bytes=1)]
+        count_sql, params = query.count_sql()
+        assert int(session.client.command(count_sql, parameters=params, settings=extract.QUERY_SETTINGS)) == 4
     assert [len(chunk) for chunk in chunks] == [1, 1, 1, 1]
     rows = {row["id"]: json.loads(row["distinct_ids"]) for chunk in chunks for row in chunk}
     assert [row["id"] for chunk in chunks for row in chunk] == sorted(rows, key=_ch_uuid_order)
