@@ -197,3 +197,18 @@ def test_cli_exports_groups_by_type_name(store):
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert (result["status"], result["row_count"]) == ("succeeded", 1)
+
+
+def test_filtered_persons_in_one_person_chunks(deps, monkeypatch):
+    # With a filter the source cannot be cut to the chunk's limit first: every chunk still gets its rows.
+    from export_pipeline.exports import extract
+    from export_pipeline.models.persons import persons_model
+
+    monkeypatch.setattr(extract, "FIRST_CHUNK_ROWS", 1)
+    monkeypatch.setattr(extract, "MIN_CHUNK_ROWS", 1)
+    spec = parse_spec(project_id=PROJECT, requested_by="maria", resource="persons",
+                      properties=[{"key": "name", "operator": "is_set"}])
+    query = extract.ExportQuery(persons_model(deps.table), spec, T0)
+    with deps.clickhouse.session("test chunks") as session:
+        ids = [row for chunk in extract.iter_chunks(session, query, chunk_bytes=1) for row in chunk.column("id").to_pylist()]
+    assert ids == sorted([ANN, CARL, ODD], key=_ch_uuid_order)
