@@ -110,3 +110,33 @@ def test_bad_cohorts_are_refused(deps):
     with pytest.raises(NotFound):
         deps.store.create(parse_spec(project_id=PROJECT, requested_by="maria", resource="cohort", cohort_id=999_999),
                           source="test")
+
+
+def test_cohorts_and_people_requests_round_trip_in_the_app_database(app_engine):
+    """On SQLite and PostgreSQL: cohorts, their people, group types, and the request's model filters."""
+    from export_pipeline.exports.requests import ExportStore
+    from export_pipeline.models.group_types import group_type_names, set_group_type
+
+    store = CohortStore(app_engine)
+    static = store.create(PROJECT, name="Zoë's «list»", kind="static", created_by="maria", people=[P2, P1])
+    dynamic = store.create(PROJECT, name="any", kind="dynamic", created_by="maria",
+                           definition={"filters": [{"type": "behavioral", "event": "$pageview", "days": 7}]})
+    assert store.people(static.id) == sorted([P1, P2])
+    assert dynamic.definition == {"match": "all", "filters": [
+        {"type": "behavioral", "event": "$pageview", "min_count": 1, "days": 7}]}
+    assert store.update(PROJECT, static.id, people=[P3]).name == "Zoë's «list»" and store.people(static.id) == [P3]
+    set_group_type(app_engine, PROJECT, 1, "team")
+    set_group_type(app_engine, PROJECT, 1, "squad")
+    assert group_type_names(app_engine, PROJECT)[1] == "squad"
+
+    requests = ExportStore(app_engine)
+    spec = parse_spec(project_id=PROJECT, requested_by="maria", resource="persons", cohort_id=static.id, format="csv",
+                      properties=[{"key": "age", "operator": "gt", "value": 3}])
+    stored = requests.require(requests.create(spec, source="test").id).spec
+    assert stored == spec
+    assert stored.resolved == {"cohort": {"kind": "static", "person_ids": [P3]}}
+    groups = requests.create(parse_spec(project_id=PROJECT, requested_by="maria", resource="groups", group_type="squad"),
+                             source="test")
+    assert requests.require(groups.id).spec.resolved == {"group_type_index": 1, "group_type_name": "squad"}
+    store.delete(PROJECT, static.id)
+    assert store.get(PROJECT, static.id) is None and store.people(static.id) == []
