@@ -7,6 +7,7 @@ export EXPORT_PIPELINE_HOME ?= $(CURDIR)/.data
 export DAGSTER_HOME ?= $(EXPORT_PIPELINE_HOME)/dagster
 DEMO_EVENTS ?= 200000
 BENCH_EVENTS ?= 5000000
+BENCH_PERSONS ?= 1000000
 JSON_FIELD = $(BIN)/python -c 'import json,sys; print(json.load(open(sys.argv[2]))[sys.argv[1]])'
 
 .PHONY: install demo test faults dev bench bench-api vendor-charts dagster-home system-deps clean validate-deploy
@@ -38,6 +39,17 @@ demo: install dagster-home system-deps
 	@id=$$($(JSON_FIELD) export_id "$(EXPORT_PIPELINE_HOME)/demo-export.json"); \
 	echo; echo "Files of $$id:"; ls -l "$(EXPORT_PIPELINE_HOME)/exports/1/$$id"; \
 	echo; echo "First lines:"; $(BIN)/export-pipeline preview "$$id" --lines 3
+	@echo; echo "The project's persons (latest versions, all distinct ids):"; \
+	$(BIN)/export-pipeline export --project-id 1 --requested-by demo-maintainer --resource persons --format ndjson \
+		--wait > "$(EXPORT_PIPELINE_HOME)/demo-persons.json" && \
+	$(BIN)/export-pipeline preview "$$($(JSON_FIELD) export_id "$(EXPORT_PIPELINE_HOME)/demo-persons.json")" --lines 2
+	@echo; echo "Its recordings (an index, then one PostHog-format file per session):"; \
+	$(BIN)/export-pipeline export --project-id 1 --requested-by demo-maintainer --resource recordings --format csv \
+		--wait > "$(EXPORT_PIPELINE_HOME)/demo-recordings.json" && \
+	rec=$$($(JSON_FIELD) export_id "$(EXPORT_PIPELINE_HOME)/demo-recordings.json"); \
+	$(BIN)/export-pipeline preview "$$rec" --lines 2; \
+	first=$$(ls "$(EXPORT_PIPELINE_HOME)/exports/1/$$rec" | grep -m1 '^recording-'); \
+	echo "$$first:"; gzip -dc "$(EXPORT_PIPELINE_HOME)/exports/1/$$rec/$$first" | head -c 600; echo " …"
 	@board=$$($(JSON_FIELD) dashboard_id "$(EXPORT_PIPELINE_HOME)/demo-dashboard.json"); \
 	echo; echo "The demo dashboard as a PNG (1920 px wide at device scale 2):"; \
 	$(BIN)/export-pipeline export --project-id 1 --requested-by demo-maintainer --resource dashboard \
@@ -87,6 +99,7 @@ dev: install dagster-home
 bench: install system-deps
 	$(BIN)/python -m bench.exports --events $(BENCH_EVENTS)
 	$(BIN)/python -m bench.exports --events $(BENCH_EVENTS) --reuse --http
+	$(BIN)/python -m bench.persons --persons $(BENCH_PERSONS)
 	$(BIN)/python -m bench.render
 
 # Re-fetch the vendored Chart.js from the npm registry (pinned version, integrity checked by npm).

@@ -47,6 +47,9 @@ export_requests = sa.Table(
     sa.Column("date_from", sa.DateTime(timezone=True), nullable=True),
     sa.Column("date_to", sa.DateTime(timezone=True), nullable=True),
     sa.Column("events", sa.JSON, nullable=False),
+    # Persons, groups and cohort exports: property filters, cohort id, group type and what the request
+    # resolved in this database (ExportSpec.model_filters). NULL for events, insights and dashboards.
+    sa.Column("model_filters", sa.JSON, nullable=True),
     # Ingestion-time snapshot: rows ingested after the request are not exported.
     sa.Column("as_of", sa.DateTime(timezone=True), nullable=False),
     sa.Column("source", sa.String(32), nullable=False),
@@ -258,6 +261,38 @@ delivery_outcomes = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+# Group type names per project (PostHog's group type mapping): index 0-4 in ClickHouse's groups table.
+group_types = sa.Table(
+    "group_types",
+    metadata,
+    sa.Column("project_id", sa.BigInteger, primary_key=True),
+    sa.Column("group_type_index", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.UniqueConstraint("project_id", "name", name="uq_group_types_name"),
+)
+
+# Cohorts: a static list of person ids (cohort_people) or a dynamic definition evaluated in ClickHouse.
+cohorts = sa.Table(
+    "cohorts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project_id", sa.BigInteger, nullable=False, index=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # static | dynamic
+    sa.Column("definition", sa.JSON, nullable=True),  # dynamic: cohorts/definition.py
+    sa.Column("created_by", sa.String(255), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+cohort_people = sa.Table(
+    "cohort_people",
+    metadata,
+    sa.Column("cohort_id", sa.Integer, sa.ForeignKey("cohorts.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("person_id", sa.String(36), primary_key=True),
 )
 
 

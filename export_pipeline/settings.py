@@ -29,10 +29,14 @@ class Settings(BaseSettings):
     clickhouse_events_table: str = Field("events", alias="CLICKHOUSE_EVENTS_TABLE")
     # Maps our column names to the columns of an existing table, e.g. {"created_at": "inserted_at"}.
     clickhouse_events_columns: dict[str, str] = Field(default_factory=dict, alias="CLICKHOUSE_EVENTS_COLUMNS")
+    # Renames the other analytics tables (clickhouse/schema.py OTHER_TABLES), e.g. {"persons": "person"}.
+    clickhouse_tables: dict[str, str] = Field(default_factory=dict, alias="CLICKHOUSE_TABLES")
     clickhouse_connect_timeout_seconds: float = Field(3.0, alias="CLICKHOUSE_CONNECT_TIMEOUT_SECONDS")
     clickhouse_busy_timeout_seconds: float = Field(60.0, alias="CLICKHOUSE_BUSY_TIMEOUT_SECONDS")
     storage_url_setting: str | None = Field(None, alias="EXPORT_STORAGE_URL")
     database_url_setting: str | None = Field(None, alias="EXPORT_PIPELINE_DATABASE_URL")
+    # Session recordings' snapshot blobs (recordings/blobs.py): a local folder or s3://bucket/prefix.
+    recordings_storage_url_setting: str | None = Field(None, alias="RECORDINGS_STORAGE_URL")
     ttl_hours: int = Field(168, alias="EXPORT_TTL_HOURS", ge=1, le=24 * 365)
     # S3 allows 10,000 parts per object; at 8 MiB per uploaded part that is ~78 GiB.
     part_size_bytes: int = Field(GIB, alias="EXPORT_PART_SIZE_BYTES", ge=1024, le=64 * GIB)
@@ -91,6 +95,10 @@ class Settings(BaseSettings):
     @cached_property
     def storage_url(self) -> str:
         return self.storage_url_setting or f"file://{self.home / 'exports'}"
+
+    @property
+    def recordings_storage_url(self) -> str:
+        return self.recordings_storage_url_setting or f"file://{self.home / 'recordings'}"
 
     @cached_property
     def database_url(self) -> str:

@@ -150,10 +150,11 @@ def test_enumerated_options_are_choices_checked_before_anything_runs():
     assert unknown_compression.stderr.splitlines()[-1] == (
         "Error: Invalid value for '--compression': 'bzip2' is not one of 'gzip', 'zstd', 'none'.")
     unknown_resource = run_cli("export", "--project-id", str(PROJECT), "--requested-by", "maria",
-                               "--resource", "cohort")
+                               "--resource", "sessions")
     assert unknown_resource.returncode == 2
     assert unknown_resource.stderr.splitlines()[-1] == (
-        "Error: Invalid value for '--resource': 'cohort' is not one of 'events', 'insight', 'dashboard'.")
+        "Error: Invalid value for '--resource': 'sessions' is not one of "
+        "'events', 'persons', 'groups', 'cohort', 'recordings', 'insight', 'dashboard'.")
     unknown_role = run_cli("members", "add", "--project-id", str(PROJECT), "--user", "x", "--role", "boss")
     assert unknown_role.returncode == 2
     assert unknown_role.stderr.splitlines()[-1] == (
@@ -162,7 +163,7 @@ def test_enumerated_options_are_choices_checked_before_anything_runs():
     shown = run_cli("export", "--help", env={"COLUMNS": "200"}).stdout
     assert "--format [ndjson|json|csv|parquet|xlsx|png]" in shown
     assert "--compression [gzip|zstd|none]" in shown
-    assert "--resource [events|insight|dashboard]" in shown
+    assert "--resource [events|persons|groups|cohort|recordings|insight|dashboard]" in shown
 
 
 def test_an_event_name_the_project_never_saw_is_warned_about_and_the_export_still_runs():

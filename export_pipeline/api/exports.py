@@ -33,7 +33,7 @@ Maintainer = Annotated[Caller, require(EXPORT_ROLE, action="exporting events")]
 class ExportCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    resource: Literal["events", "insight", "dashboard"] = "events"
+    resource: Literal["events", "persons", "groups", "cohort", "recordings", "insight", "dashboard"] = "events"
     target_id: str | None = Field(None, max_length=32, description="The insight or dashboard to export")
     format: Literal["ndjson", "json", "csv", "parquet", "xlsx", "png"] = "ndjson"
     width: int | None = Field(None, ge=400, le=3000, description="PNG width (default 800 insight, 1920 dashboard)")
@@ -41,6 +41,13 @@ class ExportCreate(BaseModel):
     date_from: str | None = Field(None, description="ISO 8601 date or datetime, inclusive (UTC if naive)")
     date_to: str | None = Field(None, description="ISO 8601; exclusive, a bare date includes that day")
     events: list[str] = Field(default_factory=list, max_length=100)
+    properties: list[dict] = Field(default_factory=list, max_length=50,
+                                   description='Persons/groups: [{"key", "operator", "value"}], all must match')
+    cohort_id: int | None = Field(None, description="Persons: only this cohort's; cohort: the cohort exported")
+    group_type: str | None = Field(None, max_length=64, description="Groups: type name or index (0-4)")
+    distinct_id: str | None = Field(None, max_length=400, description="Recordings: this distinct id's sessions")
+    person_id: str | None = Field(None, max_length=64, description="Recordings: this person's sessions")
+    min_duration: int | None = Field(None, ge=0, description="Recordings: at least this many seconds")
     notify_email: OptionalEmail = Field(None, max_length=254, description="Email the result here (default: yours)")
 
 

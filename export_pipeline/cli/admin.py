@@ -9,13 +9,18 @@ import click
 from export_pipeline.clickhouse.connection import ClickHouse
 from export_pipeline.clickhouse.schema import EventsTable, init_schema
 from export_pipeline.clickhouse.seed import seed_events
+from export_pipeline.clickhouse.seed_people import seed_people
 from export_pipeline.clock import now_utc
+from export_pipeline.cohorts.demo import seed_app_people
 from export_pipeline.db import get_engine
 from export_pipeline.defs.instance import dagster_instance, ensure_dagster_home
 from export_pipeline.deps import AppDeps
 from export_pipeline.exports.deps import ExportDeps
 from export_pipeline.exports.lifecycle import sweep_expired
+from export_pipeline.recordings.blobs import RecordingBlobs
+from export_pipeline.recordings.seed import seed_recordings
 from export_pipeline.settings import Settings
+from export_pipeline.storage import storage_from_url
 
 
 @click.command()
@@ -39,11 +44,17 @@ def init() -> None:
 @click.option("--events", type=click.IntRange(min=0), default=100_000, show_default=True)
 @click.option("--projects", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--seed", "seed_value", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--persons", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Persons without events to add (split over the projects), beyond the events' users")
+@click.option("--recordings", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Sessions per project that get a recording (rrweb snapshots in RECORDINGS_STORAGE_URL)")
 @click.option("--if-empty", is_flag=True, help="Only seed when the events table has no rows (re-runnable demo)")
-def seed(events: int, projects: int, seed_value: int, if_empty: bool) -> None:
-    """Load deterministic demo events into ClickHouse.
+def seed(events: int, projects: int, seed_value: int, persons: int, recordings: int, if_empty: bool) -> None:
+    """Load deterministic demo data into ClickHouse.
 
-    They are generated inside ClickHouse, so seeding a million takes seconds."""
+    Events are generated inside ClickHouse, so seeding a million takes seconds. Persons are the events' users
+    (with versions, merges and deletions), organizations those the events' $groups name; each project also
+    gets group type names and two demo cohorts in the app database, and a sample of its sessions a recording."""
     settings = Settings()
     clickhouse = ClickHouse.from_settings(settings)
     table = EventsTable.from_settings(settings)
@@ -55,7 +66,23 @@ def seed(events: int, projects: int, seed_value: int, if_empty: bool) -> None:
             click.echo(f"{table.qualified_name} already holds {existing:,} events; not seeding (--if-empty).")
             return
         inserted = seed_events(session.client, table, events=events, projects=projects, seed=seed_value)
-    click.echo(f"Inserted {inserted:,} events into {table.qualified_name} in {time.monotonic() - started:.1f} s")
+        click.echo(f"Inserted {inserted:,} events into {table.qualified_name} in {time.monotonic() - started:.1f} s")
+        started = time.monotonic()
+        seed_people(session.client, table, projects=projects, seed=seed_value, extra_per_project=-(-persons // projects))
+        first_people = {
+            project_id: [str(pid) for (pid,) in session.client.query(
+                f"SELECT DISTINCT id FROM {table.other('persons')} WHERE project_id = {{p:UInt64}} ORDER BY id LIMIT 25",
+                parameters={"p": project_id}).result_rows]
+            for project_id in range(1, projects + 1)
+        }
+        blobs = RecordingBlobs(storage_from_url(settings.recordings_storage_url))
+        recorded = sum(seed_recordings(session.client, table, blobs, project_id=project_id, sessions=recordings,
+                                       seed=seed_value) for project_id in range(1, projects + 1))
+    engine = get_engine(settings.database_url)
+    for project_id, people in first_people.items():
+        seed_app_people(engine, project_id, static_people=people)
+    click.echo(f"Seeded persons, distinct ids, organizations, demo cohorts and {recorded} recordings of "
+               f"{projects} project(s) in {time.monotonic() - started:.1f} s")
 
 
 @click.command()

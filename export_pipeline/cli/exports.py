@@ -28,6 +28,13 @@ PREVIEW_LINE_CHARS = 400
 FORMAT_HELP = "; ".join(f"{kind}: {', '.join(fmt.value for fmt in formats)}" for kind, formats in RESOURCE_FORMATS.items())
 
 
+def _json_option(text: str) -> object:
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise click.BadParameter(f"not JSON: {text[:80]!r}") from None
+
+
 def _choice(values: Iterable[str]) -> click.Choice:
     return click.Choice(list(values), case_sensitive=False)
 
@@ -48,12 +55,25 @@ def _choice(values: Iterable[str]) -> click.Choice:
 @click.option("--date-to", default=None, help="ISO 8601; exclusive, but a bare date includes that day")
 @click.option("--event", "events", multiple=True,
               help="Only these event names (repeatable; a name the project never saw is warned about)")
+@click.option("--property", "properties", multiple=True, callback=lambda _c, _p, v: [_json_option(x) for x in v],
+              help='Persons/groups: a property filter as JSON, e.g. \'{"key": "plan", "operator": "exact", '
+                   '"value": "pro"}\' (repeatable, all must match; operators exact, is_not, icontains, is_set, '
+                   'is_not_set, gt, lt)')
+@click.option("--cohort-id", default=None, help="Persons: only this cohort's; cohort: the cohort to export")
+@click.option("--group-type", default=None, help="Groups: the group type, by name (organization) or index (0-4)")
+@click.option("--distinct-id", default=None, help="Recordings: only this distinct id's sessions")
+@click.option("--person-id", default=None, help="Recordings: only this person's sessions")
+@click.option("--min-duration", type=click.IntRange(min=0), default=None, help="Recordings: at least this many seconds")
 @click.option("--notify-email", default=None, help="Email the result here [default: the requester's stored address]")
 @click.option("--wait", is_flag=True, help="Wait for the export and print its result")
 @click.option("--timeout", type=click.FloatRange(min=0), default=None,
               help="With --wait: stop waiting after this many seconds (exit 3; the export goes on)")
 def export(notify_email: str | None, wait: bool, timeout: float | None, **spec_fields: object) -> None:
-    """Request an export of events, an insight or a dashboard.
+    """Request an export of events, people or recordings.
+
+    People are persons, groups or a cohort's persons; insights and dashboards export too.
+
+    For persons and groups, --date-from/--date-to select by created_at; for recordings, by start time.
 
     It runs as a partition of Dagster's export_job: started by the daemon's sensor, or here with --wait when
     no daemon runs."""

@@ -1,4 +1,5 @@
-"""The events table: its default DDL and the mapping onto an existing cluster's table."""
+"""The analytics tables: events (with the mapping onto an existing cluster's table), persons, their distinct
+ids, groups and session recordings' metadata; their default DDL."""
 
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ EVENT_COLUMNS = (
     "created_at",
 )
 
+# The tables beside events, by logical name; `CLICKHOUSE_TABLES` renames them (same database, our columns).
+OTHER_TABLES = ("persons", "person_distinct_ids", "groups", "session_replay_events")
+
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -42,6 +46,8 @@ class EventsTable:
     database: str = "analytics"
     table: str = "events"
     columns: dict[str, str] = field(default_factory=dict)
+    # Physical names of the other tables (OTHER_TABLES) where they differ from the logical ones.
+    tables: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         unknown = set(self.columns) - set(EVENT_COLUMNS)
@@ -50,12 +56,22 @@ class EventsTable:
                 f"Unknown event column(s) in CLICKHOUSE_EVENTS_COLUMNS: {sorted(unknown)}.",
                 hint=f"Known columns: {', '.join(EVENT_COLUMNS)}.",
             )
-        for name in (self.database, self.table, *self.columns.values()):
+        unknown = set(self.tables) - set(OTHER_TABLES)
+        if unknown:
+            raise InvalidRequest(
+                f"Unknown table(s) in CLICKHOUSE_TABLES: {sorted(unknown)}.", hint=f"Known tables: {', '.join(OTHER_TABLES)}."
+            )
+        for name in (self.database, self.table, *self.columns.values(), *self.tables.values()):
             quote_identifier(name)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EventsTable:
-        return cls(settings.clickhouse_database, settings.clickhouse_events_table, settings.clickhouse_events_columns)
+        return cls(settings.clickhouse_database, settings.clickhouse_events_table, settings.clickhouse_events_columns,
+                   settings.clickhouse_tables)
+
+    def other(self, logical: str) -> str:
+        """The qualified name of one of OTHER_TABLES."""
+        return f"{quote_identifier(self.database)}.{quote_identifier(self.tables.get(logical, logical))}"
 
     @property
     def qualified_name(self) -> str:
@@ -82,10 +98,45 @@ class EventsTable:
 ENGINE = MergeTree
 PARTITION BY toYYYYMM({c('timestamp')})
 ORDER BY ({c('project_id')}, {c('timestamp')}, {c('uuid')})""",
+            *self._other_ddl(),
+        ]
+
+    def _other_ddl(self) -> list[str]:
+        time = "DateTime64(6, 'UTC')"
+        return [
+            # The highest version is the person; the version's is_deleted says whether it still exists.
+            f"""CREATE TABLE IF NOT EXISTS {self.other('persons')} (
+    project_id UInt64, id UUID, created_at {time}, properties String CODEC(ZSTD(3)),
+    is_identified UInt8, is_deleted UInt8, version UInt64, _timestamp {time}
+)
+ENGINE = ReplacingMergeTree(version)
+ORDER BY (project_id, id)""",
+            # Each distinct id belongs to the person of its highest version: ids move when people merge.
+            f"""CREATE TABLE IF NOT EXISTS {self.other('person_distinct_ids')} (
+    project_id UInt64, distinct_id String, person_id UUID, is_deleted UInt8, version UInt64, _timestamp {time}
+)
+ENGINE = ReplacingMergeTree(version)
+ORDER BY (project_id, distinct_id)""",
+            f"""CREATE TABLE IF NOT EXISTS {self.other('groups')} (
+    project_id UInt64, group_type_index UInt8, group_key String, created_at {time},
+    properties String CODEC(ZSTD(3)), _timestamp {time}
+)
+ENGINE = ReplacingMergeTree(_timestamp)
+ORDER BY (project_id, group_type_index, group_key)""",
+            # One row per session or several (summed on read, as PostHog's aggregating table), so a plain
+            # MergeTree; snapshots are blobs in object storage (recordings/blobs.py), not here.
+            f"""CREATE TABLE IF NOT EXISTS {self.other('session_replay_events')} (
+    project_id UInt64, session_id String, distinct_id String, first_timestamp {time}, last_timestamp {time},
+    first_url Nullable(String), click_count Int64, keypress_count Int64, mouse_activity_count Int64,
+    active_milliseconds Int64, console_log_count Int64, console_warn_count Int64, console_error_count Int64,
+    size Int64, event_count Int64, _timestamp {time}
+)
+ENGINE = MergeTree
+ORDER BY (project_id, session_id)""",
         ]
 
 
 def init_schema(client: Client, table: EventsTable) -> None:
-    """Create the database and events table if missing (idempotent)."""
+    """Create the database and the analytics tables if missing (idempotent)."""
     for statement in table.ddl():
         client.command(statement)

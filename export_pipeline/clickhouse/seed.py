@@ -38,6 +38,35 @@ _SEEDED_COLUMNS = ("project_id", "uuid", "event", "timestamp", "distinct_id", "p
 # The row generator. `h(k)` below means cityHash64(seed, n, k): one independent 64-bit hash per purpose.
 # Aliases are evaluated once per row by ClickHouse (common subexpressions), so the cost is a handful of
 # hashes plus string building.
+USERS = "1000 + cityHash64(s, project_id, 5) % 4000"  # per project; `s` is the seed
+
+
+def user_distinct_id(u: str) -> str:
+    """The distinct id of user number `u` of `project_id` (SQL over the aliases s, project_id)."""
+    return f"""multiIf(
+            {u} % 97 = 0, concat('user"quote', toString({u}), '@example.com'),
+            {u} % 89 = 0, concat('tab\\tuser', toString({u})),
+            {u} % 83 = 0, concat('ユーザー', toString({u})),
+            {u} % 79 = 0, concat('back\\\\slash\\\\', toString({u})),
+            {u} % 7 = 0, concat('anon-', lower(hex(cityHash64(s, project_id, {u}, 8)))),
+            concat('user', toString({u}), '@example.com'))"""
+
+
+def person_id(distinct_id: str) -> str:
+    """The person an event of `distinct_id` names: a UUID v4 hashed from (seed, project, distinct id)."""
+    return f"""reinterpretAsUUID(concat(
+            reinterpretAsFixedString(bitOr(
+                bitAnd(cityHash64(s, project_id, {distinct_id}, 9), 0xFFFFFFFFFFFF0FFF), 0x4000)),
+            reinterpretAsFixedString(bitOr(
+                bitAnd(cityHash64(s, project_id, {distinct_id}, 10), 0x3FFFFFFFFFFFFFFF), 0x8000000000000000))
+        ))"""
+
+
+def organization_key(u: str) -> str:
+    """The organization (group type 0) of user `u`: one per 25 users of the project."""
+    return f"concat('org-', toString({u} % (intDiv({USERS}, 25) + 1)))"
+
+
 _SELECT = r"""
 SELECT project_id, uuid, event, timestamp, distinct_id, person_id, properties
 FROM
@@ -71,21 +100,10 @@ FROM
             'Checkout Completed "v2"') AS event,
 
         -- users: 1000-4999 per project, skewed towards low user numbers (power users).
-        1000 + cityHash64(s, project_id, 5) % 4000 AS users,
+        """ + USERS + r""" AS users,
         least(cityHash64(s, n, 6) % users, cityHash64(s, n, 7) % users) AS u,
-        multiIf(
-            u % 97 = 0, concat('user"quote', toString(u), '@example.com'),
-            u % 89 = 0, concat('tab\tuser', toString(u)),
-            u % 83 = 0, concat('ユーザー', toString(u)),
-            u % 79 = 0, concat('back\\slash\\', toString(u)),
-            u % 7 = 0, concat('anon-', lower(hex(cityHash64(s, project_id, u, 8)))),
-            concat('user', toString(u), '@example.com')) AS distinct_id,
-        reinterpretAsUUID(concat(
-            reinterpretAsFixedString(bitOr(
-                bitAnd(cityHash64(s, project_id, distinct_id, 9), 0xFFFFFFFFFFFF0FFF), 0x4000)),
-            reinterpretAsFixedString(bitOr(
-                bitAnd(cityHash64(s, project_id, distinct_id, 10), 0x3FFFFFFFFFFFFFFF), 0x8000000000000000))
-        )) AS person_id,
+        """ + user_distinct_id("u") + r""" AS distinct_id,
+        """ + person_id("distinct_id") + r""" AS person_id,
 
         -- timestamp: uniform over the span in microseconds; ~5% reuse one of 10 pooled instants per project.
         {days:UInt64} * 86400000000 AS span,
@@ -126,6 +144,7 @@ FROM
             ',"price":', toString(intDiv(qh, 1000000) % 100000 / 100),
             ',"is_first_visit":', if(bitAnd(qh, 0x10000) = 0, 'false', 'true'),
             ',"note":', toJSONString(note),
+            if(u % 10 = 0, '', concat(',"$groups":{"organization":', toJSONString(""" + organization_key("u") + r"""), '}')),
             multiIf(
                 event = '$autocapture', concat(',"$event_type":"click","$el_text":', toJSONString(note),
                     ',"$elements":[{"tag_name":"button","nth_child":', toString(qh % 9), '}]'),

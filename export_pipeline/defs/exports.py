@@ -39,7 +39,7 @@ class EventExportConfig(dg.Config):
 
     project_id: int | None = None
     requested_by: str | None = None
-    resource: str = Field("events", description="events, insight or dashboard")
+    resource: str = Field("events", description="events, persons, groups, cohort, recordings, insight or dashboard")
     target_id: str | None = Field(None, description="The insight or dashboard id (for those resources)")
     width: int | None = Field(None, description="PNG width in pixels, 400-3000 (default 800 insight, 1920 dashboard)")
     format: ExportFormat = ExportFormat.NDJSON
@@ -47,6 +47,12 @@ class EventExportConfig(dg.Config):
     date_from: str | None = Field(None, description="ISO 8601 date or datetime, inclusive (UTC if naive)")
     date_to: str | None = Field(None, description="ISO 8601; exclusive, a bare date means through that day")
     events: list[str] = []
+    properties: list[dict] = Field([], description='Persons/groups: [{"key", "operator", "value"}], all must match')
+    cohort_id: int | None = Field(None, description="Persons: only this cohort's; cohort: the cohort to export")
+    group_type: str | None = Field(None, description="Groups: the group type's name (organization) or index (0-4)")
+    distinct_id: str | None = Field(None, description="Recordings: only this distinct id's sessions")
+    person_id: str | None = Field(None, description="Recordings: only this person's sessions")
+    min_duration: int | None = Field(None, description="Recordings: at least this many seconds")
     notify_email: str | None = Field(None, description="Email the result here (default: the requester's address)")
 
 

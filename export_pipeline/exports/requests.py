@@ -15,7 +15,9 @@ from export_pipeline.accounts.emails import optional_email
 from export_pipeline.clock import as_utc, now_utc
 from export_pipeline.db import export_requests
 from export_pipeline.errors import ExportPipelineError, NotFound
+from export_pipeline.exports.filters import parse_property_filters
 from export_pipeline.exports.spec import Compression, ExportFormat, ExportSpec
+from export_pipeline.models.resolve import MODEL_FILTERED, resolve_spec
 
 
 class ExportState(StrEnum):
@@ -80,6 +82,7 @@ def request_from_row(row: sa.Row) -> ExportRequest:
         resource=m["resource"],
         target_id=m["target_id"],
         width=m["width"],
+        **_model_filters(m["model_filters"]),
     )
     return ExportRequest(
         id=m["id"],
@@ -107,6 +110,17 @@ def request_from_row(row: sa.Row) -> ExportRequest:
     )
 
 
+def _model_filters(stored: dict | None) -> dict:
+    if not stored:
+        return {}
+    errors: dict[str, str] = {}
+    return {
+        "properties": parse_property_filters(stored["properties"], "properties", errors),
+        "cohort_id": stored["cohort_id"], "group_type": stored["group_type"], "resolved": stored["resolved"],
+        **{name: stored.get(name) for name in ("distinct_id", "person_id", "min_duration")},
+    }
+
+
 class ExportConflict(ExportPipelineError):
     code = "export_conflict"
 
@@ -129,6 +143,7 @@ class ExportStore:
     ) -> ExportRequest:
         """Store a queued request; `notify_email` (validated) overrides where the finished-export email goes."""
         notify_email = optional_email(notify_email)
+        spec = resolve_spec(spec, self.engine)
         now = now_utc()
         request = ExportRequest(
             id=export_id or new_export_id(now),
@@ -153,6 +168,7 @@ class ExportStore:
                     date_from=spec.date_from,
                     date_to=spec.date_to,
                     events=list(spec.events),
+                    model_filters=spec.model_filters() if spec.resource in MODEL_FILTERED else None,
                     as_of=request.as_of,
                     source=source,
                     state=request.state.value,

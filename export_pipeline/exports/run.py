@@ -27,6 +27,7 @@ from export_pipeline.exports.requests import ExportConflict, ExportRequest, Expo
 from export_pipeline.exports.serialize import PartWriter, WrittenFile
 from export_pipeline.models import MODELS
 from export_pipeline.models.base import ExportModel
+from export_pipeline.recordings.export import write_recordings
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,9 @@ def run_export(
                 model = MODELS[spec.resource](deps.table)
                 files = _write_rows(request, model, deps, parts, run_id=run_id, log=log, on_progress=on_progress,
                                     started=started)
+            elif spec.resource == "recordings":
+                deps.storage.delete_prefix(request.storage_prefix)  # leftovers of an earlier attempt
+                files = write_recordings(request, deps, log=log)
             else:
                 deps.storage.delete_prefix(request.storage_prefix)  # leftovers of an earlier attempt
                 files = write_insight_files(request, deps, log=log)

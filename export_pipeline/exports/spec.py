@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import TypeVar
 
 from export_pipeline.clock import FIRST_YEAR, LAST_YEAR, as_utc, iso_utc
 from export_pipeline.errors import InvalidRequest
+from export_pipeline.exports.filters import PropertyFilter, parse_property_filters
 
 
 class ExportFormat(StrEnum):
@@ -47,19 +49,46 @@ class ExportSpec:
     resource: str = "events"
     target_id: str | None = None  # the insight or dashboard exported, for those resources
     width: int | None = None  # PNG width in CSS pixels (default: 800 for an insight, 1920 for a dashboard)
+    # Persons and groups: the created_at range is date_from/date_to.
+    properties: tuple[PropertyFilter, ...] = ()
+    cohort_id: int | None = None  # persons (a filter) and cohort (the cohort exported)
+    group_type: str | None = None  # groups: a type name or index, as requested
+    # Recordings (date_from/date_to select by start time).
+    distinct_id: str | None = None
+    person_id: str | None = None
+    min_duration: int | None = None  # seconds
+    # What the request resolved in the app database when it was stored (models/resolve.py): the group type's
+    # index and name, the cohort's definition. Part of the request, so a retried run exports the same rows.
+    resolved: dict = field(default_factory=dict, compare=False, hash=False)
 
     def filters(self) -> dict:
-        if self.resource != "events":
+        if self.resource in ("insight", "dashboard"):
             return {"target_id": self.target_id, **({"width": self.width} if self.width else {})}
+        dates = {"date_from": iso_utc(self.date_from), "date_to": iso_utc(self.date_to)}
+        if self.resource == "events":
+            return {**dates, "events": list(self.events)}
+        if self.resource == "cohort":
+            return {"cohort_id": self.cohort_id}
+        if self.resource == "recordings":
+            return {**dates, "distinct_id": self.distinct_id, "person_id": self.person_id,
+                    "min_duration": self.min_duration}
+        extra = {"group_type": self.group_type} if self.resource == "groups" else {"cohort_id": self.cohort_id}
+        return {**dates, "properties": [f.as_json() for f in self.properties], **extra}
+
+    def model_filters(self) -> dict:
+        """The model filters as stored with the request (`export_requests.model_filters`)."""
         return {
-            "date_from": iso_utc(self.date_from),
-            "date_to": iso_utc(self.date_to),
-            "events": list(self.events),
+            "properties": [f.as_json() for f in self.properties], "cohort_id": self.cohort_id,
+            "group_type": self.group_type, "resolved": self.resolved, "distinct_id": self.distinct_id,
+            "person_id": self.person_id, "min_duration": self.min_duration,
         }
 
 
+ROW_FORMATS = (ExportFormat.NDJSON, ExportFormat.JSON, ExportFormat.CSV, ExportFormat.PARQUET)
+# Resources exported as rows of a model (models/), each in every row format.
+ROW_RESOURCES = ("events", "persons", "groups", "cohort", "recordings")  # recordings: the sessions' index
 RESOURCE_FORMATS = {
-    "events": (ExportFormat.NDJSON, ExportFormat.JSON, ExportFormat.CSV, ExportFormat.PARQUET),
+    **{resource: ROW_FORMATS for resource in ROW_RESOURCES},
     "insight": (ExportFormat.PNG, ExportFormat.CSV, ExportFormat.XLSX, ExportFormat.JSON),
     "dashboard": (ExportFormat.PNG, ExportFormat.CSV, ExportFormat.XLSX, ExportFormat.JSON),
 }
@@ -85,6 +114,12 @@ def parse_spec(
     resource: object = "events",
     target_id: object = None,
     width: object = None,
+    properties: object = None,
+    cohort_id: object = None,
+    group_type: object = None,
+    distinct_id: object = None,
+    person_id: object = None,
+    min_duration: object = None,
 ) -> ExportSpec:
     """Validate raw request fields, reporting every bad field at once (InvalidRequest.details)."""
     errors: dict[str, str] = {}
@@ -121,20 +156,22 @@ def parse_spec(
 
     kind = str(resource or "events").strip().lower()
     target = str(target_id).strip() if target_id not in (None, "") else None
+    filters = parse_property_filters(properties, "properties", errors)
+    cohort = _positive(cohort_id, "cohort_id", errors)
+    group = str(group_type).strip() if group_type not in (None, "") else None
+    if group is not None and not 1 <= len(group) <= 64:
+        errors["group_type"] = "must be a group type name or index of 1 to 64 characters"
+    recording_fields = _recording_fields(distinct_id, person_id, min_duration, errors)
+    if any(value is not None for value in recording_fields.values()) and kind != "recordings":
+        errors["resource"] = "only recordings exports take distinct_id, person_id and min_duration"
     if kind not in RESOURCE_FORMATS:
         errors["resource"] = f"must be one of {', '.join(RESOURCE_FORMATS)}, got {resource!r}"
     else:
         if fmt is not None and fmt not in RESOURCE_FORMATS[kind]:
             allowed = ", ".join(f.value for f in RESOURCE_FORMATS[kind])
             errors["format"] = f"{kind} exports come as {allowed}, not {fmt.value}"
-        if kind == "events" and target:
-            errors["target_id"] = "only insight and dashboard exports take a target_id"
-        if kind != "events" and not target:
-            errors["target_id"] = f"required: the id of the {kind} to export"
-        if kind != "events" and comp not in (None, Compression.NONE):
-            errors["compression"] = f"{kind} exports are small files and are not compressed"
-        if kind != "events" and (start or end or names):
-            errors["resource"] = f"{kind} exports take their dates and events from the {kind} itself"
+        _check_resource_fields(kind, errors, target=target, dated=bool(start or end), names=names,
+                               filters=filters, cohort=cohort, group=group, compressed=comp not in (None, Compression.NONE))
 
     png_width: int | None = None
     if width not in (None, ""):
@@ -155,14 +192,80 @@ def parse_spec(
         project_id=parsed_project,
         requested_by=user,
         format=fmt,
-        compression=comp or (default_compression(fmt) if kind == "events" else Compression.NONE),
+        compression=comp or (default_compression(fmt) if kind in ROW_RESOURCES else Compression.NONE),
         date_from=start,
         date_to=end,
         events=tuple(names),
         resource=kind,
         target_id=target,
         width=png_width,
+        properties=filters,
+        cohort_id=cohort,
+        group_type=group,
+        **recording_fields,
     )
+
+
+def _recording_fields(distinct_id: object, person_id: object, min_duration: object, errors: dict[str, str]) -> dict:
+    fields: dict = {"distinct_id": None, "person_id": None, "min_duration": None}
+    if distinct_id not in (None, ""):
+        fields["distinct_id"] = str(distinct_id)
+        if len(fields["distinct_id"]) > 400:
+            errors["distinct_id"] = "must be at most 400 characters"
+    if person_id not in (None, ""):
+        try:
+            fields["person_id"] = str(uuid.UUID(str(person_id).strip()))
+        except ValueError:
+            errors["person_id"] = f"must be a person id (a UUID), got {str(person_id)[:80]!r}"
+    if min_duration not in (None, ""):
+        try:
+            fields["min_duration"] = int(str(min_duration))
+            if not 0 <= fields["min_duration"] <= 86_400 * 365:
+                raise ValueError
+        except ValueError:
+            errors["min_duration"] = f"must be a whole number of seconds, got {min_duration!r}"
+    return fields
+
+
+def _check_resource_fields(kind: str, errors: dict[str, str], *, target: str | None, dated: bool, names: list[str],
+                           filters: tuple, cohort: int | None, group: str | None, compressed: bool) -> None:
+    """Which fields each resource takes."""
+    if kind in ("insight", "dashboard"):
+        if not target:
+            errors["target_id"] = f"required: the id of the {kind} to export"
+        if compressed:
+            errors["compression"] = f"{kind} exports are small files and are not compressed"
+        if dated or names:
+            errors["resource"] = f"{kind} exports take their dates and events from the {kind} itself"
+    elif target:
+        errors["target_id"] = "only insight and dashboard exports take a target_id"
+    if names and kind != "events":
+        errors["events"] = "only events exports filter by event name"
+    if filters and kind not in ("persons", "groups"):
+        errors["properties"] = "only persons and groups exports take property filters"
+    if kind == "cohort" and dated:
+        errors["date_from"] = "a cohort export is the cohort's persons as of the request; it takes no dates"
+    if kind == "cohort" and cohort is None:
+        errors["cohort_id"] = "required: the id of the cohort to export"
+    elif cohort is not None and kind not in ("persons", "cohort"):
+        errors["cohort_id"] = "only persons and cohort exports take a cohort_id"
+    if kind == "groups" and group is None:
+        errors["group_type"] = "required: the group type to export, by name (e.g. organization) or index"
+    elif group is not None and kind != "groups":
+        errors["group_type"] = "only groups exports take a group_type"
+
+
+def _positive(value: object, field: str, errors: dict[str, str]) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        number = int(str(value))
+        if not 0 < number < 2**63:
+            raise ValueError
+    except ValueError:
+        errors[field] = f"must be a positive integer, got {value!r}"
+        return None
+    return number
 
 
 def _enum(kind: type[E], value: object, field: str, errors: dict[str, str]) -> E | None:

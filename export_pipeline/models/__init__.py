@@ -9,6 +9,10 @@ from collections.abc import Callable
 from export_pipeline.clickhouse.schema import EventsTable
 from export_pipeline.models.base import ExportModel
 from export_pipeline.models.events import events_model
+from export_pipeline.models.groups import groups_model
+from export_pipeline.models.persons import cohort_model, persons_model
 
 # By the `resource` an export names; insights and dashboards are files (exports/insight_files.py), not rows.
-MODELS: dict[str, Callable[[EventsTable], ExportModel]] = {"events": events_model}
+MODELS: dict[str, Callable[[EventsTable], ExportModel]] = {
+    "events": events_model, "persons": persons_model, "groups": groups_model, "cohort": cohort_model,
+}

@@ -7,6 +7,7 @@ list), the key its rows are paged by, and how an export's parameters filter it. 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,23 +19,54 @@ from export_pipeline.exports.spec import ExportSpec
 
 # SQL conditions (joined with AND) and the bound parameters they name.
 Conditions = tuple[list[str], dict]
+CH_TIME = "DateTime64(6, 'UTC')"
+
+
+def object_value(text: str | None) -> dict:
+    """A `json_object` column's text as JSON outputs show it: the object, `{}` for no text, or the text kept
+    under `$unparsed` when it is not a JSON object (as the serializer writes it)."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {"$unparsed": text}
+    return value if isinstance(value, dict) else {"$unparsed": text}
+
+
+def date_range(spec: ExportSpec, column: str) -> Conditions:
+    """The spec's [date_from, date_to) over a time column."""
+    clauses: list[str] = []
+    params: dict = {}
+    if spec.date_from:
+        clauses.append(f"{column} >= {{date_from:{CH_TIME}}}")
+        params["date_from"] = ch_time(spec.date_from)
+    if spec.date_to:
+        clauses.append(f"{column} < {{date_to:{CH_TIME}}}")
+        params["date_to"] = ch_time(spec.date_to)
+    return clauses, params
 
 
 @dataclass(frozen=True)
 class Column:
     """One output column: its name (the SQL alias), its expression over the table's quoted columns, its
-    Arrow type in Parquet. A `json_object` column holds JSON text that JSON outputs embed as an object."""
+    Arrow type in Parquet. A `json_object` column holds JSON text that JSON outputs embed as an object.
+    `built_json` says ClickHouse wrote that text itself (toJSONString: always valid, an object or an
+    array), so it is embedded without checking."""
 
     name: str
     sql: str
     arrow: pa.DataType
     json_object: bool = False
+    built_json: bool = False
 
     @property
     def is_object_name(self) -> str:
         return f"{self.name}_is_object"
 
     def is_object_sql(self) -> str:
+        if self.built_json:
+            return f"true AS {self.is_object_name}"
         # The cheap prefix test short-circuits, so each text is parsed at most once.
         return (
             f"toBool(startsWith(trimLeft({self.sql}, ' \\t\\n\\r'), '{{') "
@@ -82,7 +114,12 @@ class ExportModel:
         return ", ".join(key.sql for key in self.key)
 
     def after(self, last: Sequence[object]) -> Conditions:
-        """The rows strictly after the key values `last`."""
+        """The rows strictly after the key values `last`.
+
+        Its `after_<key>` parameters, and the chunk's `limit`, override same-named ones of `filters`: a model
+        whose source is a subquery may give them defaults there (its key's lowest value; no limit, which is
+        what a count sees) and narrow the subquery by them, so a chunk aggregates only its own rows (persons);
+        the conditions returned here stay the exact keyset step."""
         names = [f"after_{key.name}" for key in self.key]
         params = {name: ch_time(value) if isinstance(value, datetime) else value for name, value in zip(names, last, strict=True)}
         bound = [f"{{{name}:{key.type}}}" for name, key in zip(names, self.key, strict=True)]

@@ -14,9 +14,8 @@ from export_pipeline.clickhouse.connection import Session
 from export_pipeline.clickhouse.schema import EventsTable
 from export_pipeline.clock import ch_time
 from export_pipeline.exports.spec import ExportSpec
-from export_pipeline.models.base import Column, Conditions, ExportModel, KeyColumn
+from export_pipeline.models.base import CH_TIME, Column, Conditions, ExportModel, KeyColumn, date_range
 
-CH_TIME = "DateTime64(6, 'UTC')"
 UTC_MICROSECONDS = pa.timestamp("us", tz="UTC")
 
 
@@ -26,12 +25,9 @@ def events_model(table: EventsTable) -> ExportModel:
     def filters(spec: ExportSpec, as_of: datetime) -> Conditions:
         clauses = [f"{c('project_id')} = {{project_id:UInt64}}", f"{c('created_at')} <= {{as_of:{CH_TIME}}}"]
         params: dict = {"project_id": spec.project_id, "as_of": ch_time(as_of)}
-        if spec.date_from:
-            clauses.append(f"{c('timestamp')} >= {{date_from:{CH_TIME}}}")
-            params["date_from"] = ch_time(spec.date_from)
-        if spec.date_to:
-            clauses.append(f"{c('timestamp')} < {{date_to:{CH_TIME}}}")
-            params["date_to"] = ch_time(spec.date_to)
+        dated, more = date_range(spec, c("timestamp"))
+        clauses += dated
+        params.update(more)
         if spec.events:
             clauses.append(f"{c('event')} IN {{events:Array(String)}}")
             params["events"] = list(spec.events)

@@ -1,0 +1,147 @@
+"""`GET persons`, `GET persons/{id}`, `GET groups?group_type=`: people are personal data, so Maintainer or
+higher, as events. Pages are read with the export models' own queries and keyset cursors."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated
+
+import pyarrow as pa
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel
+
+from export_pipeline.accounts.roles import EXPORT_ROLE
+from export_pipeline.api.cursors import aware_time, decode_cursor, encode_cursor, uuid_text
+from export_pipeline.api.dependencies import Caller, Deps, Events, ProjectId, require
+from export_pipeline.clickhouse.schema import EventsTable
+from export_pipeline.clock import as_utc, now_utc
+from export_pipeline.deps import AppDeps
+from export_pipeline.errors import NotFound
+from export_pipeline.exports.extract import QUERY_SETTINGS, ExportQuery
+from export_pipeline.exports.spec import ExportSpec, parse_spec
+from export_pipeline.models.base import object_value
+from export_pipeline.models.groups import groups_model
+from export_pipeline.models.persons import persons_model
+from export_pipeline.models.resolve import resolve_spec
+
+router = APIRouter(prefix="/api/v1/projects/{project_id}")
+PeopleReader = Annotated[Caller, require(EXPORT_ROLE, action="reading persons")]
+GroupReader = Annotated[Caller, require(EXPORT_ROLE, action="reading groups")]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Cursor = Annotated[str | None, Query(max_length=500)]
+
+
+class Person(BaseModel):
+    id: str
+    created_at: str
+    is_identified: bool
+    version: int
+    distinct_ids: list[str]
+    properties: dict
+
+
+class PersonPage(BaseModel):
+    data: list[Person]
+    next_cursor: str | None
+
+
+class Group(BaseModel):
+    key: str
+    group_type: str
+    group_type_index: int
+    created_at: str
+    properties: dict
+
+
+class GroupPage(BaseModel):
+    data: list[Group]
+    next_cursor: str | None
+
+
+def read_rows(deps: AppDeps, query: ExportQuery, *, after: tuple | None, limit: int) -> list[dict]:
+    return _rows(deps, query, *query.chunk_sql(after=after, limit=limit))
+
+
+def read_one(deps: AppDeps, query: ExportQuery, condition: str, params: dict) -> dict | None:
+    """The first row of the query that also meets `condition` (over the model's source columns)."""
+    where, filters = query.where(after=None)
+    sql = f"SELECT {query.model.select_list(output_only=True)} FROM {query.model.source} WHERE {where} AND {condition} LIMIT 1"
+    rows = _rows(deps, query, sql, {**filters, **params})
+    return rows[0] if rows else None
+
+
+def _rows(deps: AppDeps, query: ExportQuery, sql: str, params: dict) -> list[dict]:
+    """Rows as the JSON exports write them: JSON texts as values, times as UTC ISO 8601 with microseconds."""
+    with deps.clickhouse.session(f"api {query.model.name} project {query.spec.project_id}") as session:
+        rows = session.client.query_arrow(sql, parameters=params, settings=QUERY_SETTINGS).to_pylist()
+    for column in query.model.columns:
+        for row in rows:
+            value = row[column.name]
+            if column.built_json:
+                row[column.name] = json.loads(value)
+            elif column.json_object:
+                row[column.name] = object_value(value)
+            elif pa.types.is_timestamp(column.arrow):
+                row[column.name] = as_utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return rows
+
+
+def person_page(deps: AppDeps, table: EventsTable, spec: ExportSpec, *, limit: int, cursor: str | None) -> PersonPage:
+    """A page of persons of `spec` (its filters and cohort), as of the first page's moment."""
+    state = decode_cursor(cursor, {"as_of": aware_time, "id": uuid_text}) if cursor else None
+    as_of: datetime = state["as_of"] if state else now_utc()
+    query = ExportQuery(persons_model(table), spec, as_of)
+    rows = read_rows(deps, query, after=(state["id"],) if state else None, limit=limit)
+    next_cursor = encode_cursor({"as_of": as_of.isoformat(), "id": rows[-1]["id"]}) if len(rows) >= limit else None
+    return PersonPage(data=[Person(**row) for row in rows], next_cursor=next_cursor)
+
+
+@router.get("/persons", response_model=PersonPage)
+def list_persons(project_id: ProjectId, who: PeopleReader, deps: Deps, table: Events, limit: Limit = 100,
+                 cursor: Cursor = None,
+                 created_from: Annotated[str | None, Query(max_length=40)] = None,
+                 created_to: Annotated[str | None, Query(max_length=40)] = None,
+                 properties: Annotated[str | None, Query(max_length=5000, description='JSON: [{"key", "operator", "value"}]')] = None,
+                 cohort_id: Annotated[int | None, Query(gt=0)] = None) -> PersonPage:
+    spec = parse_spec(project_id=project_id, requested_by=who.user, resource="persons", date_from=created_from,
+                      date_to=created_to, properties=_json_list(properties), cohort_id=cohort_id)
+    return person_page(deps, table, resolve_spec(spec, deps.engine), limit=limit, cursor=cursor)
+
+
+@router.get("/persons/{person_id}", response_model=Person)
+def get_person(project_id: ProjectId, person_id: Annotated[str, Path(max_length=64)], who: PeopleReader, deps: Deps,
+               table: Events) -> Person:
+    try:
+        canonical = uuid_text(person_id)
+    except ValueError:
+        raise NotFound(f"No person {person_id!r} in project {project_id}.") from None
+    spec = parse_spec(project_id=project_id, requested_by=who.user, resource="persons")
+    query = ExportQuery(persons_model(table), spec, now_utc())
+    row = read_one(deps, query, "id = {person:UUID}", {"person": canonical})
+    if row is None:
+        raise NotFound(f"No person {person_id!r} in project {project_id}.")
+    return Person(**row)
+
+
+@router.get("/groups", response_model=GroupPage)
+def list_groups(project_id: ProjectId, who: GroupReader, deps: Deps, table: Events,
+                group_type: Annotated[str, Query(min_length=1, max_length=64)], limit: Limit = 100,
+                cursor: Cursor = None) -> GroupPage:
+    spec = resolve_spec(parse_spec(project_id=project_id, requested_by=who.user, resource="groups",
+                                   group_type=group_type), deps.engine)
+    state = decode_cursor(cursor, {"as_of": aware_time, "key": str}) if cursor else None
+    as_of = state["as_of"] if state else now_utc()
+    query = ExportQuery(groups_model(table), spec, as_of)
+    rows = read_rows(deps, query, after=(state["key"],) if state else None, limit=limit)
+    next_cursor = encode_cursor({"as_of": as_of.isoformat(), "key": rows[-1]["key"]}) if len(rows) >= limit else None
+    return GroupPage(data=[Group(**row) for row in rows], next_cursor=next_cursor)
+
+
+def _json_list(text: str | None) -> object:
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text  # parse_spec reports it as not a list of filters

@@ -1,0 +1,64 @@
+"""Persons: one row per existing person (highest version, not deleted) with all of its distinct ids (no
+cap), paged by id. Filters: created_at range (date_from/date_to), property filters, a cohort. The `cohort`
+resource is the same rows restricted to one cohort.
+
+The latest versions at run time, not as of the request: ReplacingMergeTree merges away older versions, so
+the state at an earlier moment cannot be rebuilt once merged (see docs/people.md). Keyset paging on the
+unique id still exports each person exactly once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pyarrow as pa
+
+from export_pipeline.clickhouse.schema import EventsTable
+from export_pipeline.clock import ch_time
+from export_pipeline.cohorts.sql import membership_condition
+from export_pipeline.exports.spec import ExportSpec
+from export_pipeline.models.base import Column, Conditions, ExportModel, KeyColumn
+from export_pipeline.models.person_sql import created_and_properties, persons_sql
+
+UTC_MICROSECONDS = pa.timestamp("us", tz="UTC")
+LOWEST_UUID = "00000000-0000-0000-0000-000000000000"
+ALL = 2**64 - 1  # as a LIMIT
+# The chunk's persons: its `limit` from `after_id` on, plus the previous chunk's last one (`>=` keeps a nil
+# first id), which the keyset step then drops; everything left when other filters apply.
+CHUNK_WINDOW = f"if({{bounded:Bool}}, least({{limit:UInt64}}, {ALL - 1}) + 1, {ALL})"
+
+
+def person_filters(table: EventsTable, spec: ExportSpec, as_of: datetime) -> Conditions:
+    """The conditions on `persons_sql` rows, and every parameter those rows' query needs."""
+    clauses, params = created_and_properties(spec, created_at="p_created_at", properties="p_properties")
+    clauses.insert(0, "p_project_id = {project_id:UInt64}")
+    # The source narrows itself to the chunk (base.py `after`): from the previous chunk's last id (after_id,
+    # the lowest id for the first chunk) and, when nothing else filters the persons, to the chunk's `limit`
+    # first of them (a count leaves the default: all).
+    if "cohort" in spec.resolved:
+        sql, more = membership_condition(spec.resolved["cohort"], table)
+        clauses.append(sql)
+        params.update(more)
+    params.update(project_id=spec.project_id, as_of=ch_time(as_of), after_id=LOWEST_UUID, limit=ALL,
+                  bounded=len(clauses) == 1)
+    return clauses, params
+
+
+def persons_model(table: EventsTable, name: str = "persons") -> ExportModel:
+    return ExportModel(
+        name=name,
+        source=f"({persons_sql(table, from_person='{after_id:UUID}', first=CHUNK_WINDOW)})",
+        columns=(
+            Column("id", "toString(id)", pa.string()),
+            Column("created_at", "p_created_at", UTC_MICROSECONDS),
+            Column("is_identified", "toBool(p_is_identified)", pa.bool_()),
+            Column("version", "p_version", pa.uint64()),
+            Column("distinct_ids", "toJSONString(p_distinct_ids)", pa.string(), json_object=True, built_json=True),
+            Column("properties", "p_properties", pa.string(), json_object=True),
+        ),
+        key=(KeyColumn("id", "id", "UUID"),),
+        filters=lambda spec, as_of: person_filters(table, spec, as_of),
+    )
+
+
+def cohort_model(table: EventsTable) -> ExportModel:
+    return persons_model(table, name="cohort")
