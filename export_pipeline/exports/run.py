@@ -10,8 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import polars as pl
-
 from export_pipeline.accounts.roles import require_role
 from export_pipeline.clock import iso_utc, now_utc
 from export_pipeline.errors import ExportPipelineError
@@ -134,7 +132,7 @@ def _write_rows(
     """Stream the request's rows of `model` from ClickHouse into part files; a partial part is discarded on
     failure."""
     spec, store = request.spec, deps.store
-    query = ExportQuery(model, spec, request.as_of)
+    query = ExportQuery(model, spec, request.as_of, escape_formulas=deps.settings.csv_escape_formulas)
     writer = PartWriter(
         deps.storage,
         request.storage_prefix,
@@ -144,7 +142,6 @@ def _write_rows(
         part_size=deps.settings.part_size_bytes,
         gzip_level=deps.settings.gzip_level,
         zstd_level=deps.settings.zstd_level,
-        escape_formulas=deps.settings.csv_escape_formulas,
         tags={"export-pipeline-export-id": request.id, "export-pipeline-project-id": str(spec.project_id)},
     )
     try:
@@ -157,7 +154,7 @@ def _write_rows(
                 spec.format.value, spec.compression.value, request.as_of.isoformat(),
             )
             for chunk in prefetched(iter_chunks(session, query, chunk_bytes=deps.settings.chunk_bytes)):
-                writer.write(pl.from_arrow(chunk))  # type: ignore[arg-type]
+                writer.write(chunk)
                 progress = Progress(
                     writer.rows, total, writer.bytes_written, len(writer.files), time.monotonic() - started
                 )
