@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
+import textwrap
+import time
 import uuid
 from collections import Counter
 from dataclasses import replace
@@ -159,3 +163,28 @@ def test_key_aligned_cuts_only_where_the_key_changes():
 
     assert [chunk.column("n").to_pylist() for chunk in chunks] == [
         list(range(0, 7)), [7, 8, 9, 10], list(range(11, 31)), [31]]
+
+
+def test_a_process_waiting_for_the_engine_gets_it_mid_stream_and_the_stream_resumes_exactly(deps, clickhouse,
+                                                                                            events_table, small_blocks):
+    query = ExportQuery(events_model(deps.table), parse_spec(project_id=PROJECT, requested_by="maria"), AS_OF)
+    waiter_code = textwrap.dedent("""
+        from export_pipeline.clickhouse.connection import ClickHouse
+        from export_pipeline.settings import Settings
+        with ClickHouse.from_settings(Settings()).session("waiter test") as session:
+            print("got", session.client.command("SELECT 42"), flush=True)
+    """)
+    keys: list[tuple] = []
+    with deps.clickhouse.session("test stream") as session:
+        chunks = iter_chunks(session, query, chunk_bytes=8 * 1024)
+        keys += chunk_keys(next(chunks), "ndjson")
+        waiter = subprocess.Popen([sys.executable, "-c", waiter_code], stdout=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while not session.is_wanted():
+            assert time.monotonic() < deadline and waiter.poll() is None
+            time.sleep(0.02)
+        keys += chunk_keys(next(chunks), "ndjson")  # the stream ends here: the waiter goes first
+        assert waiter.wait(timeout=30) == 0 and waiter.stdout.read().strip() == "got 42"
+        for chunk in chunks:
+            keys += chunk_keys(chunk, "ndjson")
+    assert keys == ordered_keys(clickhouse, events_table)
