@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export EXPORT_PIPELINE_HOME ?= $(CURDIR)/.data
 export DAGSTER_HOME ?= $(EXPORT_PIPELINE_HOME)/dagster
 DEMO_EVENTS ?= 200000
-BENCH_EVENTS ?= 5000000
+BENCH_EVENTS ?= 1000000,10000000
 JSON_FIELD = $(BIN)/python -c 'import json,sys; print(json.load(open(sys.argv[2]))[sys.argv[1]])'
 
 .PHONY: install demo test dev bench vendor-charts dagster-home system-deps clean
