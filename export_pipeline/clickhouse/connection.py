@@ -201,7 +201,8 @@ def _setting_literal(value: object) -> str:
 def _arrow_blocks(stream) -> Iterator[pa.Table]:
     """The tables of a chDB streaming result in Arrow format: each fetched block is one Arrow IPC file."""
     while (block := stream.fetch()) is not None:
-        table = pa.ipc.open_file(block.bytes()).read_all()
+        # The result's own memory, not a copy: the Arrow buffers keep the view, and so the result, alive.
+        table = pa.ipc.open_file(block.get_memview().view()).read_all()
         if table.num_rows:
             yield table
 
