@@ -188,3 +188,19 @@ def test_a_process_waiting_for_the_engine_gets_it_mid_stream_and_the_stream_resu
         for chunk in chunks:
             keys += chunk_keys(chunk, "ndjson")
     assert keys == ordered_keys(clickhouse, events_table)
+
+
+def test_a_server_streams_the_same_tables_through_query_arrow_stream(deps, clickhouse, events_table, monkeypatch):
+    """Over HTTP the stream is clickhouse-connect's `query_arrow_stream` (record batches); chDB's client serves
+    the same call (buffered), so the server branch runs here with the lease taken as usual."""
+    query = ExportQuery(events_model(deps.table), parse_spec(project_id=PROJECT, requested_by="maria"), AS_OF)
+    sql, params = query.stream_sql(after=None)
+    with deps.clickhouse.session("test server branch") as session:
+        client = session.client
+        monkeypatch.setattr(session, "_engine", None)  # the server branch: no embedded engine
+        with session.arrow_stream(sql, params, {**extract.QUERY_SETTINGS, "max_block_size": 100}) as tables:
+            chunks = list(tables)
+        monkeypatch.undo()
+        assert client is session.client
+    assert len(chunks) > 10 and all(isinstance(chunk, pa.Table) for chunk in chunks)
+    assert [key for chunk in chunks for key in chunk_keys(chunk, "ndjson")] == ordered_keys(clickhouse, events_table)

@@ -115,8 +115,8 @@ class Session:
         as clickhouse-connect binds them."""
         client = self.client
         if self._engine is None:
-            with client.query_arrow_stream(sql, parameters=parameters, settings=settings) as blocks:
-                yield iter(blocks)
+            with client.query_arrow_stream(sql, parameters=parameters, settings=settings) as batches:
+                yield _tables(batches)
             return
         import chdb  # only the embedded engine needs it
 
@@ -196,6 +196,13 @@ def _setting_literal(value: object) -> str:
     if not text.replace("_", "").isalnum():
         raise ValueError(f"unexpected setting value {text!r}")
     return f"'{text}'"
+
+
+def _tables(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Table]:
+    """clickhouse-connect's Arrow stream yields a record batch per block."""
+    for batch in batches:
+        if batch.num_rows:
+            yield pa.Table.from_batches([batch])
 
 
 def _arrow_blocks(stream) -> Iterator[pa.Table]:
