@@ -34,7 +34,6 @@ from export_pipeline.models.base import ExportModel
 from export_pipeline.storage import ExportStorage, ObjectWriter
 
 ISO_8601_UTC = "%Y-%m-%dT%H:%M:%S%.6fZ"
-MAX_SLICE_BYTES = 64 * 1024 * 1024
 
 EXTENSIONS = {
     ExportFormat.NDJSON: "ndjson",
@@ -188,7 +187,7 @@ class CsvEncoder:
 
 
 class ParquetEncoder:
-    """One Parquet row group per slice, column-compressed with the export's codec."""
+    """One Parquet row group per chunk, column-compressed with the export's codec."""
 
     def __init__(self, model: ExportModel, compression: Compression, zstd_level: int, gzip_level: int):
         self._schema = model.arrow_schema
@@ -299,7 +298,9 @@ class WrittenFile:
 
 class PartWriter:
     """Writes chunks of a model's rows into `part-NNNNN` files under `prefix`, starting a new part once one reaches
-    `part_size` stored bytes (checked between slices, so a part may run over by up to one slice)."""
+    `part_size` stored bytes. That is checked after each chunk (a part may run over by up to one chunk), so
+    a part always ends where a chunk does, at a key boundary (extract.py): the last key of a part is an exact
+    place to resume an export after."""
 
     def __init__(
         self,
@@ -345,16 +346,12 @@ class PartWriter:
         formats, the output columns for Parquet."""
         if chunk.num_rows == 0:
             return
-        bytes_per_row = max(1, chunk.nbytes // chunk.num_rows)
-        slice_rows = max(1, min(MAX_SLICE_BYTES, self._part_size // 4) // bytes_per_row)
-        for offset in range(0, chunk.num_rows, slice_rows):
-            piece = chunk.slice(offset, slice_rows)
-            sink = self._sink or self._open_part()
-            self._encoder.write(piece, sink)
-            self._part_rows += piece.num_rows
-            self.rows += piece.num_rows
-            if sink.bytes_written >= self._part_size:
-                self._close_part()
+        sink = self._sink or self._open_part()
+        self._encoder.write(chunk, sink)
+        self._part_rows += chunk.num_rows
+        self.rows += chunk.num_rows
+        if sink.bytes_written >= self._part_size:
+            self._close_part()
 
     def finish(self) -> list[WrittenFile]:
         """Close the last part. An export with no rows still gets one (empty, valid) file."""
