@@ -129,11 +129,16 @@ class Encoder(Protocol):
     def end(self, sink: PartSink) -> None: ...
 
 
-class NdjsonEncoder:
-    """Writes the lines ClickHouse built (encode_sql.py)."""
+class LinesEncoder:
+    """Writes the lines ClickHouse built (encode_sql.py) after an optional header: NDJSON, and CSV with its
+    header in every part (formula-like text already neutralised unless `EXPORT_CSV_ESCAPE_FORMULAS` is off)."""
+
+    def __init__(self, header: bytes = b"") -> None:
+        self._header = header
 
     def begin(self, sink: PartSink) -> None:
-        pass
+        if self._header:
+            sink.write(self._header)  # every part starts with it, even an empty one
 
     def write(self, table: pa.Table, sink: PartSink) -> None:
         for lines in _line_arrays(table):
@@ -166,24 +171,6 @@ class JsonArrayEncoder:
 
     def end(self, sink: PartSink) -> None:
         sink.write(b"]\n" if self._first else b"\n]\n")
-
-
-class CsvEncoder:
-    """The header, then the rows ClickHouse built (formula-like text already neutralised unless
-    `EXPORT_CSV_ESCAPE_FORMULAS` is off: see encode_sql.py)."""
-
-    def __init__(self, model: ExportModel) -> None:
-        self._header = (",".join(model.output_names) + "\n").encode()
-
-    def begin(self, sink: PartSink) -> None:
-        sink.write(self._header)  # every part starts with it, even an empty one
-
-    def write(self, table: pa.Table, sink: PartSink) -> None:
-        for lines in _line_arrays(table):
-            sink.write(concatenated(lines))
-
-    def end(self, sink: PartSink) -> None:
-        pass
 
 
 class ParquetEncoder:
@@ -330,11 +317,11 @@ class PartWriter:
 
     def _new_encoder(self, model: ExportModel) -> Encoder:
         if self._format is ExportFormat.NDJSON:
-            return NdjsonEncoder()
+            return LinesEncoder()
         if self._format is ExportFormat.JSON:
             return JsonArrayEncoder()
         if self._format is ExportFormat.CSV:
-            return CsvEncoder(model)
+            return LinesEncoder((",".join(model.output_names) + "\n").encode())
         return ParquetEncoder(model, self._compression, self._levels["zstd_level"], self._levels["gzip_level"])
 
     @property
