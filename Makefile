@@ -7,6 +7,7 @@ export EXPORT_PIPELINE_HOME ?= $(CURDIR)/.data
 export DAGSTER_HOME ?= $(EXPORT_PIPELINE_HOME)/dagster
 DEMO_EVENTS ?= 200000
 BENCH_EVENTS ?= 1000000,10000000
+BENCH_ARGS ?=
 JSON_FIELD = $(BIN)/python -c 'import json,sys; print(json.load(open(sys.argv[2]))[sys.argv[1]])'
 
 .PHONY: install demo test dev bench vendor-charts dagster-home system-deps clean
@@ -69,7 +70,7 @@ dev: install dagster-home
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 bench: install system-deps
-	$(BIN)/python -m bench.exports --events $(BENCH_EVENTS)
+	$(BIN)/python -m bench.exports --events $(BENCH_EVENTS) $(BENCH_ARGS)
 	$(BIN)/python -m bench.render
 
 # Re-fetch the vendored Chart.js from the npm registry (pinned version, integrity checked by npm).

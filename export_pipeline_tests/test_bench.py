@@ -10,7 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from bench.exports.results import TABLE_HEADER, FormatRun, Measurement, SizeRun, render_table, render_targets
+from bench.exports.results import (
+    TABLE_HEADER,
+    FormatRun,
+    Measurement,
+    Merged,
+    SizeRun,
+    render_merged,
+    render_table,
+    render_targets,
+)
 from bench.report import update_markdown
 
 
@@ -72,3 +81,20 @@ def test_bench_end_to_end_tiny(tmp_path):
         assert len(re.findall(r"\| \d+\.\d\d× \|", row)) == 2, row  # work and process, each vs native
     assert "Against the targets" in text
     assert not [p for p in (tmp_path / "home" / "exports").rglob("*") if p.is_file()]  # outputs deleted after measuring
+
+
+def test_render_merged_exact_text():
+    size = SizeRun(10_000_000, 38, "seeded", _m("fixed", 0.3, 400, 2.0, None, None), [
+        FormatRun("ndjson", _m("native", 16.0, 3400, 17.5), _m("work", 20.0, 640, 22.0), _m("cli", 25.0, 760, 25.0)),
+        FormatRun("csv", _m("native", 14.0, 3400, 15.5), _m("work", 20.0, 640, 22.0), _m("cli", 25.0, 760, 25.0))],
+        Merged(6, 31.5, {"ndjson": _m("native", 15.0, 3000, 16.0), "csv": _m("native", 13.0, 3000, 14.0)},
+               {"ndjson": _m("work", 18.0, 600, 20.0), "csv": _m("work", 16.0, 600, 18.0)}))
+
+    assert render_merged(size) == (
+        "The same 10,000,000 events merged by `OPTIMIZE FINAL` (31.5 s) from 38 into 6 active parts (target: "
+        "throughput as seeded within 15% of merged):\n\n"
+        "| format | native s: seeded / merged | export work s: seeded / merged | seeded vs merged | target |\n"
+        "|---|---:|---:|---:|---|\n"
+        "| ndjson | 16.00 / 15.00 | 20.00 / 18.00 | 0.90× | **met** |\n"
+        "| csv | 14.00 / 13.00 | 20.00 / 16.00 | 0.80× | **missed** |"
+    )

@@ -12,10 +12,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.exports.data import PROJECT, active_parts, bench_env, prepare_data
+from bench.exports.data import PROJECT, active_parts, bench_env, merge_parts, prepare_data
 from bench.exports.measure import BENCH_USER, child_main, measure
 from bench.exports.results import (
     FormatRun,
+    Merged,
     Report,
     SizeRun,
     machine_facts,
@@ -41,8 +42,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--compression", choices=COMPRESSIONS, default="none", help="of every output (default none)")
     parser.add_argument("--home", default=".data/bench", help="EXPORT_PIPELINE_HOME of the bench (default .data/bench)")
     parser.add_argument("--output", default="docs/benchmarks.md", help="markdown file to update")
-    parser.add_argument("--reuse", action="store_true", help="keep a table that already holds the wanted events")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep a table that already holds the wanted events, as it is (merged after --merged)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per measurement (median reported)")
+    parser.add_argument("--merged", action="store_true",
+                        help="then merge every part (OPTIMIZE FINAL) and measure native and run_export again")
     args = parser.parse_args(argv)
     formats = [f.strip().lower() for f in args.formats.split(",") if f.strip()]
     unknown = sorted(set(formats) - set(FORMATS))
@@ -77,7 +81,21 @@ def measure_size(events: int, args: argparse.Namespace, settings, env: dict[str,
         runs.append(FormatRun(fmt, native, work, cli))
     if active_parts(settings) != parts:
         log(f"note: the table now has {active_parts(settings)} active parts (a background merge ran)")
-    return SizeRun(events, parts, seed_note, fixed, runs), version
+    merged = None
+    if args.merged:
+        seconds = merge_parts(settings)
+        merged_parts = active_parts(settings)
+        log(f"merged into {merged_parts} active parts in {seconds:.1f} s")
+        natives, works = {}, {}
+        for fmt in args.formats:
+            spec = {"format": fmt, "compression": args.compression}
+            natives[fmt] = measure(f"{events:,} merged native {fmt}",
+                                   {**spec, "kind": "native", "path": str(workdir / f"native.{fmt}")},
+                                   env, workdir, args.repeat, expect_rows=events)
+            works[fmt] = measure(f"{events:,} merged ours {fmt}: run_export", {**spec, "kind": "export"}, env, workdir,
+                                 args.repeat, expect_rows=events)
+        merged = Merged(merged_parts, seconds, natives, works)
+    return SizeRun(events, parts, seed_note, fixed, runs, merged), version
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -58,3 +58,15 @@ def active_parts(settings) -> int:
     sql = "SELECT count() FROM system.parts WHERE active AND database = {d:String} AND table = {t:String}"
     with ClickHouse.from_settings(settings).session("bench parts") as session:
         return int(session.client.command(sql, parameters={"d": table.database, "t": table.table}))
+
+
+def merge_parts(settings) -> float:
+    """OPTIMIZE FINAL: only for the --merged comparison, after every figure of the table as seeded."""
+    from export_pipeline.clickhouse.connection import ClickHouse
+    from export_pipeline.clickhouse.schema import EventsTable
+
+    table = EventsTable.from_settings(settings)
+    started = time.monotonic()
+    with ClickHouse.from_settings(settings).session("bench merge") as session:
+        session.client.command(f"OPTIMIZE TABLE {table.qualified_name} FINAL", settings={"alter_sync": 2})
+    return time.monotonic() - started

@@ -14,6 +14,7 @@ from bench.report import cpu_model, package_version
 MB = 1_000_000
 RSS_OVER_ENGINE_MB = 300.0  # target: an export's peak RSS at most the engine's own (open + SELECT 1) plus this
 RSS_TOLERANCE = 0.20  # target: peak RSS within ±20% from the smallest size to the largest
+MERGED_TOLERANCE = 0.15  # target: throughput on the table as seeded within 15% of the same table merged
 PROCESS_TARGETS = {"ndjson": 0.7, "json": 0.7, "csv": 0.7, "parquet": 0.8}  # process vs native, largest size
 
 TABLE_HEADER = (
@@ -62,6 +63,17 @@ class SizeRun:
     seed: str
     fixed: Measurement
     formats: list[FormatRun]
+    merged: Merged | None = None  # with --merged: the same table after OPTIMIZE FINAL
+
+
+@dataclass(frozen=True)
+class Merged:
+    """The same rows after merging every part: native and our export work again, per format."""
+
+    parts: int
+    seconds: float  # what OPTIMIZE FINAL took
+    native: dict[str, Measurement]
+    work: dict[str, Measurement]
 
 
 @dataclass(frozen=True)
@@ -83,6 +95,29 @@ def render_table(formats: Sequence[FormatRun]) -> str:
             f"| {c.process_seconds:.2f} | {run.process_ratio:.2f}× "
             f"| {n.peak_rss_mb:,.0f} / {w.peak_rss_mb:,.0f} / {c.peak_rss_mb:,.0f} "
             f"| {(n.output_bytes or 0) / MB:,.1f} / {(c.output_bytes or 0) / MB:,.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def render_merged(size: SizeRun) -> str:
+    """Our export work on the table as seeded against the same table merged: the parts' cost."""
+    merged = size.merged
+    assert merged is not None
+    lines = [
+        f"The same {size.events:,} events merged by `OPTIMIZE FINAL` ({merged.seconds:.1f} s) from {size.parts} into "
+        f"{merged.parts} active parts (target: throughput as seeded within {MERGED_TOLERANCE:.0%} of merged):",
+        "",
+        "| format | native s: seeded / merged | export work s: seeded / merged | seeded vs merged | target |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for run in size.formats:
+        if run.fmt not in merged.work:
+            continue
+        native, work = merged.native[run.fmt], merged.work[run.fmt]
+        ratio = work.seconds / run.work.seconds  # throughput as seeded over throughput merged
+        lines.append(
+            f"| {run.fmt} | {run.native.seconds:.2f} / {native.seconds:.2f} | {run.work.seconds:.2f} / "
+            f"{work.seconds:.2f} | {ratio:.2f}× | {_verdict(ratio >= 1 - MERGED_TOLERANCE)} |"
         )
     return "\n".join(lines)
 
@@ -168,6 +203,8 @@ def render_section(report: Report) -> str:
             render_table(size.formats),
             "",
         ]
+        if size.merged is not None:
+            parts += [render_merged(size), ""]
     parts += [render_targets(report.sizes), "", HOW_TO_READ]
     return "\n".join(parts) + "\n"
 
