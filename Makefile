@@ -6,8 +6,9 @@ BIN := $(VENV)/bin
 export EXPORT_PIPELINE_HOME ?= $(CURDIR)/.data
 export DAGSTER_HOME ?= $(EXPORT_PIPELINE_HOME)/dagster
 DEMO_EVENTS ?= 200000
-BENCH_EVENTS ?= 5000000
+BENCH_EVENTS ?= 1000000,10000000
 BENCH_PERSONS ?= 1000000
+BENCH_ARGS ?=
 JSON_FIELD = $(BIN)/python -c 'import json,sys; print(json.load(open(sys.argv[2]))[sys.argv[1]])'
 
 .PHONY: install demo test faults dev bench bench-api vendor-charts dagster-home system-deps clean validate-deploy
@@ -97,8 +98,7 @@ dev: install dagster-home
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 bench: install system-deps
-	$(BIN)/python -m bench.exports --events $(BENCH_EVENTS)
-	$(BIN)/python -m bench.exports --events $(BENCH_EVENTS) --reuse --http
+	$(BIN)/python -m bench.exports --events $(BENCH_EVENTS) $(BENCH_ARGS)
 	$(BIN)/python -m bench.persons --persons $(BENCH_PERSONS)
 	$(BIN)/python -m bench.render
 

@@ -1,4 +1,4 @@
-"""`python -m bench.exports`: seed, measure each row in a fresh process, write the markdown section."""
+"""`python -m bench.exports`: per size, seed, measure each figure in a fresh process, write the markdown."""
 
 from __future__ import annotations
 
@@ -10,61 +10,92 @@ import shlex
 import shutil
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
-from bench.exports.data import MAIN_PROJECT, SMALL_PROJECT, bench_env, prepare_data
-from bench.exports.measure import child_main, measure
+from bench.exports.data import PROJECT, active_parts, bench_env, merge_parts, prepare_data
+from bench.exports.measure import BENCH_USER, child_main, measure
 from bench.exports.results import (
-    RSS_CHECK_SMALL_EVENTS,
+    FormatRun,
+    Merged,
     Report,
-    RssCheck,
+    SizeRun,
     machine_facts,
-    render_http_section,
-    render_rss_table,
     render_section,
     render_table,
+    render_targets,
 )
 from bench.report import log, update_markdown
 
-DEFAULT_EVENTS = 5_000_000
+DEFAULT_EVENTS = "1000000,10000000"
 FORMATS = ("ndjson", "json", "csv", "parquet")
 COMPRESSIONS = ("none", "gzip", "zstd")
-EXPORTS_SECTION = "exports"
-RSS_SECTION = "exports-rss"
-HTTP_SECTION = "exports-http"
+SECTION = "exports"
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m bench.exports", description="Benchmark exports against ClickHouse's own JSONEachRow."
+        prog="python -m bench.exports", description="Benchmark exports against ClickHouse writing the same rows."
     )
-    parser.add_argument("--events", type=int, default=DEFAULT_EVENTS, help="events in project 1 (default 5,000,000)")
+    parser.add_argument("--events", default=DEFAULT_EVENTS,
+                        help=f"comma-separated table sizes, each seeded and measured in turn (default {DEFAULT_EVENTS})")
     parser.add_argument("--formats", default=",".join(FORMATS), help="comma-separated: ndjson,json,csv,parquet")
-    parser.add_argument("--compression", choices=COMPRESSIONS, default="none", help="of our outputs (default none)")
+    parser.add_argument("--compression", choices=COMPRESSIONS, default="none", help="of every output (default none)")
     parser.add_argument("--home", default=".data/bench", help="EXPORT_PIPELINE_HOME of the bench (default .data/bench)")
     parser.add_argument("--output", default="docs/benchmarks.md", help="markdown file to update")
-    parser.add_argument("--reuse", action="store_true", help="skip seeding a project that already has its rows")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep a table that already holds the wanted events, as it is (merged after --merged)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per measurement (median reported)")
-    parser.add_argument(
-        "--rss-check", action="store_true",
-        help=f"only the ndjson export at {RSS_CHECK_SMALL_EVENTS:,} rows (project 2) and at --events (project 1)",
-    )
-    parser.add_argument(
-        "--http", action="store_true",
-        help="only the ndjson export of project 1, reading ClickHouse over http:// (served by this process)",
-    )
+    parser.add_argument("--merged", action="store_true",
+                        help="then merge every part (OPTIMIZE FINAL) and measure native and run_export again")
     args = parser.parse_args(argv)
     formats = [f.strip().lower() for f in args.formats.split(",") if f.strip()]
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown or not formats:
         parser.error(f"--formats: unknown {unknown}; choose from {','.join(FORMATS)}")
-    if args.events < 1:
+    try:
+        sizes = sorted({int(size.replace("_", "")) for size in args.events.split(",") if size.strip()})
+    except ValueError:
+        parser.error("--events: comma-separated whole numbers")
+    if not sizes or sizes[0] < 1:
         parser.error("--events must be at least 1")
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
-    args.formats = formats
+    args.formats, args.sizes = formats, sizes
     return args
+
+
+def measure_size(events: int, args: argparse.Namespace, settings, env: dict[str, str], workdir: Path) -> tuple[SizeRun, str]:
+    seed_note, version = prepare_data(settings, events, reuse=args.reuse)
+    parts = active_parts(settings)
+    log(f"{events:,} events in {parts} active parts")
+    fixed = measure("fixed cost: imports + open chDB + SELECT 1", {"kind": "fixed"}, env, workdir, args.repeat)
+    runs = []
+    for fmt in args.formats:
+        spec = {"format": fmt, "compression": args.compression}
+        native = measure(f"{events:,} native {fmt}", {**spec, "kind": "native", "path": str(workdir / f"native.{fmt}")},
+                         env, workdir, args.repeat, expect_rows=events)
+        work = measure(f"{events:,} ours {fmt}: run_export", {**spec, "kind": "export"}, env, workdir, args.repeat,
+                       expect_rows=events)
+        cli = measure(f"{events:,} ours {fmt}: export --wait", {**spec, "kind": "cli"}, env, workdir, args.repeat,
+                      expect_rows=events)
+        runs.append(FormatRun(fmt, native, work, cli))
+    if active_parts(settings) != parts:
+        log(f"note: the table now has {active_parts(settings)} active parts (a background merge ran)")
+    merged = None
+    if args.merged:
+        seconds = merge_parts(settings)
+        merged_parts = active_parts(settings)
+        log(f"merged into {merged_parts} active parts in {seconds:.1f} s")
+        natives, works = {}, {}
+        for fmt in args.formats:
+            spec = {"format": fmt, "compression": args.compression}
+            natives[fmt] = measure(f"{events:,} merged native {fmt}",
+                                   {**spec, "kind": "native", "path": str(workdir / f"native.{fmt}")},
+                                   env, workdir, args.repeat, expect_rows=events)
+            works[fmt] = measure(f"{events:,} merged ours {fmt}: run_export", {**spec, "kind": "export"}, env, workdir,
+                                 args.repeat, expect_rows=events)
+        merged = Merged(merged_parts, seconds, natives, works)
+    return SizeRun(events, parts, seed_note, fixed, runs, merged), version
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -79,77 +110,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     env = {**os.environ, **bench_env(home)}
     os.environ.update(bench_env(home))
 
+    from export_pipeline.accounts.roles import Role, add_member
+    from export_pipeline.exports.deps import build_deps
     from export_pipeline.settings import Settings
 
     settings = Settings()
-    wanted = {MAIN_PROJECT: args.events}
-    if args.rss_check:
-        wanted[SMALL_PROJECT] = RSS_CHECK_SMALL_EVENTS
-    seed_note, ch_version = prepare_data(settings, wanted, reuse=args.reuse)
-    # From here on the parent holds no chDB session: each child opens the engine alone.
+    add_member(build_deps(settings).engine, PROJECT, BENCH_USER, Role.MAINTAINER)
+    machine = machine_facts("?")
     workdir = home / "bench-tmp"
     workdir.mkdir(exist_ok=True)
-    report = Report(
-        events=args.events,
-        command=command,
-        date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        machine={**machine_facts(ch_version), "Chunk": f"EXPORT_CHUNK_BYTES = {settings.chunk_bytes:,}"},
-        seed=seed_note,
-        compression=args.compression,
-        repeat=args.repeat,
-        measurements=[],
-    )
-
-    if args.http:
-        measured = measure_over_http(settings, args, env, workdir)
-        body, section = render_http_section(report, measured), HTTP_SECTION
-        printed = render_table([measured])
-    elif args.rss_check:
-        spec = {"kind": "export", "format": "ndjson", "compression": args.compression}
-        small = measure("ndjson 1M", {**spec, "project": SMALL_PROJECT}, env, workdir, args.repeat,
-                        expect_rows=RSS_CHECK_SMALL_EVENTS)
-        large = measure(f"ndjson {args.events:,}", {**spec, "project": MAIN_PROJECT}, env, workdir, args.repeat,
-                        expect_rows=args.events)
-        report = replace(report, rss_check=RssCheck(small, large))
-        body, section = render_section(report), RSS_SECTION
-        printed = render_rss_table(report.rss_check)
-    else:
-        measurements = [
-            measure("fixed cost: imports + open chDB + SELECT 1", {"kind": "fixed"}, env, workdir, args.repeat),
-            measure(
-                "ClickHouse native JSONEachRow (INTO OUTFILE)",
-                {"kind": "native", "path": str(workdir / "native.ndjson")},
-                env, workdir, args.repeat, native=True, expect_rows=args.events,
-            ),
-        ]
-        for fmt in args.formats:
-            label = f"ours: {fmt}" + ("" if args.compression == "none" else f" + {args.compression}")
-            spec = {"kind": "export", "format": fmt, "compression": args.compression, "project": MAIN_PROJECT}
-            measurements.append(measure(label, spec, env, workdir, args.repeat, expect_rows=args.events))
-        report = replace(report, measurements=measurements)
-        body, section = render_section(report), EXPORTS_SECTION
-        printed = render_table(measurements)
+    sizes = []
+    for events in args.sizes:
+        size, version = measure_size(events, args, settings, env, workdir)
+        sizes.append(size)
+        print(f"{events:,} events, {size.parts} active parts:\n{render_table(size.formats)}\n", flush=True)
     shutil.rmtree(workdir, ignore_errors=True)
-
+    machine["Versions"] = machine["Versions"].replace("ClickHouse ?", f"ClickHouse {version}")
+    report = Report(
+        command=command, date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), machine=machine,
+        compression=args.compression, repeat=args.repeat, sizes=sizes,
+    )
     output = Path(args.output)
-    update_markdown(output, section, body)
-    print(printed)
-    log(f"wrote section bench:{section} of {output}")
+    update_markdown(output, SECTION, render_section(report))
+    print(render_targets(sizes))
+    log(f"wrote section bench:{SECTION} of {output}")
     return 0
-
-
-def measure_over_http(settings, args: argparse.Namespace, env: dict[str, str], workdir: Path):
-    """The export in its own process against ClickHouse's HTTP interface, served here from the embedded engine."""
-    from export_pipeline.clickhouse.connection import ClickHouse
-    from export_pipeline_tests.clickhouse_http import ClickHouseHTTPServer, ServerCredentials
-
-    server = ClickHouseHTTPServer(ClickHouse.from_settings(settings), ServerCredentials("bench", "bench")).start()
-    try:
-        spec = {"kind": "export", "format": "ndjson", "compression": args.compression, "project": MAIN_PROJECT}
-        return measure("ours: ndjson over http://", spec, {**env, "CLICKHOUSE_URL": server.url()}, workdir,
-                       args.repeat, expect_rows=args.events)
-    finally:
-        server.stop()
 
 
 if __name__ == "__main__":

@@ -1,11 +1,16 @@
-"""One measurement: a fresh Python process doing one kind of work, timed inside and watched from outside.
+"""One measurement: a fresh process doing one kind of work, timed inside and watched from outside (GNU
+`/usr/bin/time -f '%e %M'`: wall seconds and peak RSS of the whole process).
 
-The child side imports the package lazily, inside each kind, so a child holds only what its work needs."""
+Kinds: `fixed` (imports, open the engine, `SELECT 1`), `native` (ClickHouse writing the rows itself with
+`INTO OUTFILE`), `export` (one `run_export`, as a Dagster run does it) and `cli` (the whole
+`export-pipeline export --wait` process a user runs). The Python children import the package lazily, inside
+each kind, so a child holds only what its work needs."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -13,14 +18,21 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.exports.data import MAIN_PROJECT
-from bench.exports.results import MB, Measurement
+from bench.exports.data import PROJECT
+from bench.exports.results import Measurement
 from bench.report import log
 
 BENCH_USER = "bench"
 TIME_BIN = "/usr/bin/time"
 REPO_ROOT = Path(__file__).resolve().parents[2]  # where `bench` is importable from
 
+# ClickHouse's own output of the same rows and columns, in the format closest to ours.
+NATIVE_FORMATS = {
+    "ndjson": ("JSONEachRow", {}),
+    "json": ("JSONEachRow", {"output_format_json_array_of_rows": 1}),
+    "csv": ("CSVWithNames", {}),
+    "parquet": ("Parquet", {}),
+}
 NATIVE_SETTINGS = {
     "prefer_column_name_to_alias": 1,  # ORDER BY the UUID column, not its toString alias (as ours does)
     "date_time_output_format": "iso",  # 2026-05-01T00:00:00.123456Z, like ours
@@ -41,17 +53,22 @@ def _child_fixed(_spec: dict) -> dict:
     return {"seconds": time.monotonic() - started, "rows": None, "bytes": None}
 
 
-def native_sql(table, path: str) -> str:
-    """The rows and columns of our export of MAIN_PROJECT, written by ClickHouse itself."""
+def native_sql(table, path: str, fmt: str, compression: str) -> tuple[str, dict]:
+    """The rows and columns of our export of PROJECT, written by ClickHouse itself; and its settings."""
     from export_pipeline.models.events import events_model
 
     model = events_model(table)
     quoted = path.replace("\\", "\\\\").replace("'", "\\'")
-    return (
+    name, settings = NATIVE_FORMATS[fmt]
+    if fmt == "parquet":
+        settings = {**settings, "output_format_parquet_compression_method": "zstd" if compression == "zstd" else "none"}
+    compressed = f" COMPRESSION '{compression}'" if compression != "none" and fmt != "parquet" else ""
+    sql = (
         f"SELECT {model.select_list(output_only=True)} FROM {model.source} "
         f"WHERE {table.col('project_id')} = {{project_id:UInt64}} "
-        f"ORDER BY {model.order_by()} INTO OUTFILE '{quoted}' FORMAT JSONEachRow"
+        f"ORDER BY {model.order_by()} INTO OUTFILE '{quoted}'{compressed} FORMAT {name}"
     )
+    return sql, {**NATIVE_SETTINGS, **settings}
 
 
 def _child_native(spec: dict) -> dict:
@@ -63,17 +80,15 @@ def _child_native(spec: dict) -> dict:
     table = EventsTable.from_settings(settings)
     path = Path(spec["path"])
     path.unlink(missing_ok=True)
+    sql, query_settings = native_sql(table, str(path), spec["format"], spec["compression"])
     started = time.monotonic()
     with ClickHouse.from_settings(settings).session("bench native") as session:
-        session.client.command(
-            native_sql(table, str(path)), parameters={"project_id": MAIN_PROJECT}, settings=NATIVE_SETTINGS
-        )
-    seconds = time.monotonic() - started
+        session.client.command(sql, parameters={"project_id": PROJECT}, settings=query_settings)
+        seconds = time.monotonic() - started
+        rows = int(session.client.command(
+            f"SELECT count() FROM {table.qualified_name} WHERE {table.col('project_id')} = {{p:UInt64}}",
+            parameters={"p": PROJECT}))
     size = path.stat().st_size
-    rows = 0
-    with path.open("rb") as data:
-        while block := data.read(16 * MB):
-            rows += block.count(b"\n")
     path.unlink()
     return {"seconds": seconds, "rows": rows, "bytes": size}
 
@@ -81,17 +96,14 @@ def _child_native(spec: dict) -> dict:
 def _child_export(spec: dict) -> dict:
     import logging
 
-    from export_pipeline.accounts.roles import Role, add_member
     from export_pipeline.exports.deps import build_deps
     from export_pipeline.exports.run import run_export
     from export_pipeline.exports.spec import parse_spec
     from export_pipeline.settings import Settings
 
     deps = build_deps(Settings())
-    project = int(spec["project"])
-    add_member(deps.engine, project, BENCH_USER, Role.MAINTAINER)
     request = deps.store.create(
-        parse_spec(project_id=project, requested_by=BENCH_USER, format=spec["format"], compression=spec["compression"]),
+        parse_spec(project_id=PROJECT, requested_by=BENCH_USER, format=spec["format"], compression=spec["compression"]),
         source="bench",
     )
     started = time.monotonic()
@@ -101,7 +113,7 @@ def _child_export(spec: dict) -> dict:
     )
     seconds = time.monotonic() - started
     deps.storage.delete_prefix(request.storage_prefix)
-    return {"seconds": seconds, "rows": result.rows, "bytes": result.bytes_written, "files": len(result.files)}
+    return {"seconds": seconds, "rows": result.rows, "bytes": result.bytes_written}
 
 
 CHILDREN = {"fixed": _child_fixed, "native": _child_native, "export": _child_export}
@@ -115,46 +127,75 @@ def child_main(spec: dict) -> None:
     Path(spec["result"]).write_text(json.dumps(result))
 
 
-def run_child(spec: dict, env: dict[str, str], workdir: Path) -> dict:
-    """Run one measurement in a fresh interpreter; returns its result plus `rss_kb` and `process_seconds`."""
-    fd, result_path = tempfile.mkstemp(prefix="result-", suffix=".json", dir=workdir)
-    os.close(fd)
+def _timed(command: list[str], env: dict[str, str], workdir: Path) -> tuple[subprocess.CompletedProcess, float, int | None]:
+    """Run a command; its wall seconds and peak RSS (KiB) as GNU time saw them (None without GNU time)."""
     fd, time_path = tempfile.mkstemp(prefix="time-", suffix=".txt", dir=workdir)
     os.close(fd)
-    command = [sys.executable, "-m", "bench.exports", "--child", json.dumps({**spec, "result": result_path})]
     use_time = os.access(TIME_BIN, os.X_OK)
     if use_time:
         command = [TIME_BIN, "-f", "%e %M", "-o", time_path, *command]
     started = time.monotonic()
-    done = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True)
-    wall = time.monotonic() - started
     try:
-        if done.returncode != 0:
-            tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-30:])
-            raise RuntimeError(f"bench child {spec['kind']} failed (exit {done.returncode}):\n{tail}")
-        result = json.loads(Path(result_path).read_text())
-        result["rss_kb"] = result["self_maxrss_kb"]
-        result["process_seconds"] = wall
-        if use_time:
+        done = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True)
+        wall, rss = time.monotonic() - started, None
+        if done.returncode == 0 and use_time:
             fields = Path(time_path).read_text().split()
-            result["process_seconds"], result["rss_kb"] = float(fields[-2]), int(fields[-1])
-        return result
+            wall, rss = float(fields[-2]), int(fields[-1])
+        return done, wall, rss
     finally:
-        Path(result_path).unlink(missing_ok=True)
         Path(time_path).unlink(missing_ok=True)
 
 
-def measure(what: str, spec: dict, env: dict[str, str], workdir: Path, repeat: int, *, native: bool = False,
+def _failed(kind: str, done: subprocess.CompletedProcess) -> RuntimeError:
+    tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-30:])
+    return RuntimeError(f"bench child {kind} failed (exit {done.returncode}):\n{tail}")
+
+
+def run_child(spec: dict, env: dict[str, str], workdir: Path) -> dict:
+    """One measurement in a fresh process; its result plus `rss_kb` and `process_seconds`."""
+    if spec["kind"] == "cli":
+        return _run_cli(spec, env, workdir)
+    fd, result_path = tempfile.mkstemp(prefix="result-", suffix=".json", dir=workdir)
+    os.close(fd)
+    try:
+        command = [sys.executable, "-m", "bench.exports", "--child", json.dumps({**spec, "result": result_path})]
+        done, wall, rss = _timed(command, env, workdir)
+        if done.returncode != 0:
+            raise _failed(spec["kind"], done)
+        result = json.loads(Path(result_path).read_text())
+        return {**result, "process_seconds": wall, "rss_kb": rss or result["self_maxrss_kb"]}
+    finally:
+        Path(result_path).unlink(missing_ok=True)
+
+
+def _run_cli(spec: dict, env: dict[str, str], workdir: Path) -> dict:
+    """`export-pipeline export --wait`, exactly as a user runs it; the process's wall time is the figure."""
+    command = [
+        sys.executable, "-m", "export_pipeline.cli", "export", "--project-id", str(PROJECT), "--requested-by",
+        BENCH_USER, "--format", spec["format"], "--compression", spec["compression"], "--wait",
+    ]
+    done, wall, rss = _timed(command, env, workdir)
+    if done.returncode != 0:
+        raise _failed("cli", done)
+    result = json.loads(done.stdout)
+    if result["status"] != "succeeded":
+        raise RuntimeError(f"bench cli export ended {result['status']}: {result}")
+    shutil.rmtree(Path(env["EXPORT_PIPELINE_HOME"]) / "exports" / str(PROJECT) / result["export_id"], ignore_errors=True)
+    return {"seconds": wall, "process_seconds": wall, "rows": result["row_count"], "bytes": result["byte_count"],
+            "rss_kb": rss or 0, "self_maxrss_kb": rss or 0}
+
+
+def measure(what: str, spec: dict, env: dict[str, str], workdir: Path, repeat: int, *,
             expect_rows: int | None = None) -> Measurement:
     runs = []
     for attempt in range(repeat):
-        # Start every measurement with no dirty pages from earlier work (seeding, merges, other outputs).
+        # Start every measurement with no dirty pages from earlier work (seeding, other outputs).
         os.sync()
         result = run_child(spec, env, workdir)
         log(
             f"{what} [{attempt + 1}/{repeat}]: {result['seconds']:.2f} s, rows {result['rows']}, "
-            f"bytes {result['bytes']}, peak RSS {result['rss_kb'] / 1024:.0f} MiB "
-            f"(self-reported {result['self_maxrss_kb'] / 1024:.0f} MiB), process {result['process_seconds']:.2f} s"
+            f"bytes {result['bytes']}, peak RSS {result['rss_kb'] / 1024:.0f} MiB, "
+            f"process {result['process_seconds']:.2f} s"
         )
         if expect_rows is not None and result["rows"] != expect_rows:
             raise RuntimeError(f"{what}: {result['rows']} rows, expected {expect_rows}")
@@ -168,6 +209,4 @@ def measure(what: str, spec: dict, env: dict[str, str], workdir: Path, repeat: i
         output_bytes=middle["bytes"],
         peak_rss_kb=max(r["rss_kb"] for r in runs),
         process_seconds=statistics.median(r["process_seconds"] for r in runs),
-        native=native,
     )
-

@@ -28,6 +28,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import clickhouse_connect
+import pyarrow as pa
+from clickhouse_connect.driver.binding import bind_query
 from clickhouse_connect.driver.client import Client
 
 from export_pipeline.errors import ClickHouseUnavailable, EngineBusy
@@ -74,6 +76,7 @@ class Session:
         self._client: Client | None = None
         self._engine = _FileLock(owner.lock_dir / "clickhouse.engine.lock") if owner.is_embedded else None
         self._queue = _FileLock(owner.lock_dir / "clickhouse.queue.lock") if owner.is_embedded else None
+        self._streams: set = set()  # chDB handles of open `arrow_stream`s: closed before the engine is released
 
     @property
     def client(self) -> Client:
@@ -93,16 +96,57 @@ class Session:
         self.close()
         self._open()
 
-    def release_if_waited(self) -> None:
-        """Close the engine if another process (or session) is queued for it; the next query reopens it,
-        queuing behind them."""
+    def is_wanted(self) -> bool:
+        """Whether another process waits for the embedded engine (a long reader then ends its query at a row
+        it can resume after, and calls `checkpoint`)."""
         if self._engine is None or self._client is None:
-            return
+            return False
         assert self._queue is not None
         if self._queue.try_acquire():
             self._queue.release()
+            return False
+        return True
+
+    @contextmanager
+    def arrow_stream(self, sql: str, parameters: dict, settings: dict) -> Iterator[Iterator[pa.Table]]:
+        """One query's rows as Arrow tables, one per ClickHouse block, produced as the caller reads them: memory
+        holds a few blocks whatever the result's size, and the engine reads its parts once, in one pass.
+
+        Over HTTP this is clickhouse-connect's `query_arrow_stream` (ArrowStream). clickhouse-connect's chDB
+        client buffers a whole Arrow result, so for the embedded engine the query runs on a chDB handle of its
+        own through chDB's streaming API (`send_query`), its values bound as server-side parameters exactly
+        as clickhouse-connect binds them."""
+        client = self.client
+        if self._engine is None:
+            with client.query_arrow_stream(sql, parameters=parameters, settings=settings) as batches:
+                yield _tables(batches)
             return
-        self.close()
+        import chdb  # only the embedded engine needs it
+
+        final, bound = bind_query(sql, parameters)
+        options = {"output_format_arrow_string_as_string": 1, **settings}
+        clause = ", ".join(f"{name} = {_setting_literal(value)}" for name, value in options.items())
+        handle = chdb.connect(os.path.realpath(urlsplit(self._owner.url).path))
+        self._streams.add(handle)
+        stream = None
+        try:
+            stream = handle.send_query(
+                f"{final} SETTINGS {clause}", "Arrow", params={k.removeprefix("param_"): v for k, v in bound.items()}
+            )
+            yield _arrow_blocks(stream)
+        finally:
+            try:
+                if stream is not None:
+                    stream.close()
+            finally:
+                self._streams.discard(handle)
+                handle.close()
+
+    def release_if_waited(self) -> None:
+        """Close the engine if another process (or session) is queued for it; the next query reopens it,
+        queuing behind them."""
+        if self.is_wanted():
+            self.close()
 
     def _open(self) -> None:
         if self._engine is not None:
@@ -141,6 +185,9 @@ class Session:
         )
 
     def close(self) -> None:
+        for handle in list(self._streams):  # an unclosed handle would keep the engine open after the lease
+            self._streams.discard(handle)
+            handle.close()
         if self._client is not None:
             try:
                 self._client.close()
@@ -148,6 +195,32 @@ class Session:
                 self._client = None
                 if self._engine is not None:
                     self._engine.release()
+
+
+def _setting_literal(value: object) -> str:
+    """A setting's value in a SETTINGS clause; settings are the code's own constants, never request values."""
+    if isinstance(value, bool | int):
+        return str(int(value))
+    text = str(value)
+    if not text.replace("_", "").isalnum():
+        raise ValueError(f"unexpected setting value {text!r}")
+    return f"'{text}'"
+
+
+def _tables(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Table]:
+    """clickhouse-connect's Arrow stream yields a record batch per block."""
+    for batch in batches:
+        if batch.num_rows:
+            yield pa.Table.from_batches([batch])
+
+
+def _arrow_blocks(stream) -> Iterator[pa.Table]:
+    """The tables of a chDB streaming result in Arrow format: each fetched block is one Arrow IPC file."""
+    while (block := stream.fetch()) is not None:
+        # The result's own memory, not a copy: the Arrow buffers keep the view, and so the result, alive.
+        table = pa.ipc.open_file(block.get_memview().view()).read_all()
+        if table.num_rows:
+            yield table
 
 
 def _status_lock_holder(status: Path) -> str | None:

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import polars as pl
 import pyarrow as pa
 
 from export_pipeline.accounts.roles import require_role
@@ -166,7 +165,7 @@ def _write_rows(
     finished; parts recorded by an earlier attempt are kept and the rows continue after their last key. A
     partial part is discarded on failure."""
     spec, store = request.spec, deps.store
-    query = ExportQuery(model, spec, request.as_of)
+    query = ExportQuery(model, spec, request.as_of, escape_formulas=deps.settings.csv_escape_formulas)
     recorded = parts.resumable(request.id, request.storage_prefix)
     parts.forget(request.id, from_part=len(recorded))
     # Leftovers of an earlier attempt: everything but the parts it recorded.
@@ -180,7 +179,6 @@ def _write_rows(
         part_size=deps.settings.part_size_bytes,
         gzip_level=deps.settings.gzip_level,
         zstd_level=deps.settings.zstd_level,
-        escape_formulas=deps.settings.csv_escape_formulas,
         tags={"export-pipeline-export-id": request.id, "export-pipeline-project-id": str(spec.project_id)},
     )
     # The writer numbers new parts after the files it holds, and the manifest lists them all.
@@ -202,7 +200,7 @@ def _write_rows(
             chunks = iter_chunks(session, query, chunk_bytes=deps.settings.chunk_bytes, after=after)
             for chunk in prefetched(chunks):
                 first_row, closed = resumed_rows + writer.rows, len(writer.files)
-                writer.write(pl.from_arrow(chunk))  # type: ignore[arg-type]
+                writer.write(chunk)
                 _record_parts(request.id, run_id, parts, query, chunk, writer.files, closed, first_row)
                 rows = resumed_rows + writer.rows
                 progress = Progress(rows, total, writer.bytes_written, len(writer.files), time.monotonic() - started)
