@@ -45,6 +45,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--reuse", action="store_true",
                         help="keep a table that already holds the wanted events, as it is (merged after --merged)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per measurement (median reported)")
+    parser.add_argument("--http", action="store_true",
+                        help="also measure the ndjson export reading ClickHouse over http:// (served by this process)")
     parser.add_argument("--merged", action="store_true",
                         help="then merge every part (OPTIMIZE FINAL) and measure native and run_export again")
     args = parser.parse_args(argv)
@@ -81,6 +83,7 @@ def measure_size(events: int, args: argparse.Namespace, settings, env: dict[str,
         runs.append(FormatRun(fmt, native, work, cli))
     if active_parts(settings) != parts:
         log(f"note: the table now has {active_parts(settings)} active parts (a background merge ran)")
+    http = measure_over_http(events, args, settings, env, workdir) if args.http else None
     merged = None
     if args.merged:
         seconds = merge_parts(settings)
@@ -95,7 +98,21 @@ def measure_size(events: int, args: argparse.Namespace, settings, env: dict[str,
             works[fmt] = measure(f"{events:,} merged ours {fmt}: run_export", {**spec, "kind": "export"}, env, workdir,
                                  args.repeat, expect_rows=events)
         merged = Merged(merged_parts, seconds, natives, works)
-    return SizeRun(events, parts, seed_note, fixed, runs, merged), version
+    return SizeRun(events, parts, seed_note, fixed, runs, merged, http), version
+
+
+def measure_over_http(events: int, args: argparse.Namespace, settings, env: dict[str, str], workdir: Path):
+    """The export in its own process against ClickHouse's HTTP interface, served here from the embedded engine."""
+    from export_pipeline.clickhouse.connection import ClickHouse
+    from export_pipeline_tests.clickhouse_http import ClickHouseHTTPServer, ServerCredentials
+
+    server = ClickHouseHTTPServer(ClickHouse.from_settings(settings), ServerCredentials("bench", "bench")).start()
+    try:
+        spec = {"kind": "export", "format": "ndjson", "compression": args.compression}
+        return measure(f"{events:,} ours ndjson over http://: run_export", spec,
+                       {**env, "CLICKHOUSE_URL": server.url()}, workdir, args.repeat, expect_rows=events)
+    finally:
+        server.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -64,6 +64,7 @@ class SizeRun:
     fixed: Measurement
     formats: list[FormatRun]
     merged: Merged | None = None  # with --merged: the same table after OPTIMIZE FINAL
+    http: Measurement | None = None  # with --http: ndjson run_export reading ClickHouse over http://
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,15 @@ the work). Output sizes differ for the same rows: ours embeds `properties` as a 
 writes an escaped string, and ClickHouse quotes every CSV text field."""
 
 
+def render_http(http: Measurement) -> str:
+    return (
+        f"Over `http://` (ndjson, the export work alone): {http.seconds:.2f} s, peak RSS {http.peak_rss_mb:,.0f} MB. "
+        "The server is the bench process serving ClickHouse's HTTP interface from its embedded engine "
+        "(`export_pipeline_tests/clickhouse_http.py`, Python on the same two cores), so the engine's memory is not "
+        "in this process and the seconds are that server's, not a ClickHouse server's."
+    )
+
+
 def render_section(report: Report) -> str:
     """The full generated markdown section (without the markers)."""
     facts = "\n".join(f"- {key}: {value}" for key, value in report.machine.items())
@@ -205,6 +215,8 @@ def render_section(report: Report) -> str:
         ]
         if size.merged is not None:
             parts += [render_merged(size), ""]
+        if size.http is not None:
+            parts += [render_http(size.http), ""]
     parts += [render_targets(report.sizes), "", HOW_TO_READ]
     return "\n".join(parts) + "\n"
 
