@@ -11,8 +11,6 @@ Runs carry `export-pipeline/clickhouse` (the embedded engine runs one at a time)
 `dagster/partition/destination` tag, which dagster.yaml limits to one run per destination.
 """
 
-from __future__ import annotations
-
 import dagster as dg
 
 from export_pipeline.batch_exports.intervals import parse_partition_key
