@@ -23,7 +23,7 @@ from export_pipeline.batch_exports.target import destination_storage
 from export_pipeline.db import get_engine
 from export_pipeline.errors import InvalidRequest
 from export_pipeline.storage import ExportStorage
-from export_pipeline_tests.exportdata import expected_rows, parse_file
+from export_pipeline_tests.exportdata import INGESTED_COLUMNS, expected_rows, parse_file
 from export_pipeline_tests.sendgridapi import FakeSendGrid, fake_sendgrid
 from export_pipeline_tests.slackapi import FakeSlack
 
@@ -32,7 +32,6 @@ SPLIT_PROJECT = 9982  # one file per event name
 EMPTY_PROJECT = 9983  # never has an event
 DAY0 = datetime(2026, 11, 1, tzinfo=UTC)
 AFTER = DAY0 + timedelta(days=4)  # "now" for the tests: every interval of the three days has closed
-COLUMNS = ["project_id", "uuid", "event", "timestamp", "distinct_id", "person_id", "properties", "created_at"]
 NAMES = ["$pageview", "signed_up", "a/b ../ünï", "."]
 KEY = "SG.batch-test"
 WORKSPACE, TOKEN = "acme", "xoxb-acme"
@@ -52,7 +51,7 @@ def _events(project: int, count: int, *, first: datetime, spread: timedelta, see
 
 def _insert(clickhouse, table, rows: list[list]) -> None:
     with clickhouse.session("test insert") as session:
-        session.client.insert(table.table, rows, column_names=COLUMNS, database=table.database)
+        session.client.insert(table.table, rows, column_names=INGESTED_COLUMNS, database=table.database)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -25,11 +25,10 @@ from export_pipeline.defs.resources import AppDatabaseResource
 from export_pipeline.defs.runs import CLICKHOUSE_TAG
 
 from .dagster_services import dagster_services
-from .exportdata import expected_rows, parse_file
+from .exportdata import INGESTED_COLUMNS, expected_rows, parse_file
 
 PROJECT = 9985
 DAY0 = datetime(2026, 11, 2, tzinfo=UTC)
-COLUMNS = ["project_id", "uuid", "event", "timestamp", "distinct_id", "person_id", "properties", "created_at"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -41,7 +40,7 @@ def two_hours_of_events(clickhouse, events_table) -> None:
         rows.append([PROJECT, uuid.uuid5(uuid.UUID(int=PROJECT), str(index)), "$pageview", moment, f"u{index % 3}",
                      uuid.UUID(int=1), json.dumps({"i": index}), moment])
     with clickhouse.session("test insert") as session:
-        session.client.insert(events_table.table, rows, column_names=COLUMNS, database=events_table.database)
+        session.client.insert(events_table.table, rows, column_names=INGESTED_COLUMNS, database=events_table.database)
 
 
 def _create(engine, tmp_path, **fields):

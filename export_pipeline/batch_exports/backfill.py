@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from dagster_graphql import DagsterGraphQLClient
 
 from export_pipeline.batch_exports.plan import backfill_intervals
 from export_pipeline.batch_exports.run import BatchDeps
-from export_pipeline.clock import iso_utc, now_utc
-from export_pipeline.errors import ExportPipelineError
+from export_pipeline.clock import as_utc, iso_utc, now_utc
+from export_pipeline.errors import ExportPipelineError, InvalidRequest
 from export_pipeline.exports.graphql import ADD_PARTITION
 
 ASSET = "batch_export"
@@ -46,9 +47,31 @@ class Backfill:
     intervals: list[str]  # the partition keys (destination|hour) handed to Dagster
     skipped: int
 
-    def as_dict(self) -> dict:
-        return {"destination_id": self.destination_id, "backfill_id": self.backfill_id,
-                "partitions": self.intervals, "skipped_empty": self.skipped}
+
+
+def parse_range(start: object, end: object) -> tuple[datetime, datetime]:
+    """ISO 8601 dates or datetimes (naive: UTC), `end` exclusive; every bad field reported at once."""
+    errors: dict[str, str] = {}
+    parsed: dict[str, datetime] = {}
+    for field, value in (("start", start), ("end", end)):
+        try:
+            moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+            parsed[field] = as_utc(moment)
+        except ValueError:
+            errors[field] = f"must be an ISO 8601 date or datetime, got {value!r}"
+    if not errors and parsed["start"] >= parsed["end"]:
+        errors["end"] = "must be after start"
+    if errors:
+        raise InvalidRequest("Invalid backfill range: " + "; ".join(f"{k}: {v}" for k, v in errors.items()) + ".",
+                             details=errors)
+    return parsed["start"], parsed["end"]
+
+
+def graphql_client(url: str) -> DagsterGraphQLClient:
+    """A client of the Dagster webserver at `url` (DAGSTER_WEBSERVER_URL)."""
+    parts = urlsplit(url)
+    return DagsterGraphQLClient(parts.hostname or "127.0.0.1", port_number=parts.port,
+                                use_https=parts.scheme == "https")
 
 
 def launch_backfill(client: DagsterGraphQLClient, deps: BatchDeps, destination_id: str, start: datetime,
@@ -60,7 +83,7 @@ def launch_backfill(client: DagsterGraphQLClient, deps: BatchDeps, destination_i
     if not keys:
         return Backfill(destination.id, None, [], skipped)
     selector = {"repositoryLocationName": location_name, "repositoryName": repository_name}
-    added = client._execute(ADD_PARTITION, {"selector": selector, "partitions": DESTINATIONS_PARTITIONS,
+    added = _execute(client, ADD_PARTITION, {"selector": selector, "partitions": DESTINATIONS_PARTITIONS,
                                              "key": destination.id})["addDynamicPartition"]
     if added["__typename"] not in ("AddDynamicPartitionSuccess", "DuplicateDynamicPartitionError"):
         raise BackfillRefused(f"Dagster refused to register batch export {destination.id}: {added.get('message')}")
@@ -73,9 +96,17 @@ def launch_backfill(client: DagsterGraphQLClient, deps: BatchDeps, destination_i
                  {"key": "export-pipeline/batch-export", "value": destination.id},
                  {"key": "export-pipeline/requested-by", "value": requested_by}],
     }
-    launched = client._execute(_LAUNCH, {"params": params})["launchPartitionBackfill"]
+    launched = _execute(client, _LAUNCH, {"params": params})["launchPartitionBackfill"]
     if launched["__typename"] != "LaunchBackfillSuccess":
         raise BackfillRefused(f"Dagster refused the backfill of {destination.id}: "
                               f"{launched['__typename']} {launched.get('message', '')}".strip(),
                               hint="Check that the export_pipeline code location is loaded in the Dagster UI.")
     return Backfill(destination.id, launched["backfillId"], keys, skipped)
+
+
+def _execute(client: DagsterGraphQLClient, query: str, variables: dict) -> dict:
+    try:
+        return client._execute(query, variables)
+    except Exception as exc:  # the client wraps transport and GraphQL errors alike
+        raise BackfillRefused(f"Could not reach Dagster's GraphQL API: {exc}",
+                              hint="Check that the Dagster webserver at DAGSTER_WEBSERVER_URL is running.") from None
