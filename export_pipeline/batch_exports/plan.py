@@ -78,7 +78,8 @@ def backfill_intervals(destination: Destination, start: datetime, end: datetime,
         rows_at = set(non_empty_starts(session, model, destination, candidates[0].start, candidates[-1].end))
     had_files = {r.interval_start for r in deps.runs.list(destination.id, since=candidates[0].start,
                                                           until=candidates[-1].end, limit=MAX_BACKFILL_INTERVALS)
-                 if r.files > 0}
+                 if r.files > 0 or r.state is RunState.FAILED}
+    # An interval that had files (or failed, maybe leaving some) runs even if empty now, to replace them.
     run = [i for i in candidates if int(i.start.timestamp()) in rows_at or i.start in had_files]
     chosen = {i.start for i in run}
     skipped = deps.runs.mark_skipped(destination.id, [i for i in candidates if i.start not in chosen])

@@ -92,7 +92,8 @@ def export_interval(destination_id: str, interval_start: datetime, deps: BatchDe
             hint="Intervals are exported once closed; the batch_export_sensor requests them then.")
     model = MODELS[destination.model](deps.table)
     previous = deps.runs.get(destination.id, interval.start)
-    had_files = previous is not None and previous.files > 0
+    # A failed run may have left files it could not delete: the next run then replaces, never skips.
+    had_files = previous is not None and (previous.files > 0 or previous.state is RunState.FAILED)
     deps.runs.claim(destination.id, interval, run_id, run_is_active)
     started = time.monotonic()
     storage = None

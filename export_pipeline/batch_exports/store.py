@@ -26,14 +26,14 @@ class DestinationStore:
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    def create(self, project_id: int, created_by: str, fields: dict, *, destination_id: str | None = None) -> Destination:
+    def create(self, project_id: int, created_by: str, fields: dict) -> Destination:
         errors: dict[str, str] = {}
         values = validate_new(fields, errors)
         if errors:
             listed = "; ".join(f"{field}: {message}" for field, message in errors.items())
             raise InvalidRequest(f"Invalid batch export: {listed}.", details=errors)
         now = now_utc()
-        row = {**values, "id": destination_id or new_destination_id(), "project_id": project_id,
+        row = {**values, "id": new_destination_id(), "project_id": project_id,
                "created_by": created_by, "paused": False, "paused_reason": None, "consecutive_failures": 0,
                "created_at": now, "updated_at": now}
         with self.engine.begin() as conn:
