@@ -7,6 +7,7 @@ export EXPORT_PIPELINE_HOME ?= $(CURDIR)/.data
 export DAGSTER_HOME ?= $(EXPORT_PIPELINE_HOME)/dagster
 DEMO_EVENTS ?= 200000
 BENCH_EVENTS ?= 5000000
+BENCH_BATCH_EVENTS ?= 10000000
 JSON_FIELD = $(BIN)/python -c 'import json,sys; print(json.load(open(sys.argv[2]))[sys.argv[1]])'
 
 .PHONY: install demo test dev bench vendor-charts dagster-home system-deps clean
@@ -71,6 +72,7 @@ dev: install dagster-home
 bench: install system-deps
 	$(BIN)/python -m bench.exports --events $(BENCH_EVENTS)
 	$(BIN)/python -m bench.render
+	$(BIN)/python -m bench.batch_exports --events $(BENCH_BATCH_EVENTS) --days 90
 
 # Re-fetch the vendored Chart.js from the npm registry (pinned version, integrity checked by npm).
 CHARTJS_VERSION := 4.6.1

@@ -4,12 +4,13 @@ name, through the export path's keyset pagination (`ExportQuery`, `iter_chunks`)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from export_pipeline.batch_exports.destinations import Destination
 from export_pipeline.batch_exports.intervals import Interval, IntervalUnit
 from export_pipeline.clickhouse.connection import Session
+from export_pipeline.clock import as_utc, ch_time
 from export_pipeline.exports.extract import QUERY_SETTINGS, ExportQuery
 from export_pipeline.exports.spec import ExportSpec
 from export_pipeline.models.base import ExportModel
@@ -18,15 +19,31 @@ from export_pipeline.models.base import ExportModel
 @dataclass(frozen=True)
 class IntervalQuery(ExportQuery):
     """The model's own filters (project, and rows ingested by the interval's end), narrowed to the rows
-    ingested in [start, end)."""
+    ingested in [start, end), and to `key_range` on the first key column once it is known: the same rows,
+    but the primary key then prunes every chunk's read to the interval's rows."""
 
     start: datetime
     end: datetime
+    key_range: tuple[object, object] | None = None
 
     def where(self, *, after: tuple | None) -> tuple[str, dict]:
         where, params = super().where(after=after)
         clauses, interval_params = self.model.ingested_between(self.start, self.end)
+        if self.key_range is not None:
+            first = self.model.key[0]
+            low, high = (ch_time(as_utc(v)) if isinstance(v, datetime) else v for v in self.key_range)
+            clauses = [*clauses, f"{first.sql} >= {{key_low:{first.type}}}", f"{first.sql} <= {{key_high:{first.type}}}"]
+            interval_params = {**interval_params, "key_low": low, "key_high": high}
         return " AND ".join([where, *clauses]), {**params, **interval_params}
+
+    def bounded(self, session: Session) -> tuple[int, IntervalQuery]:
+        """The row count, and this query narrowed to the first key column's range over those rows (one scan
+        of the ingestion column; without it each chunk would scan the project from its first key)."""
+        where, params = self.where(after=None)
+        first = self.model.key[0]
+        sql = f"SELECT count(), min({first.sql}), max({first.sql}) FROM {self.model.source} WHERE {where}"
+        count, low, high = session.client.query(sql, parameters=params, settings=QUERY_SETTINGS).result_rows[0]
+        return int(count), (replace(self, key_range=(low, high)) if count else self)
 
 
 def interval_query(model: ExportModel, destination: Destination, interval: Interval,
@@ -35,11 +52,6 @@ def interval_query(model: ExportModel, destination: Destination, interval: Inter
                       format=destination.format, compression=destination.compression,
                       events=(event,) if event is not None else (), resource=destination.model)
     return IntervalQuery(model, spec, interval.end, interval.start, interval.end)
-
-
-def count_rows(session: Session, query: IntervalQuery) -> int:
-    sql, params = query.count_sql()
-    return int(session.client.command(sql, parameters=params, settings=QUERY_SETTINGS))
 
 
 def event_names(session: Session, query: IntervalQuery, column_sql: str) -> list[str]:

@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from urllib.parse import quote
 
@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 from export_pipeline.batch_exports.alerts import PauseAlerts
 from export_pipeline.batch_exports.destinations import Destination, RunState
 from export_pipeline.batch_exports.intervals import Interval
-from export_pipeline.batch_exports.query import count_rows, event_names, interval_query
+from export_pipeline.batch_exports.query import event_names, interval_query
 from export_pipeline.batch_exports.records import IntervalRun, RunStore
 from export_pipeline.batch_exports.store import DestinationStore
 from export_pipeline.batch_exports.target import destination_storage
@@ -102,7 +102,7 @@ def export_interval(destination_id: str, interval_start: datetime, deps: BatchDe
         nonlocal storage
         try:
             storage = deps.storage_for(destination)
-            return _write_interval(destination, interval, model, storage, deps, replace=had_files, log=log)
+            return _write_interval(destination, interval, model, storage, deps, had_files=had_files, log=log)
         except Exception as exc:
             raise Failure(_describe(exc), retryable=_transient(exc)) from exc
 
@@ -138,14 +138,13 @@ def export_interval(destination_id: str, interval_start: datetime, deps: BatchDe
 
 
 def _write_interval(destination: Destination, interval: Interval, model: ExportModel, storage: ExportStorage,
-                    deps: BatchDeps, *, replace: bool, log: Logger) -> tuple[list[WrittenFile], str | None, int]:
+                    deps: BatchDeps, *, had_files: bool, log: Logger) -> tuple[list[WrittenFile], str | None, int]:
     """The interval's files and manifest; (files, manifest key or None when skipped, rows counted)."""
     prefix = destination.prefix_for(interval)
     files: list[WrittenFile] = []
     with deps.clickhouse.session(f"batch export {destination.id} {interval.label}") as session:
-        whole = interval_query(model, destination, interval)
-        counted = count_rows(session, whole)
-        if counted == 0 and not replace:
+        counted, whole = interval_query(model, destination, interval).bounded(session)
+        if counted == 0 and not had_files:
             log.info("Batch export %s interval %s: no rows; skipped.", destination.id, interval.label)
             return [], None, 0
         log.info("Batch export %s interval %s: %s rows to %s/%s.", destination.id, interval.label, f"{counted:,}",
@@ -156,7 +155,7 @@ def _write_interval(destination: Destination, interval: Interval, model: ExportM
                 column = next(c.sql for c in model.columns if c.name == "event")
                 groups = [(f"{prefix}/event={_segment(name)}", name) for name in event_names(session, whole, column)]
             for folder, event in groups:
-                query = interval_query(model, destination, interval, event)
+                query = replace(interval_query(model, destination, interval, event), key_range=whole.key_range)
                 files += _write_group(storage, folder, model, destination, deps,
                                       iter_chunks(session, query, chunk_bytes=deps.settings.chunk_bytes))
     manifest_key = f"{prefix}/{MANIFEST_NAME}"
