@@ -1,47 +1,23 @@
-"""How a destination and its interval runs are shown (API answers, CLI JSON): never a credential, only the
-name of the variable that holds it."""
+"""How a destination and its interval runs are shown (API answers, CLI JSON). A destination holds no
+credential, only the name of the variable that holds it, so it is shown whole."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from export_pipeline.batch_exports.backfill import Backfill
 from export_pipeline.batch_exports.destinations import Destination
 from export_pipeline.batch_exports.records import IntervalRun
 
 
-class BatchExportView(BaseModel):
-    id: str
-    project_id: int
-    name: str
-    model: str
-    url: str
-    endpoint_url: str | None
-    credentials_ref: str | None
-    key_template: str
-    format: str
-    compression: str
-    file_size_bytes: int
-    split_by_event: bool
-    interval: str
-    timezone: str
-    start_at: datetime
-    settle_seconds: int
-    max_failures: int
-    paused: bool
-    paused_reason: str | None
-    consecutive_failures: int
-    created_by: str
-    notify_email: str | None
-    slack_workspace: str | None
-    slack_channel: str | None
-    created_at: datetime
+def destination_json(destination: Destination) -> dict:
+    """A destination as JSON, the same as the API's answer (the `Destination` dataclass is its schema)."""
+    return _DESTINATION.dump_python(destination, mode="json")
 
-    @classmethod
-    def of(cls, destination: Destination) -> BatchExportView:
-        return cls(**{name: getattr(destination, name) for name in cls.model_fields})
+
+_DESTINATION = TypeAdapter(Destination)
 
 
 class IntervalRunView(BaseModel):

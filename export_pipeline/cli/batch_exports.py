@@ -10,7 +10,7 @@ from export_pipeline.batch_exports.destinations import Destination, RunState
 from export_pipeline.batch_exports.records import RunStore
 from export_pipeline.batch_exports.run import build_batch_deps
 from export_pipeline.batch_exports.store import DestinationStore
-from export_pipeline.batch_exports.views import BackfillView, BatchExportView, IntervalRunView
+from export_pipeline.batch_exports.views import BackfillView, IntervalRunView, destination_json
 from export_pipeline.cli.common import app_deps, emit, project_option, say
 from export_pipeline.deps import AppDeps
 
@@ -24,7 +24,14 @@ def _allowed(project_id: int, user: str) -> AppDeps:
 
 
 def _show(destination: Destination) -> None:
-    emit(BatchExportView.of(destination).model_dump(mode="json"))
+    emit(destination_json(destination))
+
+
+def _owned(project_id: int, user: str, destination_id: str) -> DestinationStore:
+    """The store, once `user` may manage the project's batch exports and the destination is the project's."""
+    store = DestinationStore(_allowed(project_id, user).engine)
+    store.require(destination_id, project_id=project_id)
+    return store
 
 
 @click.group("batch-exports")
@@ -74,8 +81,7 @@ def create(project_id: int, user: str, fmt: str, slack: str | None, **fields) ->
 def list_(project_id: int, user: str) -> None:
     """The project's destinations as JSON."""
     app = _allowed(project_id, user)
-    emit({"batch_exports": [BatchExportView.of(d).model_dump(mode="json")
-                            for d in DestinationStore(app.engine).list(project_id)]})
+    emit({"batch_exports": [destination_json(d) for d in DestinationStore(app.engine).list(project_id)]})
 
 
 @batch_exports.command("show")
@@ -83,8 +89,7 @@ def list_(project_id: int, user: str) -> None:
 @user_option
 @click.argument("destination_id")
 def show(project_id: int, user: str, destination_id: str) -> None:
-    app = _allowed(project_id, user)
-    _show(DestinationStore(app.engine).require(destination_id, project_id=project_id))
+    _show(_owned(project_id, user, destination_id).require(destination_id))
 
 
 @batch_exports.command("pause")
@@ -93,9 +98,7 @@ def show(project_id: int, user: str, destination_id: str) -> None:
 @click.argument("destination_id")
 def pause(project_id: int, user: str, destination_id: str) -> None:
     """Stop requesting intervals (a running one finishes)."""
-    store = DestinationStore(_allowed(project_id, user).engine)
-    store.require(destination_id, project_id=project_id)
-    _show(store.set_paused(destination_id, True, f"Paused by {user}."))
+    _show(_owned(project_id, user, destination_id).set_paused(destination_id, True, f"Paused by {user}."))
 
 
 @batch_exports.command("resume")
@@ -104,9 +107,7 @@ def pause(project_id: int, user: str, destination_id: str) -> None:
 @click.argument("destination_id")
 def resume(project_id: int, user: str, destination_id: str) -> None:
     """Request intervals again: the failed ones first, then those that closed meanwhile."""
-    store = DestinationStore(_allowed(project_id, user).engine)
-    store.require(destination_id, project_id=project_id)
-    _show(store.set_paused(destination_id, False))
+    _show(_owned(project_id, user, destination_id).set_paused(destination_id, False))
 
 
 @batch_exports.command("delete")
@@ -115,9 +116,7 @@ def resume(project_id: int, user: str, destination_id: str) -> None:
 @click.argument("destination_id")
 def delete(project_id: int, user: str, destination_id: str) -> None:
     """Forget the destination and its run records; files already written stay."""
-    store = DestinationStore(_allowed(project_id, user).engine)
-    store.require(destination_id, project_id=project_id)
-    store.delete(destination_id)
+    _owned(project_id, user, destination_id).delete(destination_id)
     emit({"deleted": destination_id})
 
 
@@ -129,9 +128,7 @@ def delete(project_id: int, user: str, destination_id: str) -> None:
 @click.option("--limit", type=click.IntRange(1, 10_000), default=1000, show_default=True)
 def runs(project_id: int, user: str, destination_id: str, states: tuple[str, ...], limit: int) -> None:
     """One record per interval: state, rows, bytes, files, error."""
-    app = _allowed(project_id, user)
-    DestinationStore(app.engine).require(destination_id, project_id=project_id)
-    found = RunStore(app.engine).list(destination_id, states=[RunState(s) for s in states], limit=limit)
+    found = RunStore(_owned(project_id, user, destination_id).engine).list(destination_id, states=[RunState(s) for s in states], limit=limit)
     emit({"runs": [IntervalRunView.of(run).model_dump(mode="json") for run in found]})
 
 

@@ -13,11 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from export_pipeline.accounts.roles import Role
 from export_pipeline.api.dependencies import Caller, Deps, ProjectId, require
 from export_pipeline.batch_exports.backfill import graphql_client, launch_backfill, parse_range
-from export_pipeline.batch_exports.destinations import RunState
+from export_pipeline.batch_exports.destinations import Destination, RunState
 from export_pipeline.batch_exports.records import RunStore
 from export_pipeline.batch_exports.run import build_batch_deps
 from export_pipeline.batch_exports.store import DestinationStore
-from export_pipeline.batch_exports.views import BackfillView, BatchExportView, IntervalRunView
+from export_pipeline.batch_exports.views import BackfillView, IntervalRunView
 
 router = APIRouter()
 BASE = "/api/v1/projects/{project_id}/batch_exports"
@@ -65,35 +65,35 @@ class BackfillCreate(BaseModel):
     end: str = Field(description="ISO 8601, exclusive")
 
 
-@router.get(BASE, tags=TAGS, response_model=list[BatchExportView])
-def list_batch_exports(project_id: ProjectId, who: Maintainer, store: Destinations) -> list[BatchExportView]:
-    return [BatchExportView.of(d) for d in store.list(project_id)]
+@router.get(BASE, tags=TAGS, response_model=list[Destination])
+def list_batch_exports(project_id: ProjectId, who: Maintainer, store: Destinations) -> list[Destination]:
+    return store.list(project_id)
 
 
-@router.post(BASE, tags=TAGS, status_code=201, response_model=BatchExportView)
+@router.post(BASE, tags=TAGS, status_code=201, response_model=Destination)
 def create_batch_export(project_id: ProjectId, body: BatchExportCreate, who: Maintainer,
-                        store: Destinations) -> BatchExportView:
-    return BatchExportView.of(store.create(project_id, who.user, body.model_dump()))
+                        store: Destinations) -> Destination:
+    return store.create(project_id, who.user, body.model_dump())
 
 
-@router.get(BASE + "/{destination_id}", tags=TAGS, response_model=BatchExportView)
+@router.get(BASE + "/{destination_id}", tags=TAGS, response_model=Destination)
 def show_batch_export(project_id: ProjectId, destination_id: DestinationId, who: Maintainer,
-                      store: Destinations) -> BatchExportView:
-    return BatchExportView.of(store.require(destination_id, project_id=project_id))
+                      store: Destinations) -> Destination:
+    return store.require(destination_id, project_id=project_id)
 
 
-@router.post(BASE + "/{destination_id}/pause", tags=TAGS, response_model=BatchExportView)
+@router.post(BASE + "/{destination_id}/pause", tags=TAGS, response_model=Destination)
 def pause_batch_export(project_id: ProjectId, destination_id: DestinationId, who: Maintainer,
-                       store: Destinations) -> BatchExportView:
+                       store: Destinations) -> Destination:
     store.require(destination_id, project_id=project_id)
-    return BatchExportView.of(store.set_paused(destination_id, True, f"Paused by {who.user}."))
+    return store.set_paused(destination_id, True, f"Paused by {who.user}.")
 
 
-@router.post(BASE + "/{destination_id}/resume", tags=TAGS, response_model=BatchExportView)
+@router.post(BASE + "/{destination_id}/resume", tags=TAGS, response_model=Destination)
 def resume_batch_export(project_id: ProjectId, destination_id: DestinationId, who: Maintainer,
-                        store: Destinations) -> BatchExportView:
+                        store: Destinations) -> Destination:
     store.require(destination_id, project_id=project_id)
-    return BatchExportView.of(store.set_paused(destination_id, False))
+    return store.set_paused(destination_id, False)
 
 
 @router.delete(BASE + "/{destination_id}", tags=TAGS, status_code=204, response_class=Response)
