@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
+import yaml
 from dagster_graphql import DagsterGraphQLClient
 
 from export_pipeline.batch_exports.backfill import launch_backfill
@@ -24,7 +25,7 @@ from export_pipeline.defs.batch_exports import BATCH_JOB, DESTINATIONS, batch_ex
 from export_pipeline.defs.resources import AppDatabaseResource
 from export_pipeline.defs.runs import CLICKHOUSE_TAG
 
-from .dagster_services import dagster_services
+from .dagster_services import ROOT, dagster_services
 from .exportdata import INGESTED_COLUMNS, expected_rows, parse_file
 
 PROJECT = 9985
@@ -46,6 +47,12 @@ def two_hours_of_events(clickhouse, events_table) -> None:
 def _create(engine, tmp_path, **fields):
     return DestinationStore(engine).create(PROJECT, "sam", {
         "url": f"file://{tmp_path}", "interval": "hour", "start_at": DAY0.isoformat(), "settle_seconds": 0, **fields})
+
+
+@pytest.mark.parametrize("config", ["dagster.yaml", "deploy/dagster.yaml"])
+def test_each_destination_runs_one_interval_at_a_time(config):
+    limits = yaml.safe_load((ROOT / config).read_text())["concurrency"]["runs"]["tag_concurrency_limits"]
+    assert {"key": "dagster/partition/destination", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits
 
 
 def test_a_run_exports_one_interval_with_the_engine_tag_and_metadata(settings, tmp_path):
