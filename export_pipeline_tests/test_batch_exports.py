@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from export_pipeline.batch_exports.destinations import Destination, RunState
 from export_pipeline.batch_exports.intervals import Interval, IntervalUnit, intervals_between
 from export_pipeline.batch_exports.plan import backfill_intervals, due_intervals
+from export_pipeline.batch_exports.records import IntervalBusy
 from export_pipeline.batch_exports.run import BatchDeps, IntervalFailed, build_batch_deps, export_interval
 from export_pipeline.batch_exports.target import destination_storage
 from export_pipeline.db import get_engine
@@ -305,3 +306,27 @@ def test_an_interval_that_has_not_closed_is_refused(batch, tmp_path):
     current = Interval.containing(IntervalUnit.HOUR, now - timedelta(hours=1), destination.zone)
     with pytest.raises(InvalidRequest, match="has not closed yet"):
         export_interval(destination.id, current.start, batch, run_id="early")
+
+
+def test_one_run_at_a_time_claims_an_interval(batch, tmp_path):
+    destination = _create(batch, PROJECT, f"file://{tmp_path}")
+    interval = destination.interval_at(DAY0)
+    first = batch.runs.claim(destination.id, interval, "run-a", lambda _: False)
+    assert (first.state, first.run_id, first.attempts) == (RunState.RUNNING, "run-a", 1)
+    with pytest.raises(IntervalBusy, match="is being exported by run run-a"):
+        batch.runs.claim(destination.id, interval, "run-b", lambda run: run == "run-a")
+    # run-a's Dagster run has ended without finishing the interval: run-b takes it over.
+    taken = batch.runs.claim(destination.id, interval, "run-b", lambda _: False)
+    assert (taken.state, taken.run_id, taken.attempts) == (RunState.RUNNING, "run-b", 2)
+
+
+def test_credentials_come_from_the_variable_the_reference_names(batch, moto_endpoint, bucket_url, monkeypatch):
+    destination = _create(batch, PROJECT, bucket_url, endpoint_url=moto_endpoint, credentials_ref="ACME_S3_KEYS")
+    monkeypatch.delenv("ACME_S3_KEYS", raising=False)
+    with pytest.raises(IntervalFailed, match=r"The credentials of batch export .* \(ACME_S3_KEYS\) are not set"):
+        export_interval(destination.id, DAY0, batch, run_id="no-keys")
+    monkeypatch.setenv("ACME_S3_KEYS", json.dumps({"aws_access_key_id": "AKIAEXAMPLE", "aws_secret_access_key": "x"}))
+    result = export_interval(destination.id, DAY0, batch, run_id="keys")
+    assert (result.record.state, result.record.rows) == (RunState.SUCCEEDED, 40)
+    stored = batch.destinations.require(destination.id)
+    assert stored.credentials_ref == "ACME_S3_KEYS" and "AKIAEXAMPLE" not in repr(stored)
