@@ -330,3 +330,21 @@ def test_credentials_come_from_the_variable_the_reference_names(batch, moto_endp
     assert (result.record.state, result.record.rows) == (RunState.SUCCEEDED, 40)
     stored = batch.destinations.require(destination.id)
     assert stored.credentials_ref == "ACME_S3_KEYS" and "AKIAEXAMPLE" not in repr(stored)
+
+
+def test_while_failures_run_in_a_row_a_failed_interval_waits_before_its_next_try(batch, tmp_path):
+    destination = _create(batch, PROJECT, f"file://{tmp_path}")
+    batch.destinations.advance_cursor(destination.id, datetime(2100, 1, 1, tzinfo=UTC))  # no new intervals
+    interval = destination.interval_at(DAY0)
+    for attempt in (1, 2):
+        batch.runs.claim(destination.id, interval, f"run-{attempt}", lambda _: False)
+        batch.runs.finish(destination.id, interval, f"run-{attempt}", RunState.FAILED, error="boom")
+        batch.destinations.record_failure(destination.id, "boom")
+        failing = batch.destinations.require(destination.id)
+        finished = batch.runs.get(destination.id, DAY0).finished_at
+        wait = timedelta(minutes=5 * 2 ** (attempt - 1))
+        assert due_intervals(failing, batch.destinations, batch.runs, finished + wait - timedelta(seconds=1)) == []
+        [due] = due_intervals(failing, batch.destinations, batch.runs, finished + wait)
+        assert (due.interval.start, due.attempts) == (DAY0, attempt)
+    resumed = batch.destinations.set_paused(destination.id, False)  # a resume clears the failures in a row
+    assert [d.attempts for d in due_intervals(resumed, batch.destinations, batch.runs, finished)] == [2]

@@ -1,6 +1,6 @@
 """Which intervals to run: what the live sensor requests each tick, and what a backfill of a range needs.
 
-Live: failed intervals first (they are retried until the destination pauses), then intervals still queued (a
+Live: failed intervals first (retried, with a growing wait, until the destination pauses), then intervals still queued (a
 request that did not become a run is asked again; Dagster drops a run_key it has already launched), then the
 intervals that closed since the cursor. Backfill: one grouped count over the range finds the intervals that
 hold rows; the empty ones that never had files are recorded as skipped without a run.
@@ -9,12 +9,12 @@ hold rows; the empty ones that never had files are recorded as skipped without a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from export_pipeline.batch_exports.destinations import Destination, RunState
 from export_pipeline.batch_exports.intervals import Interval, intervals_between
 from export_pipeline.batch_exports.query import non_empty_starts
-from export_pipeline.batch_exports.records import RunStore
+from export_pipeline.batch_exports.records import IntervalRun, RunStore
 from export_pipeline.batch_exports.run import BatchDeps
 from export_pipeline.batch_exports.store import DestinationStore
 from export_pipeline.clock import as_utc
@@ -22,6 +22,7 @@ from export_pipeline.errors import InvalidRequest
 from export_pipeline.models import MODELS
 
 MAX_BACKFILL_INTERVALS = 100_000
+RETRY_BASE = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,8 @@ def due_intervals(destination: Destination, destinations: DestinationStore, runs
     if destination.paused:
         return []
     due = [Due(destination.interval_at(r.interval_start), r.attempts)
-           for r in runs.list(destination.id, states=(RunState.FAILED,), limit=limit)]
+           for r in runs.list(destination.id, states=(RunState.FAILED,), limit=limit)
+           if destination.consecutive_failures == 0 or _retry_at(r) <= now]
     due += [Due(destination.interval_at(r.interval_start), r.attempts)
             for r in runs.list(destination.id, states=(RunState.QUEUED,), limit=limit)]
     start = destinations.cursor(destination.id) or destination.start_at
@@ -55,6 +57,14 @@ def due_intervals(destination: Destination, destinations: DestinationStore, runs
     if fresh:
         destinations.advance_cursor(destination.id, fresh[-1].end)
     return due
+
+
+def _retry_at(run: IntervalRun) -> datetime:
+    """While failures run in a row, a failed interval waits 5, 10, 20 … minutes (at most ~5 h) before its
+    next try, so a short outage does not use up the tries that pause the destination; after a resume
+    (no failures in a row) it is retried at once."""
+    finished = run.finished_at or run.interval_end
+    return finished + RETRY_BASE * 2 ** min(max(run.attempts - 1, 0), 6)
 
 
 def backfill_intervals(destination: Destination, start: datetime, end: datetime, deps: BatchDeps,
