@@ -36,7 +36,9 @@ def _owned(project_id: int, user: str, destination_id: str) -> DestinationStore:
 
 @click.group("batch-exports")
 def batch_exports() -> None:
-    """Batch exports: a project's events copied every hour, day or week to a folder or S3 bucket.
+    """Batch exports: recurring copies to a folder or bucket.
+
+    A project's events, every hour, day or week, to a local folder or an S3 bucket.
 
     Each interval of ingestion time becomes files plus a manifest; re-running an interval replaces its files,
     so backfills never duplicate rows. The Dagster daemon's batch_export_sensor runs closed intervals."""
@@ -89,6 +91,7 @@ def list_(project_id: int, user: str) -> None:
 @user_option
 @click.argument("destination_id")
 def show(project_id: int, user: str, destination_id: str) -> None:
+    """One destination as JSON."""
     _show(_owned(project_id, user, destination_id).require(destination_id))
 
 
@@ -106,7 +109,7 @@ def pause(project_id: int, user: str, destination_id: str) -> None:
 @user_option
 @click.argument("destination_id")
 def resume(project_id: int, user: str, destination_id: str) -> None:
-    """Request intervals again: the failed ones first, then those that closed meanwhile."""
+    """Run again: failed intervals first, then new ones."""
     _show(_owned(project_id, user, destination_id).set_paused(destination_id, False))
 
 
@@ -115,7 +118,7 @@ def resume(project_id: int, user: str, destination_id: str) -> None:
 @user_option
 @click.argument("destination_id")
 def delete(project_id: int, user: str, destination_id: str) -> None:
-    """Forget the destination and its run records; files already written stay."""
+    """Forget a destination and its runs (files stay)."""
     _owned(project_id, user, destination_id).delete(destination_id)
     emit({"deleted": destination_id})
 
@@ -139,7 +142,9 @@ def runs(project_id: int, user: str, destination_id: str, states: tuple[str, ...
 @click.option("--start", required=True, help="ISO 8601, inclusive (naive: UTC)")
 @click.option("--end", required=True, help="ISO 8601, exclusive")
 def backfill(project_id: int, user: str, destination_id: str, start: str, end: str) -> None:
-    """Export a range again as a Dagster backfill (DAGSTER_WEBSERVER_URL); empty intervals are skipped."""
+    """Export a range again as a Dagster backfill.
+
+    Through the GraphQL API at DAGSTER_WEBSERVER_URL; empty intervals are skipped at once."""
     app = _allowed(project_id, user)
     DestinationStore(app.engine).require(destination_id, project_id=project_id)
     first, last = parse_range(start, end)
