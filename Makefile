@@ -9,6 +9,7 @@ DEMO_EVENTS ?= 200000
 BENCH_EVENTS ?= 1000000,10000000
 BENCH_PERSONS ?= 1000000
 BENCH_ARGS ?=
+BENCH_BATCH_EVENTS ?= 10000000
 JSON_FIELD = $(BIN)/python -c 'import json,sys; print(json.load(open(sys.argv[2]))[sys.argv[1]])'
 
 .PHONY: install demo test faults dev bench bench-api vendor-charts dagster-home system-deps clean validate-deploy
@@ -101,6 +102,7 @@ bench: install system-deps
 	$(BIN)/python -m bench.exports --events $(BENCH_EVENTS) $(BENCH_ARGS)
 	$(BIN)/python -m bench.persons --persons $(BENCH_PERSONS)
 	$(BIN)/python -m bench.render
+	$(BIN)/python -m bench.batch_exports --events $(BENCH_BATCH_EVENTS) --days 90
 
 # Re-fetch the vendored Chart.js from the npm registry (pinned version, integrity checked by npm).
 CHARTJS_VERSION := 4.6.1

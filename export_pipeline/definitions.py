@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from export_pipeline.clickhouse.connection import ClickHouse
+from export_pipeline.defs.batch_exports import batch_export, batch_export_sensor, build_batch_export_job
 from export_pipeline.defs.exports import (
     build_export_job,
     event_export,
@@ -27,9 +28,10 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or Settings()
     cluster = ClickHouse.from_settings(settings).cluster_name
     return dg.Definitions(
-        assets=[event_export, service_ping, subscription_delivery],
-        jobs=[build_export_job(cluster), sweep_expired_exports_job, build_delivery_job(cluster)],
-        sensors=[export_request_sensor, export_reconcile_sensor, subscription_scheduler],
+        assets=[event_export, service_ping, subscription_delivery, batch_export],
+        jobs=[build_export_job(cluster), sweep_expired_exports_job, build_delivery_job(cluster),
+              build_batch_export_job(cluster)],
+        sensors=[export_request_sensor, export_reconcile_sensor, subscription_scheduler, batch_export_sensor],
         schedules=[sweep_schedule, service_ping_schedule],
         resources=build_resources(settings),
     )

@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     email_retry_base_seconds: float = Field(0.5, alias="EXPORT_EMAIL_RETRY_BASE_SECONDS", ge=0)
     # Where people reach the HTTP API: download links in emails when exports are in a local folder.
     api_base_url: str = Field("http://127.0.0.1:8000", alias="EXPORT_API_BASE_URL")
+    # The Dagster webserver whose GraphQL API launches batch export backfills (`launchPartitionBackfill`).
+    dagster_url: str = Field("http://127.0.0.1:3000", alias="DAGSTER_WEBSERVER_URL")
 
     # Images: Debian's Chromium driven by pyppeteer (never downloaded).
     chromium_executable: str = Field("/usr/bin/chromium", alias="CHROMIUM_EXECUTABLE")

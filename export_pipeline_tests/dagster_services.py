@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -103,8 +104,8 @@ class Deployment:
 
 
 @contextmanager
-def running_deployment(base: Path, dagster_home: Path, database_url: str,
-                       env: dict[str, str] | None = None) -> Iterator[Deployment]:
+def running_deployment(base: Path, dagster_home: Path, database_url: str, env: dict[str, str] | None = None,
+                       daemons: tuple[str, ...] = ("SENSOR", "QUEUED_RUN_COORDINATOR")) -> Iterator[Deployment]:
     """Start the services on an instance folder that holds its dagster.yaml; stop them at the end. `env` adds
     to the services' environment.
 
@@ -120,8 +121,22 @@ def running_deployment(base: Path, dagster_home: Path, database_url: str,
         deployment.start("dagster-webserver", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(deployment.port))
         deployment.wait_until(deployment.location_loaded, timeout=240, what="the webserver's code location")
         deployment.start("dagster-daemon", "run", "-w", "workspace.yaml")
-        deployment.wait_until(lambda: deployment.daemons_healthy("SENSOR", "QUEUED_RUN_COORDINATOR"),
-                              timeout=240, what="the daemon's sensor and run queue")
+        deployment.wait_until(lambda: deployment.daemons_healthy(*daemons), timeout=240,
+                              what=f"the daemon's {', '.join(daemons)}")
         yield deployment
     finally:
         deployment.stop()
+
+
+@contextmanager
+def dagster_services(base: Path, *daemons: str, env: dict[str, str] | None = None
+                     ) -> Iterator[tuple[Deployment, Path, str]]:
+    """The services on the project's dagster.yaml with a SQLite app database, all under `base`; yields
+    (deployment, DAGSTER_HOME, app database URL) once `daemons` (e.g. "SENSOR", "BACKFILL") report healthy."""
+    dagster_home = base / "dagster"
+    dagster_home.mkdir()
+    shutil.copyfile(ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
+    database_url = f"sqlite:///{base / 'app.db'}"
+    with running_deployment(base, dagster_home, database_url, env,
+                            daemons or ("SENSOR", "QUEUED_RUN_COORDINATOR")) as deployment:
+        yield deployment, dagster_home, database_url

@@ -18,6 +18,7 @@ from export_pipeline.clickhouse.schema import EventsTable
 from export_pipeline.storage import ExportStorage
 
 COLUMNS = ["project_id", "uuid", "event", "timestamp", "distinct_id", "person_id", "properties"]
+INGESTED_COLUMNS = [*COLUMNS, "created_at"]  # rows that set their own ingestion time
 T0 = datetime(2026, 1, 15, 12, 0, 0, 123456, tzinfo=UTC)
 
 TRICKY_PROPERTIES = [

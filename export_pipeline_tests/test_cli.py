@@ -198,9 +198,9 @@ def _help_rows(*group: str) -> dict[str, str]:
 
 def test_every_command_and_group_has_a_help_line_that_fits():
     top = _help_rows()
-    groups = ["members", "users", "tokens", "insights", "dashboards", "share-links", "subscriptions"]
+    groups = ["members", "users", "tokens", "insights", "dashboards", "share-links", "subscriptions", "batch-exports"]
     assert set(groups) < set(top) and {"export", "status", "preview", "init", "seed", "sweep", "api"} < set(top)
     rows = {**top, **{f"{group} {name}": line for group in groups for name, line in _help_rows(group).items()}}
-    assert len(rows) == 38
+    assert len(rows) == 47
     incomplete = {name: line for name, line in rows.items() if not line or line.endswith("...")}
     assert incomplete == {}

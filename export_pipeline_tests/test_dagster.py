@@ -3,7 +3,6 @@ through GraphQL and queued requests launched exactly once by the sensor."""
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
 
@@ -18,7 +17,7 @@ from export_pipeline.defs.resources import AppDatabaseResource
 from export_pipeline.exports.requests import ExportState, ExportStore
 from export_pipeline.exports.spec import parse_spec
 
-from .dagster_services import ROOT, running_deployment
+from .dagster_services import dagster_services
 from .exportdata import expected_rows, insert_events, known_events
 
 PROJECT = 9101
@@ -103,16 +102,14 @@ def test_run_for_a_reporter_fails_with_the_role_needed(store):
     assert store.require("launchpad-export-3").error_code == "access_denied"
 
 
+# --- A real Dagster deployment: webserver + daemon as subprocesses on loopback ---------------------------
+
+
 @pytest.fixture(scope="module")
 def dagster_deployment(tmp_path_factory, session_home) -> Iterator[dict]:
-    """The services (dagster_services.py) with their own instance and app database (so other tests' requests
-    never reach this sensor), sharing the session's ClickHouse."""
+    """The services (dagster_services.py) with the sensor and run queue these tests rely on."""
     base = tmp_path_factory.mktemp("deployment")
-    dagster_home = base / "dagster"
-    dagster_home.mkdir()
-    shutil.copyfile(ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
-    database_url = f"sqlite:///{base / 'app.db'}"
-    with running_deployment(base, dagster_home, database_url) as deployment:
+    with dagster_services(base, "SENSOR", "QUEUED_RUN_COORDINATOR") as (deployment, dagster_home, database_url):
         store = ExportStore(get_engine(database_url))
         add_member(store.engine, PROJECT, "maria", Role.MAINTAINER)
         yield {"deployment": deployment, "port": deployment.port, "dagster_home": dagster_home, "store": store}

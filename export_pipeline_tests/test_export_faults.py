@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -229,16 +228,12 @@ def test_s3_killed_mid_upload_records_the_upload_error_and_the_next_pass_cleans_
 def deployment(tmp_path_factory):
     """Webserver and daemon (the project's dagster.yaml: run retries on) with their own instance, app database
     and export folder; a fast heartbeat and a short silence limit so the reconciler acts within the test."""
-    from .dagster_services import ROOT, running_deployment
+    from .dagster_services import dagster_services
 
     base = tmp_path_factory.mktemp("faults-deployment")
-    dagster_home = base / "dagster"
-    dagster_home.mkdir()
-    shutil.copyfile(ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
-    database_url = f"sqlite:///{base / 'app.db'}"
     storage_url = f"file://{base / 'exports'}"
     env = {**CLI_ENV, "EXPORT_STORAGE_URL": storage_url, "EXPORT_STALE_AFTER_SECONDS": "5"}
-    with running_deployment(base, dagster_home, database_url, env) as services:
+    with dagster_services(base, env=env) as (services, dagster_home, database_url):
         store = ExportStore(get_engine(database_url))
         add_member(store.engine, PROJECT, USER, Role.MAINTAINER)
         yield {"services": services, "dagster_home": dagster_home, "store": store,

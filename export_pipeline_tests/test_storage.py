@@ -541,3 +541,11 @@ def test_s3_unreachable_endpoint_is_a_storage_error_without_secrets() -> None:
         assert "AWS_ENDPOINT_URL" in (error.hint or "")
         assert secret not in f"{error} {error.message} {error.hint} {error.details}"
     assert time.monotonic() - started < 10
+
+
+def test_delete_keys_removes_exactly_those_keys(local: LocalStorage, s3: S3Storage) -> None:
+    for storage in (local, s3):
+        for key in ("a/1/part-00000.csv", "a/1/part-00001.csv", "a/1/manifest.json", "a/10/part-00000.csv"):
+            storage.put_bytes(key, b"x", content_type="text/csv")
+        storage.delete_keys(["a/1/part-00001.csv", "a/1/part-00000.csv", "a/1/missing.csv"])
+        assert storage.list_keys("a") == ["a/1/manifest.json", "a/10/part-00000.csv"]

@@ -24,7 +24,7 @@ from export_pipeline.api import (
     usage,
 )
 from export_pipeline.api.errors import error_body, message_of, status_of
-from export_pipeline.api.routers import cohorts, people, recordings
+from export_pipeline.api.routers import batch_exports, cohorts, people, recordings
 from export_pipeline.deps import AppDeps
 from export_pipeline.embed.page import STATIC_DIR, page_headers
 from export_pipeline.errors import EngineBusy, ExportPipelineError
@@ -49,7 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(body_limit.BodyLimit, max_bytes=settings.api_max_body_bytes)
     app.middleware("http")(usage.record_usage)
     app.mount("/embed/static", StaticFiles(directory=STATIC_DIR), name="embed-static")
-    for domain in (export_page, insights, embed, subscriptions, exports, events, people, cohorts, recordings, usage):
+    for domain in (export_page, insights, embed, subscriptions, exports, events, people, cohorts, recordings, usage,
+                   batch_exports):
         app.include_router(domain.router)
     # FastAPI prepares included routes on first use; the schema walks them all, so the first request is not
     # ~100 ms slower than the rest (and a route FastAPI cannot describe fails here, at start).

@@ -1,6 +1,8 @@
 """How an error answers: one HTTP status table and one message for the API's JSON errors and the HTML pages."""
 
 from export_pipeline.accounts.roles import RoleSourceUnavailable
+from export_pipeline.batch_exports.backfill import BackfillRefused
+from export_pipeline.batch_exports.records import IntervalBusy
 from export_pipeline.embed.share import ShareLinkGone
 from export_pipeline.errors import (
     AccessDenied,
@@ -36,6 +38,8 @@ STATUS_FOR: dict[type[ExportPipelineError], int] = {
     EngineBusy: 503,
     StorageError: 503,
     RoleSourceUnavailable: 503,
+    BackfillRefused: 503,
+    IntervalBusy: 409,
 }
 
 

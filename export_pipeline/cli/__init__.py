@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from export_pipeline.cli import accounts, admin, exports, insights, subscriptions
+from export_pipeline.cli import accounts, admin, batch_exports, exports, insights, subscriptions
 from export_pipeline.cli.common import ExplainedErrors
 
 
@@ -17,6 +17,6 @@ def main() -> None:
     """Export product-analytics events from ClickHouse to files, through Dagster."""
 
 
-for module in (admin, exports, accounts, insights, subscriptions):
+for module in (admin, exports, accounts, insights, subscriptions, batch_exports):
     for command in module.COMMANDS:
         main.add_command(command)

@@ -93,6 +93,17 @@ class ExportModel:
     columns: tuple[Column, ...]  # in output order
     key: tuple[KeyColumn, ...]
     filters: Callable[[ExportSpec, datetime], Conditions]  # the spec's filters, as of the request
+    # The table expression of the row's ingestion time (events: `created_at`, persons: `_timestamp`): batch
+    # exports cut their intervals on it, so a late row lands in a later interval instead of being missed.
+    ingested_at: str | None = None
+
+    def ingested_between(self, start: datetime, end: datetime) -> Conditions:
+        """The rows ingested in [start, end)."""
+        if self.ingested_at is None:
+            raise ValueError(f"model {self.name!r} declares no ingestion-time column")
+        bound = "DateTime64(6, 'UTC')"
+        return [f"{self.ingested_at} >= {{ingested_from:{bound}}}", f"{self.ingested_at} < {{ingested_to:{bound}}}"], \
+            {"ingested_from": ch_time(start), "ingested_to": ch_time(end)}
 
     @property
     def output_names(self) -> list[str]:

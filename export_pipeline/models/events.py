@@ -48,6 +48,7 @@ def events_model(table: EventsTable) -> ExportModel:
         ),
         key=(KeyColumn("timestamp", c("timestamp"), CH_TIME), KeyColumn("uuid", c("uuid"), "UUID")),
         filters=filters,
+        ingested_at=c("created_at"),
     )
 
 

@@ -103,6 +103,14 @@ class LocalStorage:
                 self._remove_empty_parents(path.parent)
         return deleted
 
+    def delete_keys(self, keys: list[str]) -> None:
+        """Delete exactly these files; a missing one is no error (as on S3)."""
+        for key in keys:
+            with self._os_errors("delete", key):
+                path = self._path(key)
+                path.unlink(missing_ok=True)
+                self._remove_empty_parents(path.parent)
+
     def _remove_empty_parents(self, folder: Path) -> None:
         while folder != self.root:
             try:

@@ -217,6 +217,12 @@ class S3Storage:
                 deleted += self._delete_batch(batch)
         return deleted
 
+    def delete_keys(self, keys: list[str]) -> None:
+        """Delete exactly these objects, 1,000 per request; a missing one is no error."""
+        with self._s3_errors(f"delete {len(keys)} objects"):
+            for start in range(0, len(keys), 1000):
+                self._delete_batch([{"Key": self._full(key)} for key in keys[start:start + 1000]])
+
     def _delete_batch(self, batch: list[dict[str, str]]) -> int:
         response = self._client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
         if errors := response.get("Errors"):

@@ -1,1 +1,1 @@
-"""HTTP routers, one per domain."""
+"""HTTP routers, one module per domain."""
