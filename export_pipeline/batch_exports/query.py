@@ -16,7 +16,7 @@ from export_pipeline.exports.spec import ExportSpec
 from export_pipeline.models.base import ExportModel
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class IntervalQuery(ExportQuery):
     """The model's own filters (project, and rows ingested by the interval's end), narrowed to the rows
     ingested in [start, end), and to `key_range` on the first key column once it is known: the same rows,
@@ -47,11 +47,12 @@ class IntervalQuery(ExportQuery):
 
 
 def interval_query(model: ExportModel, destination: Destination, interval: Interval,
-                   event: str | None = None) -> IntervalQuery:
+                   event: str | None = None, *, escape_formulas: bool = True) -> IntervalQuery:
     spec = ExportSpec(project_id=destination.project_id, requested_by=destination.created_by,
                       format=destination.format, compression=destination.compression,
                       events=(event,) if event is not None else (), resource=destination.model)
-    return IntervalQuery(model, spec, interval.end, interval.start, interval.end)
+    return IntervalQuery(model, spec, interval.end, escape_formulas=escape_formulas, start=interval.start,
+                         end=interval.end)
 
 
 def event_names(session: Session, query: IntervalQuery, column_sql: str) -> list[str]:
@@ -76,7 +77,7 @@ def non_empty_starts(session: Session, model: ExportModel, destination: Destinat
     assert model.ingested_at is not None
     spec = ExportSpec(project_id=destination.project_id, requested_by=destination.created_by,
                       format=destination.format, compression=destination.compression, resource=destination.model)
-    query = IntervalQuery(model, spec, end, start, end)
+    query = IntervalQuery(model, spec, end, start=start, end=end)
     where, params = query.where(after=None)
     sql = (f"SELECT {bucket_sql(model.ingested_at, destination.interval)} AS bucket FROM {model.source} "
            f"WHERE {where} GROUP BY bucket ORDER BY bucket")

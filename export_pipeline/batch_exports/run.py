@@ -17,7 +17,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from urllib.parse import quote
 
-import polars as pl
 from sqlalchemy.engine import Engine
 
 from export_pipeline.batch_exports.alerts import PauseAlerts
@@ -155,7 +154,9 @@ def _write_interval(destination: Destination, interval: Interval, model: ExportM
                 column = next(c.sql for c in model.columns if c.name == "event")
                 groups = [(f"{prefix}/event={_segment(name)}", name) for name in event_names(session, whole, column)]
             for folder, event in groups:
-                query = replace(interval_query(model, destination, interval, event), key_range=whole.key_range)
+                query = replace(interval_query(model, destination, interval, event,
+                                             escape_formulas=deps.settings.csv_escape_formulas),
+                                key_range=whole.key_range)
                 files += _write_group(storage, folder, model, destination, deps,
                                       iter_chunks(session, query, chunk_bytes=deps.settings.chunk_bytes))
     manifest_key = f"{prefix}/{MANIFEST_NAME}"
@@ -175,10 +176,10 @@ def _write_group(storage: ExportStorage, folder: str, model: ExportModel, destin
     settings = deps.settings
     writer = PartWriter(storage, folder, model, destination.format, destination.compression,
                         part_size=destination.file_size_bytes, gzip_level=settings.gzip_level,
-                        zstd_level=settings.zstd_level, escape_formulas=settings.csv_escape_formulas)
+                        zstd_level=settings.zstd_level)
     try:
         for chunk in prefetched(chunks):
-            writer.write(pl.from_arrow(chunk))  # type: ignore[arg-type]
+            writer.write(chunk)
         return writer.finish()
     except BaseException:
         writer.abort()
