@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from export_pipeline.accounts.emails import recipient_for
 from export_pipeline.api.dependencies import CurrentCaller, Deps, ProjectId
+from export_pipeline.api.responses import error_responses
 
 router = APIRouter()
 
@@ -112,7 +113,7 @@ document.getElementById("export-dialog").addEventListener("close", async () => {
   if (email) body.notify_email = email;
   const response = await api(`/api/v1/projects/${{projectId}}/exports`, {{method: "POST", body: JSON.stringify(body)}});
   const answer = await response.json();
-  if (!response.ok) return show(answer.error.message, true);
+  if (!response.ok) return show([answer.error.message, answer.error.hint].filter(Boolean).join(" "), true);
   follow(answer.url);
 }});
 
@@ -121,7 +122,7 @@ async function follow(url) {{
   if (export_.status === "succeeded") {{
     const status = document.getElementById("status");
     status.className = "";
-    status.textContent = `Export ${{export_.id}} is ready: ${{export_.row_count.toLocaleString("en-US")}} events. `;
+    status.textContent = `Export ${{export_.export_id}} is ready: ${{export_.row_count.toLocaleString("en-US")}} events. `;
     for (const file of export_.files) {{
       const link = document.createElement("a");
       link.href = "#";
@@ -135,9 +136,10 @@ async function follow(url) {{
     return;
   }}
   if (export_.status === "failed" || export_.status === "canceled") {{
-    return show(`Export ${{export_.id}} ${{export_.status}}: ${{export_.error ? export_.error.message : ""}}`, true);
+    return show(`Export ${{export_.export_id}} ${{export_.status}}: ${{export_.error ? export_.error.message : ""}}`, true);
   }}
-  show(`Export ${{export_.id}} is ${{export_.status}}: ${{export_.row_count.toLocaleString("en-US")}} events so far…`);
+  show(`Export ${{export_.export_id}} is ${{export_.status}}: ${{export_.row_count.toLocaleString("en-US")}} events so far…` +
+       (export_.hint ? ` ${{export_.hint}}` : ""));
   setTimeout(() => follow(url), 1000);
 }}
 
@@ -147,7 +149,7 @@ async function download(file) {{
   if (response.redirected || !response.ok) return (window.location = response.url);
   const link = document.createElement("a");
   link.href = URL.createObjectURL(await response.blob());
-  link.download = file.name;
+  link.download = file.download_name;
   link.click();
 }}
 
@@ -168,7 +170,7 @@ def export_page(project_id: ProjectId) -> str:
     return PAGE.format(project_id=html.escape(str(project_id)))
 
 
-@router.get("/api/v1/user")
+@router.get("/api/v1/user", tags=["user"], responses=error_responses(401))
 def current_user(who: CurrentCaller, deps: Deps) -> CurrentUser:
     """Who the token belongs to, and the address export emails go to (the page prefills it)."""
     recipient = recipient_for(deps.engine, who.user, None)

@@ -17,7 +17,7 @@ from urllib.parse import quote
 from export_pipeline.accounts.emails import recipient_for
 from export_pipeline.channels.email import EmailOutcome, EmailSender, Logger, sender
 from export_pipeline.exports.deps import ExportDeps
-from export_pipeline.exports.manifest import MANIFEST_NAME
+from export_pipeline.exports.manifest import MANIFEST_NAME, file_link
 from export_pipeline.exports.requests import ExportRequest, ExportState
 from export_pipeline.settings import Settings
 
@@ -107,8 +107,7 @@ class ExportMailer:
     def download_link(self, request: ExportRequest, deps: ExportDeps, name: str) -> str:
         """A presigned URL for S3; otherwise the API's download endpoint (local files are served by the API)."""
         if deps.storage.presigns_downloads:
-            assert request.expires_at is not None
-            return deps.storage.download_url(f"{request.storage_prefix}/{name}", expires_at=request.expires_at)
+            return file_link(deps.storage, request, name)
         base = self.settings.api_base_url.rstrip("/")
         return (
             f"{base}/api/v1/projects/{request.spec.project_id}/exports/{quote(request.id, safe='')}"
