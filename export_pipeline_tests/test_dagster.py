@@ -3,33 +3,22 @@ through GraphQL and queued requests launched exactly once by the sensor."""
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import sys
 import time
-import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from export_pipeline.accounts.roles import MemberTable, Role, add_member
-from export_pipeline.db import get_engine
 from export_pipeline.definitions import defs
 from export_pipeline.defs.exports import EXPORT_PARTITIONS, export_request_sensor
 from export_pipeline.defs.resources import AppDatabaseResource
 from export_pipeline.exports.requests import ExportState, ExportStore
 from export_pipeline.exports.spec import parse_spec
 
+from .deployment import dagster_services  # noqa: F401 (a fixture)
 from .exportdata import expected_rows, insert_events, known_events
-from .net import free_port
 
 PROJECT = 9101
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -111,115 +100,13 @@ def test_run_for_a_reporter_fails_with_the_role_needed(store):
     assert store.require("launchpad-export-3").error_code == "access_denied"
 
 
-# --- A real Dagster deployment: webserver + daemon as subprocesses on loopback ---------------------------
-
-
-def _wait_until(predicate, *, timeout: float, what: str, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-
-
-_LOCATION_STATUS = """
-{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus
-    locationOrLoadError { __typename ... on PythonError { message } } } } } }
-"""
-_DAEMON_STATUS = "{ instance { daemonHealth { allDaemonStatuses { daemonType healthy } } } }"
-
-
-class _Deployment:
-    """Webserver and daemon processes sharing one log; every wait fails fast, with the log, if one dies."""
-
-    def __init__(self, base: Path, env: dict[str, str]):
-        self.port = free_port()
-        self.log_path = base / "services.log"
-        self._log = open(self.log_path, "wb")
-        self._env = env
-        self.processes: list[subprocess.Popen] = []
-
-    def start(self, *command: str) -> None:
-        self.processes.append(subprocess.Popen([str(BIN / command[0]), *command[1:]], cwd=ROOT, env=self._env,
-                                               stdout=self._log, stderr=subprocess.STDOUT))
-
-    def log_tail(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-    def wait_until(self, predicate, *, timeout: float, what: str, interval: float = 1):
-        def alive_and(predicate=predicate):
-            dead = [p.args for p in self.processes if p.poll() is not None]
-            assert not dead, f"{dead} exited while waiting for {what}"
-            return predicate()
-        try:
-            return _wait_until(alive_and, timeout=timeout, what=what, interval=interval)
-        except AssertionError as failure:
-            raise AssertionError(f"{failure}\n--- services.log ---\n{self.log_tail()}") from None
-
-    def graphql(self, query: str) -> dict | None:
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/graphql", data=json.dumps({"query": query}).encode(),
-                                         headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return json.load(response)["data"]
-        except OSError:
-            return None  # not serving yet
-
-    def location_loaded(self) -> bool:
-        data = self.graphql(_LOCATION_STATUS)
-        entries = (data or {}).get("workspaceOrError", {}).get("locationEntries", [])
-        for entry in entries:
-            loaded = entry["locationOrLoadError"] or {}
-            assert loaded.get("__typename") != "PythonError", f"code location failed to load: {loaded['message']}"
-        return any(e["loadStatus"] == "LOADED" and e["locationOrLoadError"] for e in entries)
-
-    def daemons_healthy(self, *daemon_types: str) -> bool:
-        data = self.graphql(_DAEMON_STATUS)
-        statuses = {d["daemonType"]: d["healthy"] for d in (data or {}).get("instance", {}).get("daemonHealth", {})
-                    .get("allDaemonStatuses", [])}
-        return all(statuses.get(name) for name in daemon_types)
-
-    def stop(self) -> None:
-        for process in self.processes:
-            process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        self._log.close()
+# --- A real Dagster deployment (deployment.py): webserver + daemon as subprocesses on loopback -------------
 
 
 @pytest.fixture(scope="module")
-def dagster_deployment(tmp_path_factory, session_home) -> Iterator[dict]:
-    """`dagster-webserver` and `dagster-daemon` on the project's workspace, with their own instance and app
-    database (so other tests' requests never reach this sensor), sharing the session's ClickHouse.
-
-    The instance's storage is created here, before either service starts: two processes creating the same
-    SQLite schemas at once can fail one of them. The daemon starts once the webserver has loaded the code
-    location, and the fixture waits for the daemons the tests rely on to report healthy."""
-    base = tmp_path_factory.mktemp("deployment")
-    dagster_home = base / "dagster"
-    dagster_home.mkdir()
-    shutil.copyfile(ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
-    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-        instance.get_runs(limit=1)
-    database_url = f"sqlite:///{base / 'app.db'}"
-    deployment = _Deployment(base, {**os.environ, "DAGSTER_HOME": str(dagster_home),
-                                    "EXPORT_PIPELINE_DATABASE_URL": database_url})
-    try:
-        deployment.start("dagster-webserver", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(deployment.port))
-        deployment.wait_until(deployment.location_loaded, timeout=240, what="the webserver's code location")
-        deployment.start("dagster-daemon", "run", "-w", "workspace.yaml")
-        deployment.wait_until(lambda: deployment.daemons_healthy("SENSOR", "QUEUED_RUN_COORDINATOR"),
-                              timeout=240, what="the daemon's sensor and run queue")
-        store = ExportStore(get_engine(database_url))
-        add_member(store.engine, PROJECT, "maria", Role.MAINTAINER)
-        yield {"deployment": deployment, "port": deployment.port, "dagster_home": dagster_home, "store": store}
-    finally:
-        deployment.stop()
+def dagster_deployment(dagster_services) -> dict:  # noqa: F811 (the imported fixture)
+    add_member(dagster_services["store"].engine, PROJECT, "maria", Role.MAINTAINER)
+    return dagster_services
 
 
 def test_graphql_launched_run_exports(dagster_deployment, clickhouse, events_table):

@@ -307,6 +307,15 @@ def test_the_scheduler_sensor_requests_one_run_per_due_delivery_with_its_run_key
         assert added.partitions_def_name == DELIVERY_PARTITIONS.name
         assert {k for k in added.partition_keys if k.startswith(subscription.id)} == {
             key, *(f"{subscription.id}-{today - timedelta(days=d):%Y%m%dT%H%MZ}" for d in (1, 2))}
+        # Each skipped slot is observed with its reason, so the partition is not a bare "Missing" in Dagster.
+        skipped = {f"{subscription.id}-{today - timedelta(days=d):%Y%m%dT%H%MZ}" for d in (1, 2)}
+        observed = {o.partition: o for o in first.asset_events if o.partition in skipped}
+        assert set(observed) == skipped
+        reason = subscriptions.delivery(min(skipped)).error
+        assert reason.startswith("Not sent: the scheduler was not running at this time")
+        assert observed[min(skipped)].description == f"Skipped: {reason}"
+        assert observed[min(skipped)].metadata["reason"] == dg.MetadataValue.text(reason)
+        assert observed[min(skipped)].metadata["state"].value == "skipped"
         instance.add_dynamic_partitions(DELIVERY_PARTITIONS.name, list(added.partition_keys))
         # A retried tick: the same run key again (Dagster launches a run key once), nothing planned twice.
         second = subscription_scheduler(dg.build_sensor_context(instance=instance, resources=resources))
