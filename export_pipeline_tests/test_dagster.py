@@ -10,8 +10,14 @@ import pytest
 
 from export_pipeline.accounts.roles import MemberTable, Role, add_member
 from export_pipeline.definitions import defs
-from export_pipeline.defs.exports import EXPORT_PARTITIONS, export_request_sensor
+from export_pipeline.defs.exports import (
+    EXPORT_PARTITIONS,
+    event_export,
+    export_request_sensor,
+    with_storage_kind,
+)
 from export_pipeline.defs.resources import AppDatabaseResource
+from export_pipeline.exports.finished_email import size_text
 from export_pipeline.exports.requests import ExportState, ExportStore
 from export_pipeline.exports.spec import parse_spec
 
@@ -30,6 +36,13 @@ def known_data(clickhouse, events_table, store):
 
 def test_export_runs_are_tagged_for_the_embedded_engine_queue():
     assert defs.resolve_job_def("export_job").tags["export-pipeline/clickhouse"] == "embedded"
+
+
+def test_the_export_asset_shows_the_kind_of_the_configured_storage():
+    key = dg.AssetKey("event_export")
+    assert defs.resolve_assets_def(key).specs_by_key[key].kinds == {"clickhouse", "polars", "local"}
+    on_s3 = with_storage_kind(event_export, "s3://bucket/exports")
+    assert on_s3.specs_by_key[key].kinds == {"clickhouse", "polars", "s3"}
 
 
 def test_sensor_registers_new_partitions_and_keys_runs_by_export_id(store, settings):
@@ -74,8 +87,15 @@ def test_launchpad_config_creates_the_request_and_reports_metadata(store, clickh
     expected = sum(expected_rows(clickhouse, events_table, PROJECT, json_properties=False).values())
     assert metadata["rows"].value == expected == 3_002
     assert metadata["files"].value == 1 and metadata["bytes"].value > 0
-    assert metadata["manifest"].value.endswith(f"/{PROJECT}/launchpad-export-1/manifest.json")
     request = store.require("launchpad-export-1")
+    # Typed for the UI: a readable size next to the exact bytes, the manifest as a path, times as times.
+    assert metadata["size"] == dg.MetadataValue.text(size_text(request.byte_count))
+    assert metadata["bytes"] == dg.MetadataValue.int(request.byte_count)
+    assert isinstance(metadata["manifest"], dg.PathMetadataValue)
+    assert metadata["manifest"].value.endswith(f"/{PROJECT}/launchpad-export-1/manifest.json")
+    assert metadata["expires_at"] == dg.MetadataValue.timestamp(request.expires_at)
+    assert metadata["project_id"] == dg.MetadataValue.int(PROJECT)
+    assert metadata["already_done"] == dg.MetadataValue.bool(False)
     assert (request.state, request.source, request.spec.format.value) == (ExportState.SUCCEEDED, "dagster", "csv")
 
 
