@@ -35,7 +35,7 @@ from export_pipeline.render.capture import png_size
 from export_pipeline.subscriptions.deliver import build_subscription_deps, run_delivery
 from export_pipeline.subscriptions.records import DeliveryState
 from export_pipeline.subscriptions.store import SubscriptionStore
-from export_pipeline.subscriptions.unsubscribe import verify_unsubscribe
+from export_pipeline.subscriptions.unsubscribe import resolve_unsubscribe
 
 from .exportdata import insert_events
 from .sendgridapi import FakeSendGrid, fake_sendgrid
@@ -159,7 +159,7 @@ def test_a_20_tile_dashboard_is_delivered_whole_to_every_destination(deps, world
         html = next(c["value"] for c in mail["content"] if c["type"] == "text/html")
         assert all(f'src="cid:tile-{i:02d}"' in html for i in range(1, 21))
         unsubscribe = mail["headers"]["List-Unsubscribe"].strip("<>")
-        claim = verify_unsubscribe(deps.settings.secret_key, unsubscribe.rsplit("/", 1)[1])
+        claim = resolve_unsubscribe(deps.subscriptions.engine, unsubscribe.rsplit("/", 1)[1])
         assert (claim.subscription_id, claim.email, claim.version) == (subscription.id, address, 1)
     share_link = f"https://analytics.example.com/embed/dashboards/{deps.subscriptions.find(subscription.id).share_token}"
     assert share_link in next(c["value"] for c in sendgrid.to("ana@example.com")[0]["content"])

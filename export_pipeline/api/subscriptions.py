@@ -5,7 +5,7 @@
   Maintainer or higher for anyone's. `.../{id}/deliveries` lists the latest deliveries with one outcome per
   destination; `.../{id}/unsubscribe_links/revoke` (creator or Maintainer+) makes every unsubscribe link sent
   so far stop working.
-- `/unsubscribe/{token}`: the signed link of one address (subscriptions/unsubscribe.py). GET only shows a page
+- `/unsubscribe/{token}`: the opaque link of one address (subscriptions/unsubscribe.py). GET only shows a page
   with a button (mail scanners open links: opening one must not unsubscribe); POST unsubscribes, from that
   button or from a mail app's RFC 8058 one-click request (`List-Unsubscribe=One-Click`). Both are HTML pages.
 """
@@ -32,7 +32,7 @@ from export_pipeline.subscriptions.store import SubscriptionStore
 from export_pipeline.subscriptions.unsubscribe import (
     InvalidUnsubscribeToken,
     UnsubscribeClaim,
-    verify_unsubscribe,
+    resolve_unsubscribe,
 )
 from export_pipeline.subscriptions.views import deliveries_json
 
@@ -142,7 +142,7 @@ def revoke_unsubscribe_links(project_id: ProjectId, subscription_id: Subscriptio
     return {**revoked.to_json(), "unsubscribe_version": revoked.unsubscribe_version}
 
 
-# --- unsubscribe pages (no login: the signed token is the proof) ------------------------------------
+# --- unsubscribe pages (no login: the token we sent is the proof) -----------------------------------
 
 
 def _claim_and_subscription(deps: AppDeps, store: SubscriptionStore,
@@ -150,7 +150,7 @@ def _claim_and_subscription(deps: AppDeps, store: SubscriptionStore,
     """The token's claim and its subscription, or the page to answer with: why the link fails, or that the
     subscription was deleted (nothing to do)."""
     try:
-        claim = verify_unsubscribe(deps.settings.secret_key, token)
+        claim = resolve_unsubscribe(deps.engine, token)
     except InvalidUnsubscribeToken as error:
         return unsubscribe_page("Invalid unsubscribe link", [f"{error.message} {error.hint}"], status=400)
     subscription = store.find(claim.subscription_id)
