@@ -19,7 +19,7 @@ from export_pipeline.exports.spec import parse_spec
 from .deployment import dagster_services  # noqa: F401 (a fixture)
 from .exportdata import T0, insert_events
 
-PROJECT = 9601
+PROJECT = 9643
 
 LAUNCH_BACKFILL = """
 mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {

@@ -27,7 +27,7 @@ from export_pipeline.exports.spec import parse_spec
 
 from .exportdata import T0, insert_events
 
-PROJECT = 9401
+PROJECT = 9437
 ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
 
 
