@@ -18,6 +18,7 @@ from export_pipeline.exports.spec import parse_spec
 
 from .deployment import dagster_services  # noqa: F401 (a fixture)
 from .exportdata import T0, insert_events
+from .test_export_page import needs_chromium
 
 PROJECT = 9643
 
@@ -57,7 +58,34 @@ def backfill(services: dict, asset: str, partitions: list[str]) -> tuple[str, st
     return backfill_id, status
 
 
-def test_a_backfill_reruns_failed_exports_one_at_a_time_and_refuses_a_partition_without_request(services):
+async def screenshots(port: int, folder, pages: dict[str, tuple[str, str]]) -> dict[str, str]:
+    """Each Dagster UI page (path, a text it must show) as a PNG in `folder`; returns each page's text."""
+    import asyncio
+    import contextlib
+
+    import pyppeteer.errors
+
+    from .test_export_page import browser_page
+
+    texts = {}
+    async with browser_page(f"http://127.0.0.1:{port}/") as page:
+        await page.setViewport({"width": 1440, "height": 900})
+        for name, (path, expected) in pages.items():
+            await page.goto(f"http://127.0.0.1:{port}{path}")
+            with contextlib.suppress(pyppeteer.errors.TimeoutError):  # the assertion below says what showed
+                await page.waitForFunction(f"document.body.innerText.includes({expected!r})", timeout=60_000)
+            # The UI's one-time "Join the Dagster community" dialog hides the page: skip it.
+            await page.evaluate("[...document.querySelectorAll('button')].find(b => b.textContent.trim() === 'Skip')"
+                                "?.click()", force_expr=True)
+            await asyncio.sleep(1.5)  # its fade-out
+            await page.screenshot(path=str(folder / f"{name}.png"))
+            texts[name] = await page.evaluate("document.body.innerText")
+            assert expected in texts[name], (name, page.url, texts[name][:1500])
+    return texts
+
+
+@needs_chromium
+def test_a_backfill_reruns_failed_exports_one_at_a_time_and_refuses_a_partition_without_request(services, tmp_path):
     store, deployment = services["store"], services["deployment"]
     instance = dg.DagsterInstance.from_config(str(services["dagster_home"]))
     # Two exports by a Reporter: the sensor runs them and both fail (the role check), as stored requests.
@@ -95,6 +123,17 @@ def test_a_backfill_reruns_failed_exports_one_at_a_time_and_refuses_a_partition_
         f"Refused at launch: partition {orphan} has no stored export request, and the run config does not "
         "describe one. Invalid export request: project_id: must be a positive integer, got None")
     assert store.get(orphan) is None
+
+    # What an operator sees in Dagster's UI (Chromium): the asset's partitions, the backfill, the refused run.
+    import asyncio
+
+    texts = asyncio.run(screenshots(services["port"], tmp_path, {
+        "asset-partitions": (f"/assets/event_export?view=partitions&partition={failed[0].id}", "Materialized (2)"),
+        "backfill": (f"/runs/b/{backfill_id}?tab=partitions", "Partition selection"),
+        "refused-run": (f"/runs/{refused.run_id}", "Refused at launch"),
+    }))
+    assert all((tmp_path / f"{name}.png").stat().st_size > 10_000 for name in texts)
+    assert "Refused at launch" in texts["refused-run"]
 
 
 def test_a_backfill_delivers_a_skipped_slot(services):
