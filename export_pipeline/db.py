@@ -234,6 +234,18 @@ subscription_destinations = sa.Table(
     sa.Column("disabled_at", sa.DateTime(timezone=True), nullable=True),
 )
 
+# The unsubscribe links sent: a random token per link, stored only as its SHA-256 (subscriptions/unsubscribe.py).
+unsubscribe_tokens = sa.Table(
+    "unsubscribe_tokens",
+    metadata,
+    sa.Column("token_sha256", sa.String(64), primary_key=True),
+    # No foreign key: a deleted subscription's links still answer "nothing to unsubscribe from".
+    sa.Column("subscription_id", sa.String(32), nullable=False, index=True),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 # One row per scheduled slot of a subscription (also the Dagster partition key); skipped slots included.
 subscription_deliveries = sa.Table(
     "subscription_deliveries",

@@ -13,6 +13,7 @@ from export_pipeline.defs.exports import (
     export_request_sensor,
     sweep_expired_exports_job,
     sweep_schedule,
+    with_storage_kind,
 )
 from export_pipeline.defs.resources import build_resources
 from export_pipeline.defs.subscriptions import (
@@ -28,7 +29,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or Settings()
     cluster = ClickHouse.from_settings(settings).cluster_name
     return dg.Definitions(
-        assets=[event_export, service_ping, subscription_delivery, batch_export],
+        assets=[with_storage_kind(event_export, settings.storage_url), service_ping, subscription_delivery, batch_export],
         jobs=[build_export_job(cluster), sweep_expired_exports_job, build_delivery_job(cluster),
               build_batch_export_job(cluster)],
         sensors=[export_request_sensor, export_reconcile_sensor, subscription_scheduler, batch_export_sensor],

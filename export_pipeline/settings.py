@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import secrets
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -77,7 +74,6 @@ class Settings(BaseSettings):
     sharing_enabled: bool = Field(True, alias="EXPORT_SHARING_ENABLED")
     embed_allowed_origins_setting: str = Field("", alias="EXPORT_EMBED_ALLOWED_ORIGINS")
     # Signs unsubscribe links. Unset: a random key is created once in the data folder (embedded default).
-    secret_key_setting: SecretStr | None = Field(None, alias="EXPORT_SECRET_KEY")
     # Subscriptions to Slack: one bot token per workspace, e.g. {"acme": "xoxb-…", "community": "xoxb-…"}.
     # A workspace without a token delivers to the outbox folder.
     slack_bot_tokens: dict[str, SecretStr] = Field(default_factory=dict, alias="SLACK_BOT_TOKENS")
@@ -125,22 +121,6 @@ class Settings(BaseSettings):
     @property
     def embed_allowed_origins(self) -> tuple[str, ...]:
         return tuple(origin.strip() for origin in self.embed_allowed_origins_setting.split(",") if origin.strip())
-
-    @cached_property
-    def secret_key(self) -> bytes:
-        """The signing key: EXPORT_SECRET_KEY, else one created once under `home` (readable by its owner only)."""
-        if self.secret_key_setting is not None:
-            return self.secret_key_setting.get_secret_value().encode()
-        path = self.home / "secret.key"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            draft = path.with_name(f".secret.key.{os.getpid()}")
-            draft.write_text(secrets.token_hex(32))
-            draft.chmod(0o600)
-            with contextlib.suppress(FileExistsError):  # another process linked its key first: use theirs
-                os.link(draft, path)  # atomic: nobody ever reads a half-written key
-            draft.unlink()
-        return path.read_text().strip().encode()
 
 
 def redact_url(url: str) -> str:

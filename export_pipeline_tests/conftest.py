@@ -32,6 +32,7 @@ from export_pipeline.exports.requests import ExportStore  # noqa: E402
 from export_pipeline.settings import Settings  # noqa: E402
 from export_pipeline.storage import storage_from_url  # noqa: E402
 from export_pipeline_tests.clickhouse_http import clickhouse_http  # noqa: E402, F401
+from export_pipeline_tests.dagster_services import dagster_services  # noqa: E402
 from export_pipeline_tests.net import free_port  # noqa: E402
 from export_pipeline_tests.postgres import app_engine, postgres_app_url, postgres_server  # noqa: E402, F401
 
@@ -111,3 +112,13 @@ def serving(app) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def dagster_stack(tmp_path_factory, session_home) -> Iterator[dict]:
+    """One real deployment (dagster_services.py: webserver + daemon) for the session's Dagster tests, with its
+    own instance and app database, so other tests' requests never reach its sensors; started on first use."""
+    base = tmp_path_factory.mktemp("deployment")
+    with dagster_services(base, "SENSOR", "BACKFILL", "QUEUED_RUN_COORDINATOR") as (deployment, home, url):
+        yield {"deployment": deployment, "port": deployment.port, "dagster_home": home, "database_url": url,
+               "store": ExportStore(get_engine(url))}

@@ -144,8 +144,9 @@ def parse_file(name: str, raw: bytes) -> list[dict]:
     if ".csv" in name:
         reader = csv.DictReader(io.StringIO(data.decode(), newline=""))
         return [{**row, "project_id": int(row["project_id"])} for row in reader]
-    frame = pl.read_parquet(io.BytesIO(data))
+    frame = pl.read_parquet(io.BytesIO(data))  # UUIDs as their 16 bytes (Parquet's UUID logical type)
     return [
-        {**row, "timestamp": iso(row["timestamp"]), "created_at": iso(row["created_at"])}
+        {**row, "timestamp": iso(row["timestamp"]), "created_at": iso(row["created_at"]),
+         "uuid": str(uuid.UUID(bytes=row["uuid"])), "person_id": str(uuid.UUID(bytes=row["person_id"]))}
         for row in frame.to_dicts()
     ]

@@ -101,7 +101,7 @@ def test_authorization_matrix(server, who, endpoint):
     assert response.status_code == expected, response.text
     if expected >= 400:
         error = response.json()["error"]
-        assert set(error) == {"code", "message", "details"}
+        assert set(error) == {"code", "message", "hint", "details"}
         if expected == 403:
             assert "needs Maintainer (40) or higher" in error["message"]
         if expected == 401:

@@ -42,7 +42,7 @@ def fuzz_client(settings, clickhouse, events_table, store):
 def _check(response) -> None:
     assert response.status_code < 500, (response.request.method, response.request.url, response.text)
     if response.status_code >= 400:
-        assert set(response.json()["error"]) == {"code", "message", "details"}
+        assert set(response.json()["error"]) == {"code", "message", "hint", "details"}
 
 
 @hypothesis_settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

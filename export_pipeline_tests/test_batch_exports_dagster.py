@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -25,7 +24,7 @@ from export_pipeline.defs.batch_exports import BATCH_JOB, DESTINATIONS, batch_ex
 from export_pipeline.defs.resources import AppDatabaseResource
 from export_pipeline.defs.runs import CLICKHOUSE_TAG
 
-from .dagster_services import ROOT, dagster_services
+from .dagster_services import ROOT
 from .exportdata import INGESTED_COLUMNS, expected_rows, parse_file
 
 PROJECT = 9985
@@ -105,10 +104,8 @@ def test_the_sensor_registers_destinations_and_requests_closed_intervals_once(tm
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory, session_home) -> Iterator[tuple]:
-    base = tmp_path_factory.mktemp("batch-deployment")
-    with dagster_services(base, "SENSOR", "BACKFILL", "QUEUED_RUN_COORDINATOR") as started:
-        yield started
+def deployment(dagster_stack) -> tuple:
+    return dagster_stack["deployment"], dagster_stack["dagster_home"], dagster_stack["database_url"]
 
 
 def test_a_graphql_backfill_is_run_by_the_daemon_at_low_priority(deployment, settings, clickhouse, tmp_path):

@@ -4,20 +4,23 @@ through GraphQL and queued requests launched exactly once by the sensor."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import dagster as dg
 import pytest
 
 from export_pipeline.accounts.roles import MemberTable, Role, add_member
-from export_pipeline.db import get_engine
 from export_pipeline.definitions import defs
-from export_pipeline.defs.exports import EXPORT_PARTITIONS, export_request_sensor
+from export_pipeline.defs.exports import (
+    EXPORT_PARTITIONS,
+    event_export,
+    export_request_sensor,
+    with_storage_kind,
+)
 from export_pipeline.defs.resources import AppDatabaseResource
+from export_pipeline.exports.finished_email import size_text
 from export_pipeline.exports.requests import ExportState, ExportStore
 from export_pipeline.exports.spec import parse_spec
 
-from .dagster_services import dagster_services
 from .exportdata import expected_rows, insert_events, known_events
 
 PROJECT = 9101
@@ -32,6 +35,13 @@ def known_data(clickhouse, events_table, store):
 
 def test_export_runs_are_tagged_for_the_embedded_engine_queue():
     assert defs.resolve_job_def("export_job").tags["export-pipeline/clickhouse"] == "embedded"
+
+
+def test_the_export_asset_shows_the_kind_of_the_configured_storage():
+    key = dg.AssetKey("event_export")
+    assert defs.resolve_assets_def(key).specs_by_key[key].kinds == {"clickhouse", "polars", "local"}
+    on_s3 = with_storage_kind(event_export, "s3://bucket/exports")
+    assert on_s3.specs_by_key[key].kinds == {"clickhouse", "polars", "s3"}
 
 
 def test_sensor_registers_new_partitions_and_keys_runs_by_export_id(store, settings):
@@ -76,8 +86,15 @@ def test_launchpad_config_creates_the_request_and_reports_metadata(store, clickh
     expected = sum(expected_rows(clickhouse, events_table, PROJECT, json_properties=False).values())
     assert metadata["rows"].value == expected == 3_002
     assert metadata["files"].value == 1 and metadata["bytes"].value > 0
-    assert metadata["manifest"].value.endswith(f"/{PROJECT}/launchpad-export-1/manifest.json")
     request = store.require("launchpad-export-1")
+    # Typed for the UI: a readable size next to the exact bytes, the manifest as a path, times as times.
+    assert metadata["size"] == dg.MetadataValue.text(size_text(request.byte_count))
+    assert metadata["bytes"] == dg.MetadataValue.int(request.byte_count)
+    assert isinstance(metadata["manifest"], dg.PathMetadataValue)
+    assert metadata["manifest"].value.endswith(f"/{PROJECT}/launchpad-export-1/manifest.json")
+    assert metadata["expires_at"] == dg.MetadataValue.timestamp(request.expires_at)
+    assert metadata["project_id"] == dg.MetadataValue.int(PROJECT)
+    assert metadata["already_done"] == dg.MetadataValue.bool(False)
     assert (request.state, request.source, request.spec.format.value) == (ExportState.SUCCEEDED, "dagster", "csv")
 
 
@@ -102,17 +119,6 @@ def test_run_for_a_reporter_fails_with_the_role_needed(store):
     assert store.require("launchpad-export-3").error_code == "access_denied"
 
 
-# --- A real Dagster deployment: webserver + daemon as subprocesses on loopback ---------------------------
-
-
-@pytest.fixture(scope="module")
-def dagster_deployment(tmp_path_factory, session_home) -> Iterator[dict]:
-    """The services (dagster_services.py) with the sensor and run queue these tests rely on."""
-    base = tmp_path_factory.mktemp("deployment")
-    with dagster_services(base, "SENSOR", "QUEUED_RUN_COORDINATOR") as (deployment, dagster_home, database_url):
-        store = ExportStore(get_engine(database_url))
-        add_member(store.engine, PROJECT, "maria", Role.MAINTAINER)
-        yield {"deployment": deployment, "port": deployment.port, "dagster_home": dagster_home, "store": store}
 
 
 def test_graphql_launched_run_exports(dagster_deployment, clickhouse, events_table):

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
-from html import escape
+from html import unescape
 
 import pytest
 from click.testing import CliRunner
@@ -90,8 +91,9 @@ def ready_payload(request: ExportRequest, to: str, files: list[tuple[str, int, i
     """The exact email for a succeeded export; `files` are (name, bytes, rows, url)."""
     expires = utc_seconds(request.expires_at)
     rows = sum(f[2] for f in files)
-    summary = (f"Your export {request.id} of project {PROJECT} is ready: {rows:,} events in {len(files)} file"
-               f"{'' if len(files) == 1 else 's'} ({request.spec.format.value}, {request.spec.compression.value}).")
+    contents = (f"{rows:,} events in {len(files)} file{'' if len(files) == 1 else 's'} "
+                f"({request.spec.format.value}, {request.spec.compression.value}).")
+    summary = f"Your export {request.id} of project {PROJECT} is ready: {contents}"
     expiry = f"The links expire at {expires} (UTC); the files are deleted then."
     token = "Downloading needs your API token: curl -fLOJ -H 'Authorization: Bearer <token>' <link>"
     listing = "".join(f"- {name}: {size(size_bytes)}, {n:,} rows\n  {url}\n" for name, size_bytes, n, url in files)
@@ -101,16 +103,24 @@ def ready_payload(request: ExportRequest, to: str, files: list[tuple[str, int, i
         + (f"{token}\n" if local else "")
         + f"\nFilters: {filters}.{SIGNATURE}"
     )
-    items = "".join(f'<li><a href="{escape(url)}">{name}</a>: {size(size_bytes)}, {n:,} rows</li>'
-                    for name, size_bytes, n, url in files)
-    html = (
-        f"<p>Hello {escape(request.spec.requested_by)},</p><p>{summary}</p><ul>{items}</ul>"
-        f'<p><a href="{escape(manifest_url)}">Manifest</a> (every file\'s rows, size and SHA-256).</p>'
-        f"<p><strong>{expiry}</strong></p>"
-        + (f"<p>{escape(token)}</p>" if local else "")
-        + f"<p>Filters: {escape(filters)}.</p>"
-    )
-    return envelope(request, to, f"Your export {request.id} of project {PROJECT} is ready", text, html)
+    subject = f"Your export {request.id} of project {PROJECT} is ready"
+    listed = " ".join(f"{name} [{url}] {size(size_bytes)} {n:,}" for name, size_bytes, n, url in files)
+    html = (f"{subject} Hello {request.spec.requested_by}, {contents} File Size Rows {listed} "
+            f"Manifest [{manifest_url}] (every file's rows, size and SHA-256). {expiry} "
+            + (f"{token} " if local else "") + f"Filters: {filters}.")
+    return envelope(request, to, subject, text, html)
+
+
+def seen(html: str) -> str:
+    """What a reader sees of an HTML part (after the title in <head>), each link's target in brackets."""
+    body = html.split("<body", 1)[1].split(">", 1)[1]
+    body = re.sub(r'<a href="([^"]*)"[^>]*>(.*?)</a>', lambda m: f"{m.group(2)} [{m.group(1)}]", body)
+    return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", body).replace(" ,", ","))).strip()
+
+
+def as_seen(mail: dict) -> dict:
+    return {**mail, "content": [{**c, "value": seen(c["value"])} if c["type"] == "text/html" else c
+                                for c in mail["content"]]}
 
 
 def envelope(request: ExportRequest, to: str, subject: str, text: str, html: str) -> dict:
@@ -139,7 +149,7 @@ def test_a_succeeded_export_emails_each_file_with_its_link_and_the_expiry(deps, 
 
     assert done.state is ExportState.SUCCEEDED and done.row_count == 750
     [part] = read_manifest(deps.storage, done.manifest_key)["files"]
-    assert sendgrid.received == [
+    assert [as_seen(mail) for mail in sendgrid.received] == [
         ready_payload(
             done, "ops@example.com", [(part["name"], part["bytes"], 750, api_link(done, "part-00000.ndjson"))],
             api_link(done, "manifest.json"), local=True,
@@ -147,6 +157,13 @@ def test_a_succeeded_export_emails_each_file_with_its_link_and_the_expiry(deps, 
         )
     ]
     assert (done.notify_email, done.notified_to, done.notify_error) == ("ops@example.com", "ops@example.com", None)
+    # A whole document styled inline (mail clients drop <style>), the title once as its heading.
+    html = sendgrid.received[0]["content"][1]["value"]
+    subject = sendgrid.received[0]["subject"]
+    assert html.startswith("<!doctype html>") and "<style" not in html
+    assert html.count(subject) == 2 and f"<title>{subject}</title>" in html and re.search(f"<h1[^>]*>{subject}</h1>", html)
+    assert all('style="' in tag for tag in re.findall(r"<(?:p|td|th|a|table|h1)\b[^>]*>", html))
+    assert re.search(r'<p style="[^"]*background:#fff8c5[^"]*"><strong>The links expire at', html)
     assert done.notified_at is not None and done.notified_at >= done.finished_at
 
 
@@ -168,10 +185,13 @@ def test_a_failed_export_emails_the_reason_and_what_to_do(deps, sendgrid, tmp_pa
             f"away. If it fails again, contact a maintainer of the export service and mention export {request.id}.")
     text = (f"Hello {MAINTAINER},\n\n{summary}\n\nReason: {reason}\n\nNo files were kept.\nWhat to do: {hint}\n\n"
             f"Filters: all time, all events.{SIGNATURE}")
-    html = (f"<p>Hello {MAINTAINER},</p><p>{summary}</p><p><strong>Reason:</strong> {escape(reason)}</p>"
-            f"<p>No files were kept. <strong>What to do:</strong> {hint}</p><p>Filters: all time, all events.</p>")
-    assert sendgrid.received == [
-        envelope(request, "ops@example.com", f"Your export {request.id} of project {PROJECT} failed", text, html)
+    subject = f"Your export {request.id} of project {PROJECT} failed"
+    failed_at = f"(csv, gzip) failed at {utc_seconds(failed.finished_at)} (UTC)."
+    html = (f"{subject} Hello {MAINTAINER}, The export {failed_at} Reason: {reason} No files were kept. "
+            f"What to do: {hint} "
+            "Filters: all time, all events.")
+    assert [as_seen(mail) for mail in sendgrid.received] == [
+        envelope(request, "ops@example.com", subject, text, html)
     ]
     assert "unreachable" in failed.error.lower() or "connect" in failed.error.lower()
     assert failed.notified_at is not None and failed.notify_error is None
@@ -199,7 +219,7 @@ def test_without_a_key_the_same_payload_goes_to_the_outbox(deps, sendgrid, tmp_p
     [written] = sorted((home / "outbox").iterdir())
     assert written.name.endswith(f"-{done.id}.json") and written.name[:8].isdigit()
     [part] = read_manifest(deps.storage, done.manifest_key)["files"]
-    assert json.loads(written.read_text()) == ready_payload(
+    assert as_seen(json.loads(written.read_text())) == ready_payload(
         done, "ops@example.com", [(part["name"], part["bytes"], 750, api_link(done, "part-00000.ndjson"))],
         api_link(done, "manifest.json"), local=True, filters="all time, events: signed_up",
     )
@@ -293,7 +313,7 @@ def test_s3_exports_email_presigned_links_that_download(deps, sendgrid, moto_end
     assert urls[0].startswith(prefix + "part-00000.ndjson?") and urls[1].startswith(prefix + "manifest.json?")
     assert all("X-Amz-Signature=" in url for url in urls)
     assert len(urllib.request.urlopen(urls[0]).read()) == part["bytes"]
-    assert mail == ready_payload(done, "ops@example.com", [(part["name"], part["bytes"], 750, urls[0])], urls[1],
+    assert as_seen(mail) == ready_payload(done, "ops@example.com", [(part["name"], part["bytes"], 750, urls[0])], urls[1],
                                  local=False, filters="all time, events: signed_up")
 
 

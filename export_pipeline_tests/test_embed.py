@@ -30,6 +30,7 @@ from export_pipeline.render.capture import png_size
 
 from .conftest import serving
 from .exportdata import insert_events
+from .test_export_page import browser_page, needs_chromium
 from .test_render import decode_png, near, runs
 
 PROJECT, OTHER = 9950, 9951
@@ -371,3 +372,19 @@ def test_png_exports_are_requested_through_the_api(client, data):
         "resource": "insight", "target_id": data["top"].id, "format": "png", "width": 3001})
     assert too_wide.status_code == 422 and "width" in too_wide.json()["error"]["details"]
     client.delete(f"{url}/{accepted.json()['id']}", headers=as_(data, "mae"))
+
+
+@needs_chromium
+def test_the_funnel_labels_each_step_with_its_conversion(site, client, data, store):
+    import asyncio
+
+    funnel = InsightStore(store.engine).create_insight(PROJECT, name="Alpha to delta", created_by="mae", query={
+        "kind": "funnel", "steps": ["alpha", "delta"], "window_seconds": 3600, **RANGE})
+    token = share(client, data, "insight", funnel.id).json()["token"]
+
+    async def labels() -> list[str]:
+        async with browser_page(f"{site}/embed/insights/{token}") as page:
+            await page.waitForFunction("window.__chartsReady === true", timeout=30_000)
+            return await page.evaluate("Chart.getChart(document.querySelector('[data-tile] canvas')).data.labels")
+
+    assert asyncio.run(labels()) == ["1. alpha · 100%", "2. delta · 0%"]

@@ -89,26 +89,37 @@ def test_export_page_requests_an_export_and_shows_the_download_link(site, tmp_pa
             prefilled = await page.evaluate("document.getElementById('email').value")
             await page.click("#open-export")
             await page.select("#format", "csv")
+            await page.select("#compression", "zstd")
             await page.evaluate("document.getElementById('date-from').value = '2026-01-15'")
             await page.evaluate("document.getElementById('date-to').value = '2026-01-15'")
             await page.click("#submit-export")
             await page.waitForFunction("document.getElementById('status').textContent.includes('is queued')")
+            queued_bar = await page.evaluate("!document.getElementById('progress').hidden")
             export_id = await asyncio.get_running_loop().run_in_executor(None, run_queued_export, site["deps"], PROJECT)
             await page.waitForSelector("a.download", timeout=30_000)
             status = await page.evaluate("document.getElementById('status').textContent")
             link = await page.evaluate("document.querySelector('a.download').dataset.url")
+            await page.waitForFunction(f"document.querySelector('[data-export-id=\"{export_id}\"] .state')"
+                                       ".textContent === 'succeeded'")
+            recent = await page.evaluate(f"document.querySelector('[data-export-id=\"{export_id}\"]').textContent")
+            done_bar = await page.evaluate("!document.getElementById('progress').hidden")
             await page.screenshot(path=str(tmp_path / "export-page.png"))
-            return {"prefilled": prefilled, "status": status, "link": link, "export_id": export_id}
+            return {"prefilled": prefilled, "status": status, "link": link, "export_id": export_id,
+                    "bars": (queued_bar, done_bar), "recent": recent}
 
     seen = asyncio.run(scenario())
     export = site["deps"].store.require(seen["export_id"])
     assert seen["prefilled"] == "maria@example.com"
-    assert (export.spec.format.value, export.notify_email) == ("csv", "maria@example.com")
+    assert (export.spec.format.value, export.spec.compression.value, export.notify_email) == (
+        "csv", "zstd", "maria@example.com")
+    assert seen["bars"] == (True, False)  # a progress bar while queued or running, gone once ready
+    assert seen["recent"] == (f"{export.id} · csv · succeeded · 2,510 events · "
+                              f"{export.created_at:%a, %d %b %Y %H:%M:%S} GMT")
     assert export.spec.date_to is not None and export.spec.date_to.isoformat() == "2026-01-16T00:00:00+00:00"
     assert seen["status"].startswith(f"Export {export.id} is ready: {export.row_count:,} events.")
     assert f"Links expire {export.expires_at:%a, %d %b %Y %H:%M:%S} GMT." in seen["status"]
     assert export.row_count == 2_510
-    assert seen["link"] == f"{site['url']}/api/v1/projects/{PROJECT}/exports/{export.id}/files/part-00000.csv.gz"
+    assert seen["link"] == f"{site['url']}/api/v1/projects/{PROJECT}/exports/{export.id}/files/part-00000.csv.zst"
 
 
 @needs_chromium

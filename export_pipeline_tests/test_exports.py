@@ -77,6 +77,38 @@ def test_every_format_exports_exactly_the_project_rows(deps, clickhouse, events_
     assert (stored.state, stored.row_count, manifest["row_count"]) == (ExportState.SUCCEEDED, 3_002, 3_002)
 
 
+def test_parquet_declares_uuid_types_and_required_columns(deps):
+    import io
+
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    request, result = export(deps, format="parquet")
+    data = deps.storage.read_bytes(result.files[0].key)
+    parquet = pq.ParquetFile(io.BytesIO(data))
+    physical = {column.name: (column.physical_type, str(column.logical_type), column.max_definition_level)
+                for column in parquet.schema}
+    assert physical == {  # max_definition_level 0: a required (non-null) column
+        "project_id": ("INT64", "Int(bitWidth=64, isSigned=false)", 0),
+        "uuid": ("FIXED_LEN_BYTE_ARRAY", "UUID", 0),
+        "event": ("BYTE_ARRAY", "String", 0),
+        "timestamp": ("INT64", "Timestamp(isAdjustedToUTC=true, timeUnit=microseconds, is_from_converted_type=false, "
+                      "force_set_converted_type=false)", 0),
+        "distinct_id": ("BYTE_ARRAY", "String", 0),
+        "person_id": ("FIXED_LEN_BYTE_ARRAY", "UUID", 0),
+        "created_at": ("INT64", "Timestamp(isAdjustedToUTC=true, timeUnit=microseconds, "
+                       "is_from_converted_type=false, force_set_converted_type=false)", 0),
+        "properties": ("BYTE_ARRAY", "String", 0),
+    }
+    # pandas (through pyarrow) gives uuid.UUID values, equal to the text the other formats write.
+    frame = pd.read_parquet(io.BytesIO(data))
+    ndjson_request, ndjson = export(deps, format="ndjson", compression="none")
+    first = json.loads(deps.storage.read_bytes(ndjson.files[0].key).split(b"\n")[0])
+    row = frame.iloc[0]
+    assert (str(row["uuid"]), str(row["person_id"])) == (first["uuid"], first["person_id"])
+    assert isinstance(row["uuid"], uuid.UUID)
+
+
 def test_json_outputs_embed_properties_as_objects_one_event_per_line(deps):
     request, result = export(deps, format="ndjson", compression="none")
     raw = deps.storage.read_bytes(result.files[0].key).decode()

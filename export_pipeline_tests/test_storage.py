@@ -417,6 +417,12 @@ def test_s3_presigned_url_downloads_exact_bytes(s3: S3Storage, moto_endpoint: st
     assert 3590 <= expires_param(url) <= 3600
     with urllib.request.urlopen(url, timeout=10) as response:
         assert response.read() == data
+        assert response.headers["Content-Disposition"] is None
+
+    named = s3.download_url("exports/1/exp_a/part-00000.csv", expires_at=in_an_hour, filename="1-exp_a-events-part-00000.csv")
+    with urllib.request.urlopen(named, timeout=10) as response:
+        assert response.headers["Content-Disposition"] == 'attachment; filename="1-exp_a-events-part-00000.csv"'
+        assert response.read() == data
 
 
 def test_s3_presigned_url_expiry_is_clamped(s3: S3Storage) -> None:

@@ -35,7 +35,7 @@ from export_pipeline.render.capture import png_size
 from export_pipeline.subscriptions.deliver import build_subscription_deps, run_delivery
 from export_pipeline.subscriptions.records import DeliveryState
 from export_pipeline.subscriptions.store import SubscriptionStore
-from export_pipeline.subscriptions.unsubscribe import verify_unsubscribe
+from export_pipeline.subscriptions.unsubscribe import resolve_unsubscribe
 
 from .exportdata import insert_events
 from .sendgridapi import FakeSendGrid, fake_sendgrid
@@ -159,7 +159,7 @@ def test_a_20_tile_dashboard_is_delivered_whole_to_every_destination(deps, world
         html = next(c["value"] for c in mail["content"] if c["type"] == "text/html")
         assert all(f'src="cid:tile-{i:02d}"' in html for i in range(1, 21))
         unsubscribe = mail["headers"]["List-Unsubscribe"].strip("<>")
-        claim = verify_unsubscribe(deps.settings.secret_key, unsubscribe.rsplit("/", 1)[1])
+        claim = resolve_unsubscribe(deps.subscriptions.engine, unsubscribe.rsplit("/", 1)[1])
         assert (claim.subscription_id, claim.email, claim.version) == (subscription.id, address, 1)
     share_link = f"https://analytics.example.com/embed/dashboards/{deps.subscriptions.find(subscription.id).share_token}"
     assert share_link in next(c["value"] for c in sendgrid.to("ana@example.com")[0]["content"])
@@ -307,6 +307,15 @@ def test_the_scheduler_sensor_requests_one_run_per_due_delivery_with_its_run_key
         assert added.partitions_def_name == DELIVERY_PARTITIONS.name
         assert {k for k in added.partition_keys if k.startswith(subscription.id)} == {
             key, *(f"{subscription.id}-{today - timedelta(days=d):%Y%m%dT%H%MZ}" for d in (1, 2))}
+        # Each skipped slot is observed with its reason, so the partition is not a bare "Missing" in Dagster.
+        skipped = {f"{subscription.id}-{today - timedelta(days=d):%Y%m%dT%H%MZ}" for d in (1, 2)}
+        observed = {o.partition: o for o in first.asset_events if o.partition in skipped}
+        assert set(observed) == skipped
+        reason = subscriptions.delivery(min(skipped)).error
+        assert reason.startswith("Not sent: the scheduler was not running at this time")
+        assert observed[min(skipped)].description == f"Skipped: {reason}"
+        assert observed[min(skipped)].metadata["reason"] == dg.MetadataValue.text(reason)
+        assert observed[min(skipped)].metadata["state"].value == "skipped"
         instance.add_dynamic_partitions(DELIVERY_PARTITIONS.name, list(added.partition_keys))
         # A retried tick: the same run key again (Dagster launches a run key once), nothing planned twice.
         second = subscription_scheduler(dg.build_sensor_context(instance=instance, resources=resources))

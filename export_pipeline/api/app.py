@@ -1,7 +1,8 @@
 """The HTTP API: `/api/v1`, personal access tokens, project roles, one error shape; and the pages it serves.
 
-Errors are always `{"error": {"code", "message", "details"}}`. A project the caller is not a member of
-answers 404 (its existence is not revealed); a member below the role a route needs gets 403 naming it.
+Errors are always `{"error": {"code", "message", "hint", "details"}}` (declared by api/responses.py). A
+project the caller is not a member of answers 404 (its existence is not revealed); a member below the role
+a route needs gets 403 naming it.
 Routes live in one router per domain; what they need comes from api/dependencies.py.
 """
 
@@ -23,7 +24,9 @@ from export_pipeline.api import (
     subscriptions,
     usage,
 )
-from export_pipeline.api.errors import error_body, message_of, status_of
+from export_pipeline.api.daemon import DaemonWatch
+from export_pipeline.api.errors import error_body, status_of
+from export_pipeline.api.responses import declare_body_limit
 from export_pipeline.api.routers import batch_exports, cohorts, people, recordings
 from export_pipeline.deps import AppDeps
 from export_pipeline.embed.page import STATIC_DIR, page_headers
@@ -44,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.deps = AppDeps.from_settings(settings)
     app.state.deps.clickhouse.keep_open("the HTTP API")
+    app.state.daemon = DaemonWatch(settings)
     _install_error_handlers(app)
     # Inside the usage middleware (which records the 413), so the route's reads raise through no task group.
     app.add_middleware(body_limit.BodyLimit, max_bytes=settings.api_max_body_bytes)
@@ -52,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for domain in (export_page, insights, embed, subscriptions, exports, events, people, cohorts, recordings, usage,
                    batch_exports):
         app.include_router(domain.router)
+    declare_body_limit(app)
     # FastAPI prepares included routes on first use; the schema walks them all, so the first request is not
     # ~100 ms slower than the rest (and a route FastAPI cannot describe fails here, at start).
     app.openapi()
@@ -66,8 +71,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         retry_after = getattr(error, "retry_after", None) or (5 if isinstance(error, EngineBusy) else None)
         if retry_after:
             headers["Retry-After"] = str(retry_after)
-        return JSONResponse(error_body(error.code, message_of(error), error.details), status_code=status,
-                            headers=headers)
+        return JSONResponse(error_body(error.code, error.message, error.details, hint=error.hint),
+                            status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     def validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:

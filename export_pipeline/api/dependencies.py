@@ -4,7 +4,8 @@ caller's role on the project (`who: Maintainer`, with `Maintainer = Annotated[Ca
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from export_pipeline.accounts.roles import Role, require_role
 from export_pipeline.accounts.tokens import authenticate
@@ -55,16 +56,22 @@ class Caller:
     user: str
 
 
-def presented_token(request: Request, *, cookie: bool = False) -> str:
-    """The `Authorization: Bearer` token, else (with `cookie`) the token cookie, else ""."""
+def presented_token(request: Request) -> str:
+    """For the pages: the `Authorization: Bearer` token, else the token cookie, else ""."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer":
         return token.strip()
-    return request.cookies.get(TOKEN_COOKIE, "") if cookie else ""
+    return request.cookies.get(TOKEN_COOKIE, "")
 
 
-def caller(request: Request, deps: Deps) -> Caller:
-    token = presented_token(request)
+# The OpenAPI security scheme (the Authorize button of /docs). Not auto_error: a missing token answers our 401.
+bearer = HTTPBearer(scheme_name="PersonalAccessToken", auto_error=False,
+                    description="A personal access token: `export-pipeline tokens create --user <you>`.")
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
+
+
+def caller(request: Request, deps: Deps, credentials: Bearer) -> Caller:
+    token = credentials.credentials.strip() if credentials else ""
     user = authenticate(deps.engine, token) if token else None
     if user is None:
         raise NotLoggedIn("A valid personal access token is required (Authorization: Bearer …).")

@@ -33,6 +33,7 @@ from export_pipeline.api.dependencies import (
     require_project_role,
 )
 from export_pipeline.api.errors import message_of, status_of
+from export_pipeline.api.responses import MEMBER_ERRORS, error_responses
 from export_pipeline.api.schemas import page_model, record_model
 from export_pipeline.embed.page import EmbedOptions, compute_view, error_page_html, page_headers, page_html
 from export_pipeline.embed.share import ShareLink, ShareLinks, embed_path
@@ -40,6 +41,11 @@ from export_pipeline.errors import AccessDenied, ExportPipelineError, NotLoggedI
 from export_pipeline.insights.store import InsightStore
 
 router = APIRouter()
+# A page answers its errors as a page too (embed/page.py error_page_html).
+PAGE_ERRORS: dict[int | str, dict] = {"4XX": {
+    "description": "A page saying why: 401 log in, 403 no access, 404, 410 link revoked or expired, 422 bad option",
+    "content": {"text/html": {}}}}
+SHARING_ERRORS = error_responses(*MEMBER_ERRORS)
 
 
 class SharingDisabled(AccessDenied):
@@ -97,7 +103,7 @@ class EmbedPages:
                    query: dict[str, str | None]) -> HTMLResponse:
         try:
             options = EmbedOptions.parse(**query)
-            token = presented_token(request, cookie=True)
+            token = presented_token(request)
             user = authenticate(self.deps.engine, token) if token else None
             if user is None:
                 raise NotLoggedIn("This page is for members of the project.",
@@ -111,25 +117,29 @@ class EmbedPages:
 Pages = Annotated[EmbedPages, Depends(EmbedPages)]
 
 
-@router.get("/embed/insights/{token}", response_class=HTMLResponse, tags=["embed"])
+@router.get("/embed/insights/{token}", response_class=HTMLResponse, tags=["embed"],
+            responses=PAGE_ERRORS)
 def shared_insight(token: str, query: PageQuery, pages: Pages) -> HTMLResponse:
     """The embed page of an insight, for anyone with its share token."""
     return pages.shared("insight", token, query)
 
 
-@router.get("/embed/dashboards/{token}", response_class=HTMLResponse, tags=["embed"])
+@router.get("/embed/dashboards/{token}", response_class=HTMLResponse, tags=["embed"],
+            responses=PAGE_ERRORS)
 def shared_dashboard(token: str, query: PageQuery, pages: Pages) -> HTMLResponse:
     """The embed page of a dashboard (every tile), for anyone with its share token."""
     return pages.shared("dashboard", token, query)
 
 
-@router.get("/projects/{project_id}/embed/insights/{insight_id}", response_class=HTMLResponse, tags=["embed"])
+@router.get("/projects/{project_id}/embed/insights/{insight_id}", response_class=HTMLResponse, tags=["embed"],
+            responses=PAGE_ERRORS)
 def member_insight(request: Request, project_id: ProjectId, insight_id: str, query: PageQuery,
                    pages: Pages) -> HTMLResponse:
     return pages.for_member(request, project_id, "insight", insight_id, query)
 
 
-@router.get("/projects/{project_id}/embed/dashboards/{dashboard_id}", response_class=HTMLResponse, tags=["embed"])
+@router.get("/projects/{project_id}/embed/dashboards/{dashboard_id}", response_class=HTMLResponse, tags=["embed"],
+            responses=PAGE_ERRORS)
 def member_dashboard(request: Request, project_id: ProjectId, dashboard_id: str, query: PageQuery,
                      pages: Pages) -> HTMLResponse:
     return pages.for_member(request, project_id, "dashboard", dashboard_id, query)
@@ -165,7 +175,7 @@ def _target(insights: InsightStore, project_id: int, kind: Kind, target_id: str)
 
 
 @router.get("/api/v1/projects/{project_id}/{kind}/{target_id}/share_links", tags=["sharing"],
-            response_model=ShareLinkList)
+            responses=SHARING_ERRORS,            response_model=ShareLinkList)
 def list_share_links(project_id: ProjectId, kind: Kind, target_id: str, who: LinkReader, deps: Deps,
                      insights: Insights) -> dict:
     resource = _target(insights, project_id, kind, target_id)
@@ -174,7 +184,7 @@ def list_share_links(project_id: ProjectId, kind: Kind, target_id: str, who: Lin
 
 
 @router.post("/api/v1/projects/{project_id}/{kind}/{target_id}/share_links", status_code=201, tags=["sharing"],
-             response_model=CreatedShareLink)
+             responses=SHARING_ERRORS,             response_model=CreatedShareLink)
 def create_share_link(request: Request, project_id: ProjectId, kind: Kind, target_id: str, who: Sharer, deps: Deps,
                       insights: Insights, body: ShareLinkBody | None = None) -> dict:
     if not deps.settings.sharing_enabled:
@@ -187,6 +197,6 @@ def create_share_link(request: Request, project_id: ProjectId, kind: Kind, targe
     return {**link.to_json(), "token": token, "url": url}
 
 
-@router.delete("/api/v1/projects/{project_id}/share_links/{link_id}", tags=["sharing"], response_model=ShareLinkOut)
+@router.delete("/api/v1/projects/{project_id}/share_links/{link_id}", tags=["sharing"], responses=SHARING_ERRORS, response_model=ShareLinkOut)
 def revoke_share_link(project_id: ProjectId, link_id: str, who: Revoker, deps: Deps) -> dict:
     return ShareLinks(deps.engine).revoke(project_id, link_id).to_json()

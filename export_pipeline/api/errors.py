@@ -1,4 +1,5 @@
-"""How an error answers: one HTTP status table and one message for the API's JSON errors and the HTML pages."""
+"""How an error answers: one HTTP status table for the API's JSON errors and the HTML pages, one JSON error
+body, and one message (with its hint) for the pages."""
 
 from export_pipeline.accounts.roles import RoleSourceUnavailable
 from export_pipeline.batch_exports.backfill import BackfillRefused
@@ -20,8 +21,9 @@ from export_pipeline.exports.requests import ExportConflict
 class ApiError(ExportPipelineError):
     """An error only the HTTP API raises, with its own status and code (and optional Retry-After)."""
 
-    def __init__(self, status: int, code: str, message: str, *, retry_after: int | None = None, details=None):
-        super().__init__(message, details=details)
+    def __init__(self, status: int, code: str, message: str, *, hint: str | None = None,
+                 retry_after: int | None = None, details=None):
+        super().__init__(message, hint=hint, details=details)
         self.status = status
         self.code = code
         self.retry_after = retry_after
@@ -55,5 +57,6 @@ def message_of(error: ExportPipelineError) -> str:
     return f"{error.message} {error.hint}" if error.hint else error.message
 
 
-def error_body(code: str, message: str, details: dict | None = None) -> dict:
-    return {"error": {"code": code, "message": message, "details": details or {}}}
+def error_body(code: str, message: str, details: dict | None = None, *, hint: str | None = None) -> dict:
+    """The one error shape (api/responses.py ErrorBody)."""
+    return {"error": {"code": code, "message": message, "hint": hint, "details": details or {}}}

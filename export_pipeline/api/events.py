@@ -2,14 +2,16 @@
 the moment the first page was read (later events do not shift the pages)."""
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
+from pydantic import BaseModel, Field
 
 from export_pipeline.accounts.roles import EXPORT_ROLE
 from export_pipeline.api.cursors import aware_time, decode_cursor, encode_cursor, uuid_text
 from export_pipeline.api.dependencies import Caller, Deps, Events, ProjectId, require
+from export_pipeline.api.responses import MEMBER_ERRORS, error_responses
 from export_pipeline.clock import now_utc
 from export_pipeline.exports.extract import QUERY_SETTINGS, ExportQuery
 from export_pipeline.exports.serialize import concatenated, json_lines
@@ -17,11 +19,33 @@ from export_pipeline.exports.spec import parse_spec
 from export_pipeline.models.events import events_model
 
 router = APIRouter()
+
+
+class Event(BaseModel):
+    """One event, as in an NDJSON export."""
+
+    project_id: int
+    uuid: str
+    event: str
+    timestamp: str = Field(description="ISO 8601 UTC with microseconds")
+    distinct_id: str
+    person_id: str
+    created_at: str = Field(description="When it was ingested")
+    properties: dict[str, Any] = Field(description="Stored text that is not a JSON object: `{\"$unparsed\": …}`")
+
+
+class EventPage(BaseModel):
+    data: list[Event]
+    next_cursor: str | None = Field(description="The next page; null on the last")
+
+
 Maintainer = Annotated[Caller, require(EXPORT_ROLE, action="exporting events")]
 
 
 # The body is the export's own JSON lines, joined as they are: a response model would parse and re-encode them.
-@router.get("/api/v1/projects/{project_id}/events")
+@router.get("/api/v1/projects/{project_id}/events", tags=["events"], response_class=Response,
+            responses={200: {"model": EventPage, "description": "A page of events, oldest first"},
+                       **error_responses(*MEMBER_ERRORS)})
 def list_events(
     project_id: ProjectId, who: Maintainer, deps: Deps, table: Events,
     date_from: Annotated[str | None, Query(max_length=40)] = None,

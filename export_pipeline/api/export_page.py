@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from export_pipeline.accounts.emails import recipient_for
 from export_pipeline.api.dependencies import CurrentCaller, Deps, ProjectId
+from export_pipeline.api.responses import error_responses
 
 router = APIRouter()
 
@@ -28,7 +29,12 @@ PAGE = """<!doctype html>
   label {{ display: block; margin: .6rem 0 .2rem; }}
   input, select {{ font: inherit; width: 100%; box-sizing: border-box; padding: .3rem; }}
   #status {{ margin-top: 1.2rem; }}
+  progress {{ width: 100%; max-width: 28rem; height: .8rem; }}
   .error {{ color: #b42318; }}
+  .state {{ display: inline-block; padding: 0 .45rem; border-radius: 999px; font-size: .85em; background: #eaeef2; }}
+  .state.succeeded {{ background: #dafbe1; }} .state.failed {{ background: #ffebe9; }}
+  .state.running {{ background: #ddf4ff; }}
+  #recent {{ padding-left: 1.2rem; }}
 </style>
 </head>
 <body>
@@ -50,6 +56,13 @@ PAGE = """<!doctype html>
       <option value="csv">CSV</option>
       <option value="parquet">Parquet</option>
     </select>
+    <label for="compression">Compression</label>
+    <select id="compression">
+      <option value="">Default (gzip; Parquet: zstd inside the file)</option>
+      <option value="gzip">gzip</option>
+      <option value="zstd">zstd</option>
+      <option value="none">none</option>
+    </select>
     <label for="date-from">From (inclusive)</label>
     <input id="date-from" type="date">
     <label for="date-to">To (inclusive)</label>
@@ -63,6 +76,9 @@ PAGE = """<!doctype html>
   </form>
 </dialog>
 <div id="status" role="status" aria-live="polite"></div>
+<progress id="progress" hidden></progress>
+<h2>Recent exports</h2>
+<ul id="recent"><li>None yet.</li></ul>
 <script>
 const projectId = {project_id};
 const api = (path, options = {{}}) => fetch(path, {{
@@ -74,7 +90,30 @@ const show = (text, isError = false) => {{
   const status = document.getElementById("status");
   status.textContent = text;
   status.className = isError ? "error" : "";
+  document.getElementById("progress").hidden = true;
 }};
+const count = (n) => n.toLocaleString("en-US");
+
+// The project's latest exports, newest first; a click follows one.
+async function listRecent() {{
+  const response = await api(`/api/v1/projects/${{projectId}}/exports?limit=10`);
+  if (!response.ok) return;
+  const {{data}} = await response.json();
+  const list = document.getElementById("recent");
+  list.replaceChildren();
+  if (!data.length) list.append(Object.assign(document.createElement("li"), {{textContent: "None yet."}}));
+  for (const export_ of data) {{
+    const item = document.createElement("li");
+    const link = Object.assign(document.createElement("a"), {{href: "#", textContent: export_.export_id}});
+    link.addEventListener("click", (event) => {{ event.preventDefault(); follow(export_.url); }});
+    const state = Object.assign(document.createElement("span"),
+                                {{className: `state ${{export_.status}}`, textContent: export_.status}});
+    item.dataset.exportId = export_.export_id;
+    item.append(link, ` · ${{export_.format}} · `, state,
+                ` · ${{count(export_.row_count)}} events · ${{new Date(export_.created_at).toUTCString()}}`);
+    list.append(item);
+  }}
+}}
 
 async function start() {{
   if (!sessionStorage.getItem("export-token")) {{
@@ -89,6 +128,7 @@ async function start() {{
   }}
   document.getElementById("email").value = (await me.json()).email || "";
   document.getElementById("open-export").hidden = false;
+  listRecent();
 }}
 
 document.getElementById("token-form").addEventListener("submit", (event) => {{
@@ -105,6 +145,8 @@ document.getElementById("open-export").addEventListener("click", () => {{
 document.getElementById("export-dialog").addEventListener("close", async () => {{
   if (document.getElementById("export-dialog").returnValue !== "submit") return;
   const body = {{format: document.getElementById("format").value}};
+  const compression = document.getElementById("compression").value;
+  if (compression) body.compression = compression;
   const from = document.getElementById("date-from").value, to = document.getElementById("date-to").value;
   const email = document.getElementById("email").value.trim();
   if (from) body.date_from = from;
@@ -112,16 +154,19 @@ document.getElementById("export-dialog").addEventListener("close", async () => {
   if (email) body.notify_email = email;
   const response = await api(`/api/v1/projects/${{projectId}}/exports`, {{method: "POST", body: JSON.stringify(body)}});
   const answer = await response.json();
-  if (!response.ok) return show(answer.error.message, true);
+  if (!response.ok) return show([answer.error.message, answer.error.hint].filter(Boolean).join(" "), true);
+  listRecent();
   follow(answer.url);
 }});
 
 async function follow(url) {{
   const export_ = await (await api(url)).json();
+  if (export_.status !== "queued" && export_.status !== "running") listRecent();
   if (export_.status === "succeeded") {{
     const status = document.getElementById("status");
     status.className = "";
-    status.textContent = `Export ${{export_.id}} is ready: ${{export_.row_count.toLocaleString("en-US")}} events. `;
+    document.getElementById("progress").hidden = true;
+    status.textContent = `Export ${{export_.export_id}} is ready: ${{count(export_.row_count)}} events. `;
     for (const file of export_.files) {{
       const link = document.createElement("a");
       link.href = "#";
@@ -134,10 +179,15 @@ async function follow(url) {{
     status.append(`Links expire ${{new Date(export_.expires_at).toUTCString()}}.`);
     return;
   }}
-  if (export_.status === "failed" || export_.status === "canceled") {{
-    return show(`Export ${{export_.id}} ${{export_.status}}: ${{export_.error ? export_.error.message : ""}}`, true);
+  if (export_.status !== "queued" && export_.status !== "running") {{
+    const why = export_.error ? export_.error.message : (export_.status === "expired" ? "its files were deleted." : "");
+    return show(`Export ${{export_.export_id}} ${{export_.status}}: ${{why}}`, true);
   }}
-  show(`Export ${{export_.id}} is ${{export_.status}}: ${{export_.row_count.toLocaleString("en-US")}} events so far…`);
+  const doing = export_.status === "queued"
+    ? "is queued: it starts when the engine is free."
+    : `is running: ${{count(export_.row_count)}} events written so far…`;
+  show(`Export ${{export_.export_id}} ${{doing}}` + (export_.hint ? ` ${{export_.hint}}` : ""));
+  document.getElementById("progress").hidden = false;  // no total is known in advance: an indeterminate bar
   setTimeout(() => follow(url), 1000);
 }}
 
@@ -147,7 +197,7 @@ async function download(file) {{
   if (response.redirected || !response.ok) return (window.location = response.url);
   const link = document.createElement("a");
   link.href = URL.createObjectURL(await response.blob());
-  link.download = file.name;
+  link.download = file.download_name;
   link.click();
 }}
 
@@ -168,7 +218,7 @@ def export_page(project_id: ProjectId) -> str:
     return PAGE.format(project_id=html.escape(str(project_id)))
 
 
-@router.get("/api/v1/user")
+@router.get("/api/v1/user", tags=["user"], responses=error_responses(401))
 def current_user(who: CurrentCaller, deps: Deps) -> CurrentUser:
     """Who the token belongs to, and the address export emails go to (the page prefills it)."""
     recipient = recipient_for(deps.engine, who.user, None)

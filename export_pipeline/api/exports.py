@@ -1,6 +1,7 @@
 """Exports over HTTP, for Maintainers or higher: request one, list, follow, download its files, cancel or delete.
 
-An export's JSON keeps a dict (no response model): its filter fields depend on the resource it exports.
+The export's id is `export_id` everywhere (CLI, manifest, paths, this resource); `id` is its deprecated alias.
+Files download under unique names (`<project>-<export_id>-<resource>-part-00000.ndjson.zst`, manifest.py).
 """
 
 import logging
@@ -14,19 +15,23 @@ from pydantic import BaseModel, ConfigDict, Field
 from export_pipeline.accounts.emails import OptionalEmail
 from export_pipeline.accounts.roles import EXPORT_ROLE
 from export_pipeline.api.cursors import aware_time, decode_cursor, encode_cursor, identifier
+from export_pipeline.api.daemon import Daemon, DaemonWatch
 from export_pipeline.api.dependencies import Caller, Exports, ProjectId, require
 from export_pipeline.api.errors import ApiError
+from export_pipeline.api.responses import MEMBER_ERRORS, error_responses
 from export_pipeline.clock import iso_utc, now_utc
 from export_pipeline.db import export_requests
 from export_pipeline.errors import NotFound
 from export_pipeline.exports.deps import ExportDeps
-from export_pipeline.exports.manifest import MANIFEST_NAME, read_manifest
+from export_pipeline.exports.manifest import MANIFEST_NAME, download_name, file_link, read_manifest
 from export_pipeline.exports.reconcile import reconciled
 from export_pipeline.exports.requests import ExportRequest, ExportState, request_from_row
 from export_pipeline.exports.spec import parse_spec
+from export_pipeline.storage.base import content_disposition
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/api/v1/projects/{project_id}/exports")
+router = APIRouter(prefix="/api/v1/projects/{project_id}/exports", tags=["exports"],
+                   responses=error_responses(*MEMBER_ERRORS))
 Maintainer = Annotated[Caller, require(EXPORT_ROLE, action="exporting events")]
 
 
@@ -51,31 +56,110 @@ class ExportCreate(BaseModel):
     notify_email: OptionalEmail = Field(None, max_length=254, description="Email the result here (default: yours)")
 
 
-@router.post("", status_code=202)
+class ExportFile(BaseModel):
+    name: str = Field(description="The file's name in the export (and the manifest)")
+    download_name: str = Field(description="The name a download is saved as")
+    rows: int
+    bytes: int
+    sha256: str
+    url: str = Field(description="Download it here (302 to a presigned URL on S3; the file itself locally)")
+
+
+class ExportFailure(BaseModel):
+    code: str
+    message: str | None
+
+
+class ExportNotification(BaseModel):
+    email: str | None = Field(description="Where the finished-export email goes (or went)")
+    sent_at: str | None
+    error: str | None
+
+
+class Export(BaseModel):
+    """An export request and, once it succeeded, its files. Filters that do not apply to the resource are null
+    (`date_from`, `date_to`, `events` for events; `properties`, `cohort_id`, `group_type` for persons, groups and
+    cohorts; `distinct_id`, `person_id`, `min_duration` for recordings; `target_id`, `width` for an insight or
+    dashboard)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    export_id: str
+    id: str = Field(deprecated=True, description="The same as export_id (kept for earlier clients)")
+    project_id: int
+    resource: Literal["events", "persons", "groups", "cohort", "recordings", "insight", "dashboard"]
+    format: str
+    compression: str
+    date_from: str | None = None
+    date_to: str | None = None
+    events: list[str] | None = None
+    target_id: str | None = None
+    width: int | None = None
+    properties: list[dict] | None = Field(None, description="Persons and groups: the property filters")
+    cohort_id: int | None = None
+    group_type: str | None = None
+    distinct_id: str | None = None
+    person_id: str | None = None
+    min_duration: int | None = Field(None, description="Recordings: at least this many seconds")
+    requested_by: str
+    status: ExportState
+    row_count: int = Field(description="Rows written so far")
+    byte_count: int
+    files: list[ExportFile] = Field(description="Empty until the export succeeded")
+    manifest_url: str | None = Field(description="The manifest's download link, once succeeded")
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    expires_at: str | None
+    error: ExportFailure | None
+    notification: ExportNotification
+    url: str = Field(description="This resource's path")
+    hint: str | None = Field(description="What is holding a queued export up, e.g. no Dagster daemon running")
+
+
+class ExportPage(BaseModel):
+    data: list[Export]
+    next_cursor: str | None
+
+
+CREATE_ERRORS = error_responses(
+    429, e429="More than EXPORT_API_MAX_IN_FLIGHT exports queued or running in the project (Retry-After)")
+DOWNLOAD_ERRORS = error_responses(
+    409, 410, e409="Not ready (`export_not_ready`, Retry-After) or failed (`export_failed`)",
+    e410="Expired: its files were deleted (`export_expired`)")
+
+
+@router.post("", status_code=202, response_model=Export, responses={
+    200: {"model": Export, "description": "The same request is already queued or running: that export"},
+    **CREATE_ERRORS})
 def create_export(project_id: ProjectId, body: ExportCreate, who: Maintainer, request: Request,
-                  deps: Exports) -> JSONResponse:
+                  deps: Exports, daemon: Daemon) -> JSONResponse:
+    """Queue an export (202 + Location); the Dagster daemon's sensor starts it."""
     spec = parse_spec(project_id=project_id, requested_by=who.user, **body.model_dump(exclude={"notify_email"}))
     in_flight_exports = _in_flight(deps, project_id)
     for existing in in_flight_exports:
         if existing.spec == spec:
-            return _export_response(deps, existing, request, status=200)
-    in_flight, limit = len(in_flight_exports), deps.settings.api_max_in_flight_exports
+            return _export_response(deps, daemon, existing, request, status=200)
+    now = now_utc()
+    in_flight = sum(1 for export in in_flight_exports if not daemon.is_stale(export, now))
+    limit = deps.settings.api_max_in_flight_exports
     if in_flight >= limit:
         raise ApiError(
             429, "too_many_exports",
             f"Project {project_id} already has {in_flight} exports queued or running (limit {limit}).",
-            retry_after=30,
+            hint="Wait for one to finish, or cancel one (DELETE …/exports/{export_id}).", retry_after=30,
         )
     created = deps.store.create(spec, source="api", notify_email=body.notify_email)
-    return _export_response(deps, created, request, status=202)
+    return _export_response(deps, daemon, created, request, status=202)
 
 
 @router.get("")
 def list_exports(
-    project_id: ProjectId, who: Maintainer, request: Request, deps: Exports,
+    project_id: ProjectId, who: Maintainer, request: Request, deps: Exports, daemon: Daemon,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
-) -> dict:
+) -> ExportPage:
+    """The project's exports, newest first."""
     after = decode_cursor(cursor, {"created_at": aware_time, "id": identifier}) if cursor else None
     query = sa.select(export_requests).where(export_requests.c.project_id == project_id)
     if after:
@@ -89,40 +173,46 @@ def list_exports(
         rows = [request_from_row(row) for row in conn.execute(query).all()]
     page, more = rows[:limit], len(rows) > limit
     next_cursor = encode_cursor({"created_at": page[-1].created_at.isoformat(), "id": page[-1].id}) if more else None
-    return {"data": [export_resource(deps, r, request) for r in page], "next_cursor": next_cursor}
+    return ExportPage(data=[export_resource(deps, daemon, r, request) for r in page], next_cursor=next_cursor)
 
 
 @router.get("/{export_id}")
-def get_export(project_id: ProjectId, export_id: str, who: Maintainer, request: Request, deps: Exports) -> dict:
-    return export_resource(deps, _export_of(deps, project_id, export_id), request)
+def get_export(project_id: ProjectId, export_id: str, who: Maintainer, request: Request, deps: Exports,
+               daemon: Daemon) -> Export:
+    """State, rows so far, and once succeeded the files and manifest with their download links."""
+    return export_resource(deps, daemon, _export_of(deps, project_id, export_id), request)
 
 
-@router.get("/{export_id}/files/{name}", response_model=None)
+@router.get("/{export_id}/files/{name}", response_class=Response, responses={
+    200: {"description": "The file (local storage)", "content": {"application/octet-stream": {}}},
+    302: {"description": "To a presigned URL (S3) that downloads the file under its download name"},
+    **DOWNLOAD_ERRORS})
 def download_file(project_id: ProjectId, export_id: str, name: str, who: Maintainer, deps: Exports) -> Response:
+    """One file of a succeeded export (or `manifest.json`), saved as its download name."""
     export = _export_of(deps, project_id, export_id)
     if export.state in (ExportState.QUEUED, ExportState.RUNNING):
         raise ApiError(409, "export_not_ready", f"Export {export_id} is {export.state.value}; files are not ready.",
                        retry_after=5)
     if export.state is ExportState.EXPIRED or (export.expires_at and export.expires_at <= now_utc()):
-        raise ApiError(410, "export_expired", f"Export {export_id} has expired and its files were deleted.")
+        raise ApiError(410, "export_expired", f"Export {export_id} has expired and its files were deleted.",
+                       hint="Request the export again.")
     if export.state is not ExportState.SUCCEEDED:
         raise ApiError(409, "export_failed", f"Export {export_id} failed: {export.error}")
     manifest = read_manifest(deps.storage, export.manifest_key)  # type: ignore[arg-type]
     if name not in {f["name"] for f in manifest["files"]} | {MANIFEST_NAME}:
         raise NotFound(f"Export {export_id} has no file {name!r}.")
-    key = f"{export.storage_prefix}/{name}"
     if deps.storage.presigns_downloads:
-        return RedirectResponse(deps.storage.download_url(key, expires_at=export.expires_at), status_code=302)  # type: ignore[arg-type]
-    reader = deps.storage.open_reader(key)
-    return StreamingResponse(
-        iter(lambda: reader.read(1024 * 1024), b""),
-        media_type="application/octet-stream",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
+        return RedirectResponse(file_link(deps.storage, export, name), status_code=302)
+    reader = deps.storage.open_reader(f"{export.storage_prefix}/{name}")
+    media_type = "application/json" if name == MANIFEST_NAME else "application/octet-stream"
+    return StreamingResponse(iter(lambda: reader.read(1024 * 1024), b""), media_type=media_type,
+                             headers={"Content-Disposition": content_disposition(download_name(export, name))})
 
 
 @router.delete("/{export_id}")
-def delete_export(project_id: ProjectId, export_id: str, who: Maintainer, request: Request, deps: Exports) -> dict:
+def delete_export(project_id: ProjectId, export_id: str, who: Maintainer, request: Request, deps: Exports,
+                  daemon: Daemon) -> Export:
+    """Cancel a queued or running export, or delete a finished one's files now."""
     export = _export_of(deps, project_id, export_id)
     if export.state in (ExportState.QUEUED, ExportState.RUNNING):
         deps.store.cancel(export_id)
@@ -131,42 +221,38 @@ def delete_export(project_id: ProjectId, export_id: str, who: Maintainer, reques
     deps.storage.delete_prefix(export.storage_prefix)
     if export.state is ExportState.SUCCEEDED:
         deps.store.mark_expired(export_id)
-    return export_resource(deps, deps.store.require(export_id), request)
+    return export_resource(deps, daemon, deps.store.require(export_id), request)
 
 
-def export_resource(deps: ExportDeps, export: ExportRequest, request: Request) -> dict:
+def export_resource(deps: ExportDeps, daemon: DaemonWatch, export: ExportRequest, request: Request) -> Export:
     base = f"/api/v1/projects/{export.spec.project_id}/exports/{export.id}"
-    files = []
+    origin = str(request.base_url).rstrip("/") + base
+    files: list[ExportFile] = []
+    manifest_url = None
     if export.state is ExportState.SUCCEEDED and export.manifest_key:
         manifest = read_manifest(deps.storage, export.manifest_key)
-        files = [{**f, "url": str(request.base_url).rstrip("/") + f"{base}/files/{f['name']}"} for f in manifest["files"]]
+        files = [ExportFile(**f, download_name=download_name(export, f["name"]), url=f"{origin}/files/{f['name']}")
+                 for f in manifest["files"]]
+        manifest_url = f"{origin}/files/{MANIFEST_NAME}"
     spec = export.spec
-    return {
-        "id": export.id,
-        "project_id": spec.project_id,
-        "resource": spec.resource,
-        "format": spec.format.value,
-        "compression": spec.compression.value,
-        **spec.filters(),
-        "requested_by": spec.requested_by,
-        "status": export.state.value,
-        "row_count": export.row_count,
-        "byte_count": export.byte_count,
-        "files": files,
-        "created_at": iso_utc(export.created_at),
-        "started_at": iso_utc(export.started_at),
-        "finished_at": iso_utc(export.finished_at),
-        "expires_at": iso_utc(export.expires_at),
-        "error": {"code": export.error_code, "message": export.error} if export.error_code else None,
-        "notification": {"email": export.notified_to or export.notify_email, "sent_at": iso_utc(export.notified_at),
-                         "error": export.notify_error},
-        "url": base,
-    }
+    return Export(
+        export_id=export.id, id=export.id, project_id=spec.project_id, resource=spec.resource,  # type: ignore[arg-type]
+        format=spec.format.value, compression=spec.compression.value, **spec.filters(),
+        requested_by=spec.requested_by, status=export.state, row_count=export.row_count,
+        byte_count=export.byte_count, files=files, manifest_url=manifest_url,
+        created_at=iso_utc(export.created_at), started_at=iso_utc(export.started_at),
+        finished_at=iso_utc(export.finished_at), expires_at=iso_utc(export.expires_at),
+        error=ExportFailure(code=export.error_code, message=export.error) if export.error_code else None,
+        notification=ExportNotification(email=export.notified_to or export.notify_email,
+                                        sent_at=iso_utc(export.notified_at), error=export.notify_error),
+        url=base, hint=daemon.hint(export),
+    )
 
 
-def _export_response(deps: ExportDeps, export: ExportRequest, request: Request, *, status: int) -> JSONResponse:
-    resource = export_resource(deps, export, request)
-    return JSONResponse(resource, status_code=status, headers={"Location": resource["url"]})
+def _export_response(deps: ExportDeps, daemon: DaemonWatch, export: ExportRequest, request: Request, *,
+                     status: int) -> JSONResponse:
+    resource = export_resource(deps, daemon, export, request)
+    return JSONResponse(resource.model_dump(mode="json"), status_code=status, headers={"Location": resource.url})
 
 
 def _in_flight(deps: ExportDeps, project_id: int) -> list[ExportRequest]:

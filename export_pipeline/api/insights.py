@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from export_pipeline.accounts.roles import Role
 from export_pipeline.api.dependencies import Caller, Deps, Events, Insights, ProjectId, require
+from export_pipeline.api.responses import MEMBER_ERRORS, error_responses
 from export_pipeline.api.schemas import page_model, record_model
 from export_pipeline.insights.queries import compute
 from export_pipeline.insights.store import Dashboard, Insight, InsightStore, Tile
@@ -66,7 +67,7 @@ class InsightResultOut(BaseModel):
 def _collection(noun: str, body_model: type[BaseModel], patch_model: type[BaseModel], out: type[BaseModel], *,
                 list_all: Callable, create: Callable, get: Callable, update: Callable, delete: Callable) -> APIRouter:
     """The five routes of `/{noun}s`; route names (so OpenAPI operation ids) and path names are the noun's."""
-    router = APIRouter(prefix=f"/api/v1/projects/{{project_id}}/{noun}s")
+    router = APIRouter(prefix=f"/api/v1/projects/{{project_id}}/{noun}s", tags=[f"{noun}s"])
     item = f"/{{{noun}_id}}"
     ItemId = Annotated[str, Path(alias=f"{noun}_id")]
 
@@ -95,7 +96,7 @@ def _collection(noun: str, body_model: type[BaseModel], patch_model: type[BaseMo
     return router
 
 
-router = APIRouter()
+router = APIRouter(responses=error_responses(*MEMBER_ERRORS))
 router.include_router(_collection(
     "insight", InsightBody, InsightPatch, InsightOut, list_all=InsightStore.list_insights,
     create=InsightStore.create_insight, get=InsightStore.insight, update=InsightStore.update_insight,
@@ -103,7 +104,7 @@ router.include_router(_collection(
 ))
 
 
-@router.get("/api/v1/projects/{project_id}/insights/{insight_id}/result")
+@router.get("/api/v1/projects/{project_id}/insights/{insight_id}/result", tags=["insights"])
 def insight_result(project_id: ProjectId, insight_id: str, who: Reader, deps: Deps, table: Events,
                    store: Insights) -> InsightResultOut:
     insight = store.insight(project_id, insight_id)

@@ -5,7 +5,7 @@
   Maintainer or higher for anyone's. `.../{id}/deliveries` lists the latest deliveries with one outcome per
   destination; `.../{id}/unsubscribe_links/revoke` (creator or Maintainer+) makes every unsubscribe link sent
   so far stop working.
-- `/unsubscribe/{token}`: the signed link of one address (subscriptions/unsubscribe.py). GET only shows a page
+- `/unsubscribe/{token}`: the opaque link of one address (subscriptions/unsubscribe.py). GET only shows a page
   with a button (mail scanners open links: opening one must not unsubscribe); POST unsubscribes, from that
   button or from a mail app's RFC 8058 one-click request (`List-Unsubscribe=One-Click`). Both are HTML pages.
 """
@@ -18,6 +18,13 @@ from fastapi.responses import HTMLResponse
 
 from export_pipeline.accounts.roles import Role
 from export_pipeline.api.dependencies import Caller, Deps, Insights, ProjectId, require, require_project_role
+from export_pipeline.api.responses import MEMBER_ERRORS, error_responses
+from export_pipeline.api.subscription_schemas import (
+    DeliveryList,
+    RevokedLinks,
+    SubscriptionList,
+    SubscriptionOut,
+)
 from export_pipeline.deps import AppDeps
 from export_pipeline.insights.store import InsightStore
 from export_pipeline.subscriptions.records import Subscription, SubscriptionIn, SubscriptionPatch, validated
@@ -25,7 +32,7 @@ from export_pipeline.subscriptions.store import SubscriptionStore
 from export_pipeline.subscriptions.unsubscribe import (
     InvalidUnsubscribeToken,
     UnsubscribeClaim,
-    verify_unsubscribe,
+    resolve_unsubscribe,
 )
 from export_pipeline.subscriptions.views import deliveries_json
 
@@ -46,9 +53,9 @@ PAGE_HEADERS = {
 }
 
 
-router = APIRouter()
+api = APIRouter(tags=["subscriptions"], responses=error_responses(*MEMBER_ERRORS))
+pages = APIRouter()
 BASE = "/api/v1/projects/{project_id}/subscriptions"
-TAGS = ["subscriptions"]
 Member = Annotated[Caller, require(Role.GUEST, action="subscribing to reports")]
 
 
@@ -76,14 +83,13 @@ def _check_target(insights: InsightStore, project_id: int, resource: str, target
         insights.dashboard(project_id, target_id)
 
 
-# Subscriptions keep dict answers: a destination's keys depend on its kind (email or Slack).
-@router.get(BASE, tags=TAGS)
+@api.get(BASE, response_model=SubscriptionList)
 def list_subscriptions(project_id: ProjectId, who: Member, store: Subscriptions) -> dict:
     """Every subscription of the project (members see them all)."""
     return {"data": [subscription.to_json() for subscription in store.list(project_id)]}
 
 
-@router.post(BASE, status_code=201, tags=TAGS)
+@api.post(BASE, status_code=201, response_model=SubscriptionOut)
 def create_subscription(project_id: ProjectId, who: Member, store: Subscriptions, insights: Insights,
                         body: Annotated[dict, Body(description="resource, target_id, title, message, "
                                                    "schedule, destinations, enabled")]) -> dict:
@@ -93,13 +99,13 @@ def create_subscription(project_id: ProjectId, who: Member, store: Subscriptions
     return store.create(project_id, parsed, created_by=who.user).to_json()
 
 
-@router.get(f"{BASE}/{{subscription_id}}", tags=TAGS)
+@api.get(f"{BASE}/{{subscription_id}}", response_model=SubscriptionOut)
 def get_subscription(project_id: ProjectId, subscription_id: SubscriptionId, who: Member,
                      store: Subscriptions) -> dict:
     return store.get(project_id, subscription_id).to_json()
 
 
-@router.patch(f"{BASE}/{{subscription_id}}", tags=TAGS)
+@api.patch(f"{BASE}/{{subscription_id}}", response_model=SubscriptionOut)
 def update_subscription(project_id: ProjectId, subscription_id: SubscriptionId, who: Member, deps: Deps,
                         store: Subscriptions,
                         body: Annotated[dict, Body(description="title, message, schedule, destinations, "
@@ -110,7 +116,7 @@ def update_subscription(project_id: ProjectId, subscription_id: SubscriptionId, 
     return store.update(project_id, subscription_id, patch).to_json()
 
 
-@router.delete(f"{BASE}/{{subscription_id}}", status_code=204, tags=TAGS)
+@api.delete(f"{BASE}/{{subscription_id}}", status_code=204)
 def delete_subscription(project_id: ProjectId, subscription_id: SubscriptionId, who: Member, deps: Deps,
                         store: Subscriptions) -> Response:
     """Delete a subscription: your own, or anyone's as a Maintainer or higher."""
@@ -119,7 +125,7 @@ def delete_subscription(project_id: ProjectId, subscription_id: SubscriptionId, 
     return Response(status_code=204)
 
 
-@router.get(f"{BASE}/{{subscription_id}}/deliveries", tags=TAGS)
+@api.get(f"{BASE}/{{subscription_id}}/deliveries", response_model=DeliveryList)
 def list_deliveries(project_id: ProjectId, subscription_id: SubscriptionId, who: Member, store: Subscriptions,
                     limit: Annotated[int, Query(ge=1, le=50)] = 20) -> dict:
     """The latest deliveries (newest slot first), each with its outcome per destination."""
@@ -127,7 +133,7 @@ def list_deliveries(project_id: ProjectId, subscription_id: SubscriptionId, who:
     return {"data": deliveries_json(store, subscription, limit=limit)}
 
 
-@router.post(f"{BASE}/{{subscription_id}}/unsubscribe_links/revoke", tags=TAGS)
+@api.post(f"{BASE}/{{subscription_id}}/unsubscribe_links/revoke", response_model=RevokedLinks)
 def revoke_unsubscribe_links(project_id: ProjectId, subscription_id: SubscriptionId, who: Member, deps: Deps,
                              store: Subscriptions) -> dict:
     """Every unsubscribe link sent so far stops working; the next emails carry new ones."""
@@ -136,7 +142,7 @@ def revoke_unsubscribe_links(project_id: ProjectId, subscription_id: Subscriptio
     return {**revoked.to_json(), "unsubscribe_version": revoked.unsubscribe_version}
 
 
-# --- unsubscribe pages (no login: the signed token is the proof) ------------------------------------
+# --- unsubscribe pages (no login: the token we sent is the proof) -----------------------------------
 
 
 def _claim_and_subscription(deps: AppDeps, store: SubscriptionStore,
@@ -144,7 +150,7 @@ def _claim_and_subscription(deps: AppDeps, store: SubscriptionStore,
     """The token's claim and its subscription, or the page to answer with: why the link fails, or that the
     subscription was deleted (nothing to do)."""
     try:
-        claim = verify_unsubscribe(deps.settings.secret_key, token)
+        claim = resolve_unsubscribe(deps.engine, token)
     except InvalidUnsubscribeToken as error:
         return unsubscribe_page("Invalid unsubscribe link", [f"{error.message} {error.hint}"], status=400)
     subscription = store.find(claim.subscription_id)
@@ -171,7 +177,7 @@ def _nothing_to_do(claim: UnsubscribeClaim) -> HTMLResponse:
 
 
 # A page, not API (and GET+HEAD on one route would give OpenAPI a duplicate operation id).
-@router.api_route("/unsubscribe/{token}", methods=["GET", "HEAD"], response_class=HTMLResponse,
+@pages.api_route("/unsubscribe/{token}", methods=["GET", "HEAD"], response_class=HTMLResponse,
                   include_in_schema=False)
 def unsubscribe_form(request: Request, token: str, deps: Deps, store: Subscriptions) -> HTMLResponse:
     """A page asking to confirm. It does not unsubscribe: mail scanners open links before people do."""
@@ -187,7 +193,9 @@ def unsubscribe_form(request: Request, token: str, deps: Deps, store: Subscripti
     ], form_action=request.url.path)
 
 
-@router.post("/unsubscribe/{token}", response_class=HTMLResponse, tags=["unsubscribe"])
+@pages.post("/unsubscribe/{token}", response_class=HTMLResponse, tags=["unsubscribe"], responses={
+    "4XX": {"description": "A page saying why the link does not work (400 invalid, 410 revoked)",
+            "content": {"text/html": {}}}})
 def unsubscribe(token: str, deps: Deps, store: Subscriptions) -> HTMLResponse:
     """Unsubscribe the link's address: the page's button, or a mail app's RFC 8058 one-click POST
     (`List-Unsubscribe=One-Click`). Unsubscribing again is fine."""
@@ -223,3 +231,8 @@ def unsubscribe_page(title: str, paragraphs: list[str], *, status: int = 200,
 </html>
 """
     return HTMLResponse(page, status_code=status, headers=PAGE_HEADERS)
+
+
+router = APIRouter()
+router.include_router(api)
+router.include_router(pages)

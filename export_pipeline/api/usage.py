@@ -4,9 +4,11 @@ payload at `GET /api/v1/usage/service_ping`."""
 import logging
 
 from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict
 
 from export_pipeline.api.dependencies import CurrentCaller, Deps
 from export_pipeline.api.errors import ApiError
+from export_pipeline.api.responses import error_responses
 from export_pipeline.clock import now_utc
 from export_pipeline.errors import NotFound
 from export_pipeline.usage.service_ping import latest_payload, record_api_request
@@ -15,8 +17,18 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 
-# The payload's keys are Service Ping's own (usage/service_ping.py): no response model here.
-@router.get("/api/v1/usage/service_ping")
+class ServicePing(BaseModel):
+    """The metrics nest by their key_path (usage/metrics/*.yml), so only the envelope is fixed."""
+
+    model_config = ConfigDict(extra="allow")
+
+    recorded_at: str
+    version: str
+
+
+@router.get("/api/v1/usage/service_ping", tags=["usage"], response_model=ServicePing,
+            responses=error_responses(401, 403, 404, e403="Not an instance administrator (EXPORT_ADMIN_USERS)",
+                                      e404="No Service Ping computed yet"))
 def get_service_ping(who: CurrentCaller, deps: Deps) -> dict:
     if who.user not in deps.settings.admin_users:
         raise ApiError(403, "forbidden", "Only instance administrators (EXPORT_ADMIN_USERS) may read Service Ping.")

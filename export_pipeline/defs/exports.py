@@ -22,6 +22,7 @@ from export_pipeline.defs.runs import clickhouse_tags, end_run, failure, run_is_
 from export_pipeline.deps import AppDeps
 from export_pipeline.errors import ExportPipelineError
 from export_pipeline.exports.deps import ExportDeps
+from export_pipeline.exports.finished_email import size_text
 from export_pipeline.exports.lifecycle import sweep_expired
 from export_pipeline.exports.reconcile import Reconciled, Reconciler
 from export_pipeline.exports.requests import ExportState, ExportStore
@@ -59,7 +60,7 @@ class EventExportConfig(dg.Config):
 @dg.asset(
     partitions_def=EXPORT_PARTITIONS,
     group_name="exports",
-    kinds={"clickhouse", "polars", "s3"},
+    kinds={"clickhouse", "polars"},  # plus the storage's, by with_storage_kind
     description="One export request as files with a manifest: raw events, or an insight's or dashboard's tables.",
 )
 def event_export(
@@ -93,23 +94,34 @@ def event_export(
     return dg.MaterializeResult(metadata=_metadata(result, describe(result.request, deps)))
 
 
+def with_storage_kind(asset: dg.AssetsDefinition, storage_url: str) -> dg.AssetsDefinition:
+    """The asset with the kind badge of the storage it writes to: `s3`, or `local` for a folder."""
+    kind = "s3" if storage_url.startswith("s3://") else "local"
+    return dg.map_asset_specs(lambda spec: spec.merge_attributes(kinds={kind}), [asset])[0]  # type: ignore[return-value]
+
+
 def _metadata(result: ExportResult, described: dict) -> dict[str, object]:
     request = result.request
     seconds = result.seconds
+    manifest = described["manifest"] or ""
     return {
-        "export_id": request.id,
-        "project_id": request.spec.project_id,
-        "requested_by": request.spec.requested_by,
-        "format": request.spec.format.value,
-        "compression": request.spec.compression.value,
+        "export_id": dg.MetadataValue.text(request.id),
+        "project_id": dg.MetadataValue.int(request.spec.project_id),
+        "requested_by": dg.MetadataValue.text(request.spec.requested_by),
+        "format": dg.MetadataValue.text(request.spec.format.value),
+        "compression": dg.MetadataValue.text(request.spec.compression.value),
         "rows": dg.MetadataValue.int(result.rows),
         "bytes": dg.MetadataValue.int(result.bytes_written),
+        "size": dg.MetadataValue.text(size_text(result.bytes_written)),
         "files": dg.MetadataValue.int(len(result.files)),
         "duration_seconds": dg.MetadataValue.float(round(seconds, 3)),
         "rows_per_second": dg.MetadataValue.float(round(result.rows / seconds, 1) if seconds else 0.0),
-        "manifest": dg.MetadataValue.text(described["manifest"] or ""),
-        "expires_at": described.get("expires_at", ""),
-        "already_done": result.already_done,
+        # A presigned link opens from the UI; a local file is a path on the machine that ran the export.
+        "manifest": (dg.MetadataValue.path(manifest.removeprefix("file://")) if manifest.startswith("file://")
+                     else dg.MetadataValue.url(manifest)),
+        "expires_at": (dg.MetadataValue.timestamp(request.expires_at) if request.expires_at
+                       else dg.MetadataValue.null()),
+        "already_done": dg.MetadataValue.bool(result.already_done),
     }
 
 
@@ -144,7 +156,9 @@ def export_request_sensor(context: dg.SensorEvaluationContext, app_db: AppDataba
             dg.RunRequest(
                 partition_key=request.id,
                 run_key=request.id,
-                tags={EXPORT_ID_TAG: request.id, "export-pipeline/project-id": str(request.spec.project_id)},
+                tags={EXPORT_ID_TAG: request.id, "export-pipeline/project-id": str(request.spec.project_id),
+                      "export-pipeline/requested-by": request.spec.requested_by,
+                      "export-pipeline/format": request.spec.format.value},
             )
             for request in queued
         ],

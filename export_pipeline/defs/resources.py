@@ -129,19 +129,14 @@ class ServicePingCollectorResource(dg.ConfigurableResource):
 
 
 class AppSettingsResource(dg.ConfigurableResource):
-    """What the ops read besides the external systems. `secret_key` signs unsubscribe links; unset, the key
-    kept in the data folder is used."""
+    """What the ops read besides the external systems."""
 
     ttl_hours: int
     delivery_stale_minutes: int
     export_stale_after_seconds: float = 120.0
-    secret_key: str | None = None
 
     def settings_fields(self) -> dict[str, object]:
-        fields: dict[str, object] = {"ttl_hours": self.ttl_hours, "delivery_stale_minutes": self.delivery_stale_minutes}
-        if self.secret_key:
-            fields["secret_key_setting"] = self.secret_key
-        return fields
+        return {"ttl_hours": self.ttl_hours, "delivery_stale_minutes": self.delivery_stale_minutes}
 
 
 def run_settings(*parts: SettingsPart) -> Settings:
@@ -164,6 +159,5 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "service_ping_collector": ServicePingCollectorResource(url=env_if_set("SERVICE_PING_URL") or settings.service_ping_url),
         "app_settings": AppSettingsResource(ttl_hours=settings.ttl_hours,
                                             delivery_stale_minutes=settings.delivery_stale_minutes,
-                                            export_stale_after_seconds=settings.export_stale_after_seconds,
-                                            secret_key=env_if_set("EXPORT_SECRET_KEY")),
+                                            export_stale_after_seconds=settings.export_stale_after_seconds),
     }

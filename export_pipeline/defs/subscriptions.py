@@ -25,7 +25,7 @@ from export_pipeline.defs.resources import (
 from export_pipeline.defs.runs import clickhouse_tags, failure, run_is_active
 from export_pipeline.errors import ExportPipelineError
 from export_pipeline.subscriptions.deliver import DeliveryResult, build_subscription_deps, run_delivery
-from export_pipeline.subscriptions.records import DeliveryState
+from export_pipeline.subscriptions.records import Delivery, DeliveryState
 from export_pipeline.subscriptions.store import SubscriptionStore
 
 DELIVERY_PARTITIONS = dg.DynamicPartitionsDefinition(name="subscription_deliveries")
@@ -92,6 +92,16 @@ def build_delivery_job(cluster_name: str):
     )
 
 
+def skipped_observation(delivery: Delivery) -> dg.AssetObservation:
+    return dg.AssetObservation(
+        asset_key=subscription_delivery.key, partition=delivery.id,
+        description=f"Skipped: {delivery.error}",
+        metadata={"state": DeliveryState.SKIPPED.value, "reason": dg.MetadataValue.text(delivery.error or ""),
+                  "scheduled_for": dg.MetadataValue.timestamp(delivery.scheduled_for)},
+        tags={DELIVERY_TAG: delivery.id, SUBSCRIPTION_TAG: delivery.subscription_id},
+    )
+
+
 @dg.sensor(
     job_name="subscription_delivery_job",
     minimum_interval_seconds=30,
@@ -127,6 +137,8 @@ def subscription_scheduler(
     if not waiting and not keys:
         return dg.SensorResult(skip_reason="No delivery is due.")
     return dg.SensorResult(
+        # A skipped slot is a partition with no materialization: the observation says why, in its events.
+        asset_events=[skipped_observation(d) for d in skipped],
         # Requested on every tick until the delivery starts: Dagster runs a run_key once.
         run_requests=[dg.RunRequest(partition_key=d.id, run_key=d.id,
                                     tags={DELIVERY_TAG: d.id, SUBSCRIPTION_TAG: d.subscription_id})

@@ -16,8 +16,9 @@ from urllib.parse import quote
 
 from export_pipeline.accounts.emails import recipient_for
 from export_pipeline.channels.email import EmailOutcome, EmailSender, Logger, sender
+from export_pipeline.channels.email_html import ALERT, MUTED, NOTICE, html_email, link, paragraph, table
 from export_pipeline.exports.deps import ExportDeps
-from export_pipeline.exports.manifest import MANIFEST_NAME
+from export_pipeline.exports.manifest import MANIFEST_NAME, file_link
 from export_pipeline.exports.requests import ExportRequest, ExportState
 from export_pipeline.settings import Settings
 
@@ -107,8 +108,7 @@ class ExportMailer:
     def download_link(self, request: ExportRequest, deps: ExportDeps, name: str) -> str:
         """A presigned URL for S3; otherwise the API's download endpoint (local files are served by the API)."""
         if deps.storage.presigns_downloads:
-            assert request.expires_at is not None
-            return deps.storage.download_url(f"{request.storage_prefix}/{name}", expires_at=request.expires_at)
+            return file_link(deps.storage, request, name)
         base = self.settings.api_base_url.rstrip("/")
         return (
             f"{base}/api/v1/projects/{request.spec.project_id}/exports/{quote(request.id, safe='')}"
@@ -129,11 +129,9 @@ class ExportMailer:
         manifest_url = self.download_link(request, deps, MANIFEST_NAME)
         expires = email_time(request.expires_at)
         kind = f"{spec.format.value}, {spec.compression.value}"
-        summary = (
-            f"Your export {request.id} of project {spec.project_id} is ready: {request.row_count:,} "
-            f"{ROW_NOUNS.get(spec.resource, 'rows')} in "
-            f"{len(files)} file{'' if len(files) == 1 else 's'} ({kind})."
-        )
+        contents = (f"{request.row_count:,} {ROW_NOUNS.get(spec.resource, 'rows')} in "
+                    f"{len(files)} file{'' if len(files) == 1 else 's'} ({kind}).")
+        summary = f"Your export {request.id} of project {spec.project_id} is ready: {contents}"
         expiry = f"The links expire at {expires} (UTC); the files are deleted then."
         token_note = (
             None if deps.storage.presigns_downloads
@@ -151,28 +149,23 @@ class ExportMailer:
         lines += ["", f"Filters: {filters}.", "", "-- ", self.settings.email_from_name or "Export pipeline", ""]
         text = "\n".join(lines)
 
-        items = "".join(
-            f'<li><a href="{escape(f.url)}">{escape(f.name)}</a>: {escape(size_text(f.bytes))}, {f.rows:,} rows</li>'
-            for f in files
-        )
-        html = (
-            f"<p>Hello {escape(spec.requested_by)},</p>"
-            f"<p>{escape(summary)}</p>"
-            f"<ul>{items}</ul>"
-            f'<p><a href="{escape(manifest_url)}">Manifest</a> (every file\'s rows, size and SHA-256).</p>'
-            f"<p><strong>{escape(expiry)}</strong></p>"
-            + (f"<p>{escape(token_note)}</p>" if token_note else "")
-            + f"<p>Filters: {escape(filters)}.</p>"
-        )
+        rows = [[link(f.url, f.name), escape(size_text(f.bytes)), f"{f.rows:,}"] for f in files]
+        html = html_email(subject, (
+            paragraph(f"Hello {escape(spec.requested_by)},")
+            + paragraph(escape(contents))  # the heading already says which export is ready
+            + table(["File", "Size", "Rows"], rows)
+            + paragraph(f"{link(manifest_url, 'Manifest')} (every file's rows, size and SHA-256).")
+            + paragraph(f"<strong>{escape(expiry)}</strong>", NOTICE)
+            + (paragraph(f'<code>{escape(token_note)}</code>', MUTED) if token_note else "")
+            + paragraph(f"Filters: {escape(filters)}.", MUTED)
+        ))
         return subject, text, html
 
     def _failed(self, request: ExportRequest) -> tuple[str, str, str]:
         spec = request.spec
         failed_at = email_time(request.finished_at)
-        summary = (
-            f"Your export {request.id} of project {spec.project_id} "
-            f"({spec.format.value}, {spec.compression.value}) failed at {failed_at} (UTC)."
-        )
+        when = f"({spec.format.value}, {spec.compression.value}) failed at {failed_at} (UTC)."
+        summary = f"Your export {request.id} of project {spec.project_id} {when}"
         reason = f"{request.error or 'Unknown error.'} ({request.error_code or 'export_failed'})"
         hint = HINTS.get(request.error_code or "", DEFAULT_HINT).format(project=spec.project_id, export_id=request.id)
         no_files = "No files were kept."
@@ -183,13 +176,13 @@ class ExportMailer:
             f"What to do: {hint}", "", f"Filters: {filters}.", "", "-- ",
             self.settings.email_from_name or "Export pipeline", "",
         ])
-        html = (
-            f"<p>Hello {escape(spec.requested_by)},</p>"
-            f"<p>{escape(summary)}</p>"
-            f"<p><strong>Reason:</strong> {escape(reason)}</p>"
-            f"<p>{escape(no_files)} <strong>What to do:</strong> {escape(hint)}</p>"
-            f"<p>Filters: {escape(filters)}.</p>"
-        )
+        html = html_email(subject, (
+            paragraph(f"Hello {escape(spec.requested_by)},")
+            + paragraph(escape(f"The export {when}"))
+            + paragraph(f"<strong>Reason:</strong> {escape(reason)}", ALERT)
+            + paragraph(f"{escape(no_files)} <strong>What to do:</strong> {escape(hint)}")
+            + paragraph(f"Filters: {escape(filters)}.", MUTED)
+        ))
         return subject, text, html
 
 

@@ -35,6 +35,17 @@ def build_manifest(
     }
 
 
+def download_name(request: ExportRequest, name: str) -> str:
+    """The name a downloaded file is saved as: unique across exports, so several fit in one folder
+    (`12-exp_20261129221400_ab12cd34ef-events-part-00000.ndjson.zst`). Keys keep the short name."""
+    return f"{request.spec.project_id}-{request.id}-{request.spec.resource}-{name}"
+
+
+def file_link(storage: ExportStorage, request: ExportRequest, name: str) -> str:
+    """The storage's own link to one of a finished export's files, saved as its download_name."""
+    assert request.expires_at is not None
+    return storage.download_url(f"{request.storage_prefix}/{name}", expires_at=request.expires_at,
+                                filename=download_name(request, name))
 
 
 def read_manifest(storage: ExportStorage, key: str) -> dict:

@@ -19,7 +19,13 @@ from export_pipeline.exports.deps import ExportDeps
 from export_pipeline.exports.extract import QUERY_SETTINGS, ExportQuery, iter_chunks, prefetched
 from export_pipeline.exports.finished_email import ExportMailer
 from export_pipeline.exports.insight_files import write_insight_files
-from export_pipeline.exports.manifest import MANIFEST_NAME, build_manifest, read_manifest
+from export_pipeline.exports.manifest import (
+    MANIFEST_NAME,
+    build_manifest,
+    download_name,
+    file_link,
+    read_manifest,
+)
 from export_pipeline.exports.parts import PartLog
 from export_pipeline.exports.reconcile import Heartbeat
 from export_pipeline.exports.requests import ExportConflict, ExportRequest, ExportState
@@ -266,10 +272,10 @@ def describe(request: ExportRequest, deps: ExportDeps) -> dict:
         "manifest": None,
     }
     if request.state is ExportState.SUCCEEDED and request.manifest_key and request.expires_at:
-        out["manifest"] = deps.storage.download_url(request.manifest_key, expires_at=request.expires_at)
+        out["manifest"] = file_link(deps.storage, request, MANIFEST_NAME)
         manifest = read_manifest(deps.storage, request.manifest_key)
         out["files"] = [
-            {**f, "url": deps.storage.download_url(f"{request.storage_prefix}/{f['name']}", expires_at=request.expires_at)}
+            {**f, "url": file_link(deps.storage, request, f["name"]), "download_name": download_name(request, f["name"])}
             for f in manifest["files"]
         ]
         out["expires_at"] = iso_utc(request.expires_at)

@@ -189,13 +189,26 @@ class ParquetEncoder:
 
     def write(self, table: pa.Table, sink: PartSink) -> None:
         assert self._writer is not None
-        table = table.select(self._schema.names).cast(self._schema)
+        table = parquet_table(table, self._schema)
         self._writer.write_table(table, row_group_size=max(1, table.num_rows))
 
     def end(self, sink: PartSink) -> None:
         assert self._writer is not None
         self._writer.close()
         self._writer = None
+
+
+def parquet_table(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`table` in `schema`'s types; a UUID column arrives as its text and is stored as its 16 bytes (Parquet's
+    UUID logical type), decoded vectorised: 8-4-4-4-12 hex without its dashes."""
+    columns = []
+    for field in schema:
+        column = table.column(field.name)
+        if field.type == pa.uuid():
+            raw = pl.from_arrow(column).str.replace_all("-", "", literal=True).str.decode("hex")  # type: ignore[union-attr]
+            column = pa.ExtensionArray.from_storage(field.type, raw.to_arrow().cast(pa.binary(16)))
+        columns.append(column.cast(field.type))
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 class _Compressor(Protocol):

@@ -50,15 +50,17 @@ def date_range(spec: ExportSpec, column: str) -> Conditions:
 @dataclass(frozen=True)
 class Column:
     """One output column: its name (the SQL alias), its expression over the table's quoted columns, its
-    Arrow type in Parquet. A `json_object` column holds JSON text that JSON outputs embed as an object.
-    `built_json` says ClickHouse wrote that text itself (toJSONString: always valid, an object or an
-    array), so it is embedded without checking."""
+    Arrow type in Parquet (`pa.uuid()` for a UUID selected as its text), and whether Parquet declares it
+    nullable. A `json_object` column holds JSON text that JSON outputs embed as an object. `built_json` says
+    ClickHouse wrote that text itself (toJSONString: always valid, an object or an array), so it is embedded
+    without checking."""
 
     name: str
     sql: str
     arrow: pa.DataType
     json_object: bool = False
     built_json: bool = False
+    nullable: bool = True
 
     @property
     def is_object_name(self) -> str:
@@ -111,7 +113,7 @@ class ExportModel:
 
     @property
     def arrow_schema(self) -> pa.Schema:
-        return pa.schema([(column.name, column.arrow) for column in self.columns])
+        return pa.schema([pa.field(column.name, column.arrow, nullable=column.nullable) for column in self.columns])
 
     def select_list(self, *, output_only: bool = False) -> str:
         """The output columns, then (unless `output_only`) whether each JSON text is an object, which

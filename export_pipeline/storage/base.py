@@ -32,12 +32,18 @@ class ExportStorage(Protocol):
     def list_keys(self, prefix: str) -> list[str]: ...
     def delete_prefix(self, prefix: str, *, keep: Collection[str] = ()) -> int: ...
     def delete_keys(self, keys: list[str]) -> None: ...
-    def download_url(self, key: str, *, expires_at: datetime) -> str: ...
+    # `filename`: the name a browser saves the file as, where the link can carry it (S3's presigned URL).
+    def download_url(self, key: str, *, expires_at: datetime, filename: str | None = None) -> str: ...
     def ensure_lifecycle(self, ttl_hours: int) -> None: ...
 
     # True when `download_url` is a link anyone may open (S3 presigned); False when the API serves the file
     # to a signed-in caller (a local folder).
     presigns_downloads: bool
+
+
+def content_disposition(filename: str) -> str:
+    """An attachment header for a name of our own making (ids, digits, `-_.`: nothing to quote)."""
+    return f'attachment; filename="{filename}"'
 
 
 def key_parts(key: str) -> list[str]:

@@ -119,8 +119,8 @@ class LocalStorage:
                 return
             folder = folder.parent
 
-    def download_url(self, key: str, *, expires_at: datetime) -> str:
-        """A file:// URL; a folder cannot enforce expiry, so `expires_at` is ignored."""
+    def download_url(self, key: str, *, expires_at: datetime, filename: str | None = None) -> str:
+        """A file:// URL; a folder cannot enforce expiry nor a file name, so both are ignored."""
         return self._path(key).as_uri()
 
     def ensure_lifecycle(self, ttl_hours: int) -> None:

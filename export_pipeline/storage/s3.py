@@ -27,7 +27,13 @@ from botocore.exceptions import (
 
 from export_pipeline.errors import StorageError
 from export_pipeline.settings import MIB, redact_url
-from export_pipeline.storage.base import DEFAULT_S3_PREFIX, ObjectWriter, folder_prefix, key_parts
+from export_pipeline.storage.base import (
+    DEFAULT_S3_PREFIX,
+    ObjectWriter,
+    content_disposition,
+    folder_prefix,
+    key_parts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -234,14 +240,17 @@ class S3Storage:
             )
         return len(batch)
 
-    def download_url(self, key: str, *, expires_at: datetime) -> str:
-        """Presigned GET valid until `expires_at` (naive means UTC), within SigV4's 1 s .. 7 days."""
+    def download_url(self, key: str, *, expires_at: datetime, filename: str | None = None) -> str:
+        """Presigned GET valid until `expires_at` (naive means UTC), within SigV4's 1 s .. 7 days; with
+        `filename`, S3 answers with `Content-Disposition: attachment; filename="…"`."""
         if expires_at.tzinfo is None:
             expires_at = expires_at.replace(tzinfo=UTC)
         # Rounded down, so the URL never outlives what it points to.
         seconds = int((expires_at - datetime.now(UTC)).total_seconds())
         expires_in = min(max(seconds, 1), MAX_PRESIGN_SECONDS)
         params = {"Bucket": self.bucket, "Key": self._full(key)}
+        if filename:
+            params["ResponseContentDisposition"] = content_disposition(filename)
         with self._s3_errors(f"sign a download URL for {key!r}"):
             return self._client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
 

@@ -34,7 +34,7 @@ from export_pipeline.subscriptions.records import Delivery, DeliveryState, Desti
 from export_pipeline.subscriptions.report import Report, ReportImage
 from export_pipeline.subscriptions.slack import SlackDeliverer
 from export_pipeline.subscriptions.store import SubscriptionStore
-from export_pipeline.subscriptions.unsubscribe import sign_unsubscribe, unsubscribe_url
+from export_pipeline.subscriptions.unsubscribe import issue_unsubscribe, unsubscribe_url
 
 logger = logging.getLogger(__name__)
 Logger = logging.Logger | logging.LoggerAdapter
@@ -197,8 +197,8 @@ def _deliver_to(destination: Destination, subscription: Subscription, report: Re
     store = deps.subscriptions
     if destination.kind == "email":
         assert destination.email is not None
-        token = sign_unsubscribe(deps.settings.secret_key, subscription_id=subscription.id,
-                                 email=destination.email, version=subscription.unsubscribe_version)
+        token = issue_unsubscribe(store.engine, subscription_id=subscription.id, email=destination.email,
+                                  version=subscription.unsubscribe_version)
         sent = deps.mail.send(report, to=destination.email, subscription_id=subscription.id, key=key, log=log,
                               unsubscribe_url=unsubscribe_url(deps.settings.api_base_url, token))
         result = DestinationResult(destination, sent.sent_at is not None, sent.where, sent.error)

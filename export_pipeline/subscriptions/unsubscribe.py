@@ -1,42 +1,42 @@
-"""Signed unsubscribe links that work without logging in.
+"""Unsubscribe links that work without logging in, and reveal nothing.
 
-A token is `v1.<payload>.<signature>`: `payload` is the base64url (unpadded) of compact JSON
-`{"e": email, "s": subscription id, "v": version}` with sorted keys, and `signature` the base64url of
-HMAC-SHA256(secret, "export-pipeline/unsubscribe/v1." + payload). Every character is URL-safe
-(`A-Z a-z 0-9 - _ .`), so the token goes into a URL path as it is.
+A token is 32 random URL-safe characters (`secrets.token_urlsafe(24)`, 192 bits): it carries no address, no
+subscription id, nothing to decode. The app database keeps only its SHA-256 with what it stands for (the
+subscription, the normalized address and the subscription's unsubscribe-key `version`), so a leaked
+database gives no working link, and a link gives nothing without the database.
 
 Decisions:
 
+* One new token per email sent (a hash cannot give the raw token back for the next email): one small row
+  per delivery and recipient (a daily report to 10 people: 3,650 a year). Rows are kept, also for revoked
+  versions and deleted subscriptions, so an old link answers "revoked" or "nothing to unsubscribe from",
+  never "invalid".
 * No expiry. Unsubscribe links in old emails must keep working (people unsubscribe from mail they received
   months ago, and the law and mailbox providers expect a link to work long after sending). Links are revoked
-  instead: the caller stores an unsubscribe-key `version` per subscription and compares it with the token's;
-  bumping it invalidates every link sent before. Rotating `EXPORT_SECRET_KEY` revokes all links everywhere.
-* Signed, not encrypted: the payload (address and subscription id) is readable by whoever holds the link.
-  Only the recipient receives it, and it names nothing they do not already know.
-* The address is normalized (surrounding whitespace removed, lowercased) before signing, so the claim
-  matches the stored address whatever its case.
-* The signature is checked (constant time, against its canonical encoding) before the payload is decoded:
-  nothing from an unverified token is ever parsed.
+  instead: bumping the subscription's `version` makes every link sent before answer "revoked".
+* The address is normalized (surrounding whitespace removed, lowercased), so the claim matches the stored
+  address whatever its case.
+* The token's shape is checked before any lookup; the lookup is by hash, so its timing says nothing about
+  how close a guess was.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
-import json
 import re
+import secrets
 from dataclasses import dataclass
 from urllib.parse import quote
 
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from export_pipeline.clock import now_utc
+from export_pipeline.db import unsubscribe_tokens
 from export_pipeline.errors import InvalidRequest
 
-VERSION_PREFIX = "v1"
-# Domain separation: the same secret may sign other things; a signature made for them never verifies here.
-_CONTEXT = b"export-pipeline/unsubscribe/v1."
-# Real tokens are ~150 characters; refuse absurd input before doing any work on it.
-MAX_TOKEN_LENGTH = 2048
-_SHAPE = re.compile(r"v1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+TOKEN_BYTES = 24
+_SHAPE = re.compile(r"[A-Za-z0-9_-]{32}")
 
 
 @dataclass(frozen=True)
@@ -49,13 +49,13 @@ class UnsubscribeClaim:
 
 
 class InvalidUnsubscribeToken(InvalidRequest):
-    """The unsubscribe link was not made by us with this secret: garbled, truncated or altered."""
+    """The unsubscribe link is not one we sent: garbled, truncated or made up."""
 
     code = "invalid_unsubscribe_link"
 
     def __init__(self, reason: str):
         super().__init__(
-            "This unsubscribe link is invalid or was tampered with.",
+            "This unsubscribe link is invalid.",
             hint=(
                 "Open the link exactly as it appears in the report email (some mail apps cut long links), "
                 "or use the unsubscribe link in the latest report email. If it still fails, ask the owner "
@@ -69,45 +69,32 @@ def normalize_email(email: str) -> str:
     return email.strip().lower()
 
 
-def sign_unsubscribe(secret: bytes, *, subscription_id: str, email: str, version: int) -> str:
-    """A URL-safe token proving that `email` may unsubscribe from `subscription_id` (at key `version`)."""
+def issue_unsubscribe(engine: Engine, *, subscription_id: str, email: str, version: int) -> str:
+    """A new token letting `email` unsubscribe from `subscription_id` (while its key is at `version`)."""
     address = normalize_email(email)
-    if not secret:
-        raise ValueError("Cannot sign an unsubscribe link with an empty secret; set EXPORT_SECRET_KEY.")
     if not subscription_id or not address:
         raise ValueError(f"An unsubscribe link needs a subscription id and an email, got "
                          f"{subscription_id!r} and {email!r}.")
     if isinstance(version, bool) or not isinstance(version, int) or version < 0:
         raise ValueError(f"The unsubscribe key version must be an integer >= 0, got {version!r}.")
-    claims = {"e": address, "s": subscription_id, "v": version}
-    payload = _b64encode(json.dumps(claims, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode())
-    return f"{VERSION_PREFIX}.{payload}.{_signature(secret, payload)}"
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(unsubscribe_tokens).values(
+            token_sha256=_digest(token), subscription_id=subscription_id, email=address, version=version,
+            created_at=now_utc()))
+    return token
 
 
-def verify_unsubscribe(secret: bytes, token: str) -> UnsubscribeClaim:
-    """The claim inside `token`, or InvalidUnsubscribeToken when it is garbled or was not signed with `secret`."""
-    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
-        raise InvalidUnsubscribeToken("not a token of a plausible length")
-    if not _SHAPE.fullmatch(token):  # also keeps non-ASCII and stray characters away from the decoders
-        raise InvalidUnsubscribeToken(f"not a {VERSION_PREFIX} unsubscribe token")
-    _, payload, signature = token.split(".")
-    # Compare encodings, not decoded bytes: base64 ignores some trailing bits, so a different string could
-    # decode to the same signature. Only the exact string we issued is accepted.
-    if not hmac.compare_digest(_signature(secret, payload).encode(), signature.encode()):
-        raise InvalidUnsubscribeToken("the signature does not match")
-    try:
-        claims = json.loads(_b64decode(payload))
-    except ValueError:  # binascii.Error, UnicodeDecodeError and JSONDecodeError are all ValueErrors
-        raise InvalidUnsubscribeToken("the payload is not readable") from None
-    # Reached only with our own signature, i.e. only if we signed something malformed; checked all the same.
-    if not (
-        isinstance(claims, dict)
-        and isinstance(claims.get("s"), str) and claims["s"]
-        and isinstance(claims.get("e"), str) and claims["e"]
-        and isinstance(claims.get("v"), int) and not isinstance(claims["v"], bool) and claims["v"] >= 0
-    ):
-        raise InvalidUnsubscribeToken("the payload lacks a subscription, an email or a version")
-    return UnsubscribeClaim(subscription_id=claims["s"], email=normalize_email(claims["e"]), version=claims["v"])
+def resolve_unsubscribe(engine: Engine, token: str) -> UnsubscribeClaim:
+    """What `token` stands for, or InvalidUnsubscribeToken when we never issued it."""
+    if not isinstance(token, str) or not _SHAPE.fullmatch(token):
+        raise InvalidUnsubscribeToken("not an unsubscribe token")
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(unsubscribe_tokens).where(
+            unsubscribe_tokens.c.token_sha256 == _digest(token))).first()
+    if row is None:
+        raise InvalidUnsubscribeToken("no such token")
+    return UnsubscribeClaim(subscription_id=row.subscription_id, email=row.email, version=row.version)
 
 
 def unsubscribe_url(base_url: str, token: str) -> str:
@@ -115,13 +102,5 @@ def unsubscribe_url(base_url: str, token: str) -> str:
     return f"{base_url.rstrip('/')}/unsubscribe/{quote(token, safe='')}"
 
 
-def _signature(secret: bytes, payload: str) -> str:
-    return _b64encode(hmac.new(secret, _CONTEXT + payload.encode("ascii"), hashlib.sha256).digest())
-
-
-def _b64encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _b64decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode("ascii")).hexdigest()

@@ -63,6 +63,10 @@
     };
   }
 
+  function percent(fraction) {
+    return (Math.round(fraction * 1000) / 10).toLocaleString("en-US") + "%";
+  }
+
   function drawNumber(element, tile) {
     var row = tile.rows[0] || [0, 0, null];
     var value = document.createElement("div");
@@ -87,7 +91,8 @@
     if (tile.kind === "trends") {
       config = trendsConfig(tile, colors, readonly);
     } else if (tile.kind === "funnel") {
-      config = barConfig(tile.rows.map(function (r) { return r[0] + ". " + r[1]; }),
+      // step, event, users, conversion (of the first step's users): the label carries the conversion.
+      config = barConfig(tile.rows.map(function (r) { return r[0] + ". " + r[1] + " · " + percent(r[3]); }),
                          tile.rows.map(function (r) { return r[2]; }), "users", colors, readonly);
     } else if (tile.kind === "table") {
       config = barConfig(tile.rows.map(function (r) { return r[0] === "" ? "(none)" : String(r[0]); }),

@@ -1,0 +1,89 @@
+"""The run queue of this deployment (dagster.yaml `run_coordinator`): Dagster's queued run coordinator, plus
+two checks on every run it is handed, whatever started it.
+
+- A run that materializes `event_export` or `subscription_delivery` gets the engine's concurrency tag
+  (`export-pipeline/clickhouse`). Jobs carry it, but an asset backfill, the asset page's Materialize button
+  and their re-executions run Dagster's implicit asset job with only the backfill's tags; untagged, they ran
+  side by side on the embedded engine.
+- A run of an export partition that has no stored request is checked as its config would be at run time;
+  an invalid one (the Launchpad's empty config: no project_id) fails here, at launch, with the field
+  messages, instead of in a run worker after the queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cached_property
+from typing import Any
+
+import dagster as dg
+from dagster._core.run_coordinator import QueuedRunCoordinator, SubmitRunContext
+from dagster._core.storage.tags import PARTITION_NAME_TAG
+
+from export_pipeline.clickhouse.connection import ClickHouse
+from export_pipeline.db import get_engine
+from export_pipeline.defs.runs import CLICKHOUSE_TAG, clickhouse_tags
+from export_pipeline.errors import ExportPipelineError
+from export_pipeline.exports.requests import ExportStore
+from export_pipeline.exports.spec import parse_spec
+from export_pipeline.settings import Settings
+
+EXPORT_ASSET = dg.AssetKey("event_export")
+CLICKHOUSE_ASSETS = frozenset({EXPORT_ASSET, dg.AssetKey("subscription_delivery")})
+CLICKHOUSE_JOBS = frozenset({"export_job", "subscription_delivery_job"})  # their runs select no assets
+
+
+class ClickHouseRunCoordinator(QueuedRunCoordinator):
+    @cached_property
+    def _settings(self) -> Settings:
+        return Settings()
+
+    def submit_run(self, context: SubmitRunContext) -> dg.DagsterRun:
+        run = context.dagster_run
+        if run.status == dg.DagsterRunStatus.NOT_STARTED and _touches_clickhouse(run):
+            refusal = self._refusal(run)
+            if refusal:
+                self._instance.report_run_failed(run, message=refusal)
+                return self._instance.get_run_by_id(run.run_id) or run
+            if CLICKHOUSE_TAG not in run.tags:
+                cluster = ClickHouse.from_settings(self._settings).cluster_name
+                self._instance.add_run_tags(run.run_id, clickhouse_tags(cluster))
+                run = self._instance.get_run_by_id(run.run_id) or run
+                context = SubmitRunContext(run, context.workspace)
+        return super().submit_run(context)
+
+    def _refusal(self, run: dg.DagsterRun) -> str | None:
+        """Why an export partition cannot run, or None (not an export, a stored request, or a valid config)."""
+        key = run.tags.get(PARTITION_NAME_TAG)
+        if key is None or not _exports(run):
+            return None
+        if ExportStore(get_engine(self._settings.database_url)).get(key) is not None:
+            return None
+        config = {"project_id": None, "requested_by": None, **_export_config(run.run_config)}
+        config.pop("notify_email", None)
+        try:
+            parse_spec(**config)
+        except ExportPipelineError as error:
+            return (f"Refused at launch: partition {key} has no stored export request, and the run config "
+                    f"does not describe one. {error} Give at least `project_id` and `requested_by` under "
+                    "ops.event_export.config, or request the export with the CLI or the API.")
+        except TypeError as error:  # a key the config class would have refused
+            return f"Refused at launch: invalid ops.event_export.config for partition {key}: {error}."
+        return None
+
+
+def _touches_clickhouse(run: dg.DagsterRun) -> bool:
+    if run.asset_selection is not None:
+        return bool(run.asset_selection & CLICKHOUSE_ASSETS)
+    return run.job_name in CLICKHOUSE_JOBS
+
+
+def _exports(run: dg.DagsterRun) -> bool:
+    if run.asset_selection is not None:
+        return EXPORT_ASSET in run.asset_selection
+    return run.job_name == "export_job"
+
+
+def _export_config(run_config: Mapping[str, Any]) -> dict[str, Any]:
+    config = (run_config.get("ops") or {}).get(EXPORT_ASSET.path[-1]) or {}
+    return dict(config.get("config") or {})
