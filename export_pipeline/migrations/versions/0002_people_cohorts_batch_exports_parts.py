@@ -1,8 +1,8 @@
-"""People, cohorts, batch exports, recorded export parts and the export heartbeat.
+"""People, cohorts, batch exports, recorded export parts, the export heartbeat, unsubscribe tokens.
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-29 23:14:22.274855
+Create Date: 2026-11-29 23:18:09.081388
 
 """
 from collections.abc import Sequence
@@ -94,6 +94,17 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('project_id', 'group_type_index'),
     sa.UniqueConstraint('project_id', 'name', name='uq_group_types_name')
     )
+    op.create_table('unsubscribe_tokens',
+    sa.Column('token_sha256', sa.String(length=64), nullable=False),
+    sa.Column('subscription_id', sa.String(length=32), nullable=False),
+    sa.Column('email', sa.String(length=320), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('token_sha256')
+    )
+    with op.batch_alter_table('unsubscribe_tokens', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_unsubscribe_tokens_subscription_id'), ['subscription_id'], unique=False)
+
     op.create_table('cohort_people',
     sa.Column('cohort_id', sa.Integer(), nullable=False),
     sa.Column('person_id', sa.String(length=36), nullable=False),
@@ -130,6 +141,10 @@ def downgrade() -> None:
 
     op.drop_table('export_parts')
     op.drop_table('cohort_people')
+    with op.batch_alter_table('unsubscribe_tokens', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_unsubscribe_tokens_subscription_id'))
+
+    op.drop_table('unsubscribe_tokens')
     op.drop_table('group_types')
     with op.batch_alter_table('cohorts', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_cohorts_project_id'))
