@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import logging
 import sys
 from collections.abc import Iterable
 
@@ -17,6 +18,7 @@ from export_pipeline.cli.common import app_deps, emit, say
 from export_pipeline.defs.instance import add_partition, run_unless_daemon
 from export_pipeline.errors import AccessDenied, ExportPipelineError, InvalidRequest, NotFound
 from export_pipeline.exports.deps import ExportDeps
+from export_pipeline.exports.reconcile import reconciled
 from export_pipeline.exports.requests import ExportRequest, ExportState
 from export_pipeline.exports.run import describe
 from export_pipeline.exports.spec import PNG_WIDTHS, RESOURCE_FORMATS, Compression, ExportFormat, parse_spec
@@ -139,9 +141,11 @@ def _require(deps: ExportDeps, export_id: str) -> ExportRequest:
 @click.command()
 @click.argument("export_id")
 def status(export_id: str) -> None:
-    """Print an export's state, files and download links as JSON."""
+    """Print an export's state, files and download links as JSON.
+
+    A running export whose heartbeat stopped (its process was killed) is reported, and recorded, as failed."""
     deps = ExportDeps.of(app_deps())
-    emit(describe(_require(deps, export_id), deps))
+    emit(describe(reconciled(deps, _require(deps, export_id), log=logging.getLogger(__name__)), deps))
 
 
 @click.command()
