@@ -69,8 +69,9 @@ class Deployment:
         except AssertionError as failure:
             raise AssertionError(f"{failure}\n--- services.log ---\n{self.log_tail()}") from None
 
-    def graphql(self, query: str) -> dict | None:
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/graphql", data=json.dumps({"query": query}).encode(),
+    def graphql(self, query: str, variables: dict | None = None) -> dict | None:
+        body = json.dumps({"query": query, "variables": variables or {}}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/graphql", data=body,
                                          headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
