@@ -57,7 +57,7 @@ def members(deps, definition: dict) -> set[str]:
                                              definition=definition)
     spec = resolve_spec(parse_spec(project_id=PROJECT, requested_by="maria", resource="cohort", cohort_id=cohort.id),
                         deps.engine)
-    query = ExportQuery(cohort_model(deps.table), spec, AS_OF)
+    query = ExportQuery(cohort_model(deps.table), spec, AS_OF, carry=("id",))
     with deps.clickhouse.session("test cohort") as session:
         return {row for chunk in iter_chunks(session, query, chunk_bytes=1 << 20) for row in chunk.column("id").to_pylist()}
 

@@ -119,6 +119,13 @@ def test_run_for_a_reporter_fails_with_the_role_needed(store):
     assert store.require("launchpad-export-3").error_code == "access_denied"
 
 
+# --- A real Dagster deployment (conftest `dagster_stack`): webserver + daemon as subprocesses on loopback ----
+
+
+@pytest.fixture(scope="module")
+def dagster_deployment(dagster_stack) -> dict:
+    add_member(dagster_stack["store"].engine, PROJECT, "maria", Role.MAINTAINER)
+    return dagster_stack
 
 
 def test_graphql_launched_run_exports(dagster_deployment, clickhouse, events_table):

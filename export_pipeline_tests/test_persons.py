@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from export_pipeline.accounts.roles import Role, add_member
+from export_pipeline.clickhouse.connection import Session
 from export_pipeline.errors import InvalidRequest
 from export_pipeline.exports.spec import parse_spec
 from export_pipeline.models.group_types import set_group_type
@@ -150,10 +151,12 @@ def test_one_person_per_chunk_loses_and_repeats_nothing(deps, monkeypatch):
     from export_pipeline.exports import extract
     from export_pipeline.models.persons import persons_model
 
-    monkeypatch.setattr(extract, "FIRST_CHUNK_ROWS", 1)
-    monkeypatch.setattr(extract, "MIN_CHUNK_ROWS", 1)
+    # Every chunk ends its query (as when another process waits for the engine): each next chunk is a fresh
+    # query after the last key, the path where the persons model narrows its aggregation.
+    monkeypatch.setattr(Session, "is_wanted", lambda self: True)
     query = extract.ExportQuery(persons_model(deps.table), parse_spec(project_id=PROJECT, requested_by="maria",
-                                                                      resource="persons"), T0)
+                                                                      resource="persons"), T0,
+                                carry=("id", "distinct_ids"))
     with deps.clickhouse.session("test chunks") as session:
         chunks = [chunk.select(["id", "distinct_ids"]).to_pylist() for chunk in extract.iter_chunks(session, query, chunk_bytes=1)]
         count_sql, params = query.count_sql()
@@ -204,11 +207,12 @@ def test_filtered_persons_in_one_person_chunks(deps, monkeypatch):
     from export_pipeline.exports import extract
     from export_pipeline.models.persons import persons_model
 
-    monkeypatch.setattr(extract, "FIRST_CHUNK_ROWS", 1)
-    monkeypatch.setattr(extract, "MIN_CHUNK_ROWS", 1)
+    # Every chunk ends its query (as when another process waits for the engine): each next chunk is a fresh
+    # query after the last key, the path where the persons model narrows its aggregation.
+    monkeypatch.setattr(Session, "is_wanted", lambda self: True)
     spec = parse_spec(project_id=PROJECT, requested_by="maria", resource="persons",
                       properties=[{"key": "name", "operator": "is_set"}])
-    query = extract.ExportQuery(persons_model(deps.table), spec, T0)
+    query = extract.ExportQuery(persons_model(deps.table), spec, T0, carry=("id",))
     with deps.clickhouse.session("test chunks") as session:
         ids = [row for chunk in extract.iter_chunks(session, query, chunk_bytes=1) for row in chunk.column("id").to_pylist()]
     assert ids == sorted([ANN, CARL, ODD], key=_ch_uuid_order)

@@ -6,7 +6,6 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import clickhouse_connect
 import pytest
 
 from export_pipeline.clickhouse.schema import EventsTable, init_schema
@@ -21,11 +20,10 @@ DATA_COLUMNS = ("project_id", "uuid", "event", "timestamp", "distinct_id", "pers
 
 
 @pytest.fixture(scope="module")
-def ch_client(tmp_path_factory):
-    """One embedded ClickHouse for the whole module (chDB allows one data path per process)."""
-    client = clickhouse_connect.get_client(dsn=f"chdb://{tmp_path_factory.mktemp('chdb_seed')}")
-    yield client
-    client.close()
+def ch_client(clickhouse):
+    """The session's embedded ClickHouse (chDB allows one data path per process); the module's own databases."""
+    with clickhouse.session("test seed") as session:
+        yield session.client
 
 
 def _fresh_table(client, database: str) -> EventsTable:

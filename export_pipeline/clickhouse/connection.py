@@ -202,7 +202,7 @@ def _setting_literal(value: object) -> str:
     if isinstance(value, bool | int):
         return str(int(value))
     text = str(value)
-    if not text.replace("_", "").isalnum():
+    if text and not text.replace("_", "").isalnum():
         raise ValueError(f"unexpected setting value {text!r}")
     return f"'{text}'"
 

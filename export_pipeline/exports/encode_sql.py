@@ -9,7 +9,7 @@ in serialize.py produce for the API's pages (`json_lines`, `neutralise_formulas`
 - JSON: the scalar columns in output order (timestamps ISO 8601 with microseconds and `Z`, 64-bit integers
   unquoted, `/` not escaped), then each JSON-text column embedded as is when it is a JSON object, its raw
   newlines (only ever insignificant whitespace) made spaces; an empty text is `{}`, any other text is kept as
-  a string under `$unparsed`.
+  a string under `$unparsed`; a column ClickHouse built with toJSONString (`built_json`) is embedded as is.
 - CSV: RFC 4180 (text fields quoted), with formula-like text cells prefixed by `'` unless disabled.
 """
 
@@ -29,6 +29,8 @@ ENCODE_SETTINGS = {
     "output_format_json_quote_64bit_integers": 0,
     "output_format_json_escape_forward_slashes": 0,
     "output_format_json_quote_denormals": 0,
+    # A missing value is an empty CSV cell, as the Polars encoder writes it (not ClickHouse's \\N).
+    "format_csv_null_representation": "",
 }
 
 # OWASP "CSV injection": a spreadsheet evaluates a cell starting with one of these; a leading ' makes it text.
@@ -57,6 +59,8 @@ def _value(column: Column) -> str:
 
 def _embedded_object(column: Column) -> str:
     text = column.sql
+    if column.built_json:  # toJSONString's own output: valid JSON on one line (an object or an array)
+        return text
     is_object = f"(startsWith(trimLeft({text}, ' \\t\\n\\r'), '{{') AND isValidJSON({text}))"
     return (
         f"multiIf({is_object}, replaceRegexpAll({text}, '[\\r\\n]', ' '), {text} = '', '{{}}', "

@@ -37,6 +37,7 @@ ROW_BYTES_GUESS = 2048
 MIN_BLOCK_ROWS = 1_024
 MAX_BLOCK_ROWS = 65_536
 KEY_PREFIX = "_key_"
+CARRY_PREFIX = "_carry_"
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,9 @@ class ExportQuery:
     spec: ExportSpec
     as_of: datetime
     escape_formulas: bool = True  # CSV built by ClickHouse: neutralise formula-like text (encode_sql.py)
+    # Output columns the caller reads from each chunk itself, beside the lines ClickHouse built (recordings
+    # fetch each session's snapshots by its row).
+    carry: tuple[str, ...] = ()
 
     @property
     def encoded(self) -> bool:
@@ -66,7 +70,9 @@ class ExportQuery:
         output = {column.name: column.sql for column in self.model.columns}
         keys = [f"{output[key.name]} AS {name}" for key, name in zip(self.model.key, self.key_names, strict=True)]
         line = line_sql(self.model, self.spec.format, escape_formulas=self.escape_formulas)
-        return ", ".join([*keys, line])
+        # Aliased apart: the line's own cells already use the output names (a CSV cell may differ from the value).
+        carried = [f"{output[name]} AS {CARRY_PREFIX}{name}" for name in self.carry]
+        return ", ".join([*keys, line, *carried])
 
     def where(self, *, after: tuple | None) -> tuple[str, dict]:
         clauses, params = self.model.filters(self.spec, self.as_of)
@@ -121,6 +127,8 @@ def iter_chunks(
         with session.arrow_stream(sql, params, settings) as blocks:
             for chunk in _key_aligned(blocks, query.key_names, chunk_bytes):
                 after = query.last_key(chunk)
+                if query.carry and query.encoded:
+                    chunk = chunk.rename_columns([name.removeprefix(CARRY_PREFIX) for name in chunk.column_names])
                 yield chunk
                 if session.is_wanted():
                     handed_over = True

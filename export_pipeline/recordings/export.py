@@ -9,7 +9,6 @@ import logging
 import zlib
 from collections.abc import Iterable
 
-import polars as pl
 import zstandard
 
 from export_pipeline.exports.deps import ExportDeps
@@ -31,6 +30,10 @@ def recording_person(person_id: str | None, distinct_id: str, properties: dict) 
     return {"uuid": person_id, "distinct_ids": [distinct_id], "properties": properties}
 
 
+# What each recording file needs of its index row.
+SESSION_COLUMNS = ("session_id", "distinct_id", "person_id", "person_properties")
+
+
 def write_recordings(request: ExportRequest, deps: ExportDeps, *, log: logging.Logger | logging.LoggerAdapter
                      ) -> list[WrittenFile]:
     spec = request.spec
@@ -39,15 +42,17 @@ def write_recordings(request: ExportRequest, deps: ExportDeps, *, log: logging.L
     tags = {"export-pipeline-export-id": request.id, "export-pipeline-project-id": str(spec.project_id)}
     index = PartWriter(deps.storage, request.storage_prefix, model, spec.format, spec.compression,
                        part_size=deps.settings.part_size_bytes, gzip_level=deps.settings.gzip_level,
-                       zstd_level=deps.settings.zstd_level, escape_formulas=deps.settings.csv_escape_formulas, tags=tags)
+                       zstd_level=deps.settings.zstd_level, tags=tags)
     # The recording files are JSON; a Parquet export's codec (zstd by default) compresses them.
     codec = spec.compression
     recordings: list[WrittenFile] = []
     try:
         with deps.clickhouse.session(f"export {request.id}") as session:
-            for chunk in iter_chunks(session, ExportQuery(model, spec, request.as_of), chunk_bytes=deps.settings.chunk_bytes):
-                index.write(pl.from_arrow(chunk))  # type: ignore[arg-type]
-                for row in chunk.select(["session_id", "distinct_id", "person_id", "person_properties"]).to_pylist():
+            query = ExportQuery(model, spec, request.as_of, escape_formulas=deps.settings.csv_escape_formulas,
+                                carry=SESSION_COLUMNS)
+            for chunk in iter_chunks(session, query, chunk_bytes=deps.settings.chunk_bytes):
+                index.write(chunk)
+                for row in chunk.select(list(SESSION_COLUMNS)).to_pylist():
                     person = recording_person(row["person_id"], row["distinct_id"], object_value(row["person_properties"]))
                     pieces = recording_document(blobs, spec.project_id, row["session_id"], person)
                     recordings.append(_write_file(deps, request, f"recording-{row['session_id']}.json", pieces, codec, tags))
