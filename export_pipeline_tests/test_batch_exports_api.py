@@ -110,7 +110,9 @@ def test_a_backfill_needs_dagster_unless_every_interval_is_empty(client, tokens,
                               column_names=INGESTED_COLUMNS, database=events_table.database)
     down = client.post(backfills, json={"start": "2026-01-03", "end": "2026-01-04"}, headers=as_(tokens, "mia"))
     assert down.status_code == 503 and down.json()["error"]["code"] == "backfill_refused"
-    assert "Check that the Dagster webserver at DAGSTER_WEBSERVER_URL is running." in down.json()["error"]["message"]
+    assert down.json()["error"]["hint"] == "Check that the Dagster webserver at DAGSTER_WEBSERVER_URL is running."
+    assert down.json()["error"]["message"].startswith("Could not reach Dagster's GraphQL API: ")
+    assert "mutation" not in down.json()["error"]["message"]
     backwards = client.post(backfills, json={"start": "2026-01-02", "end": "2026-01-01"}, headers=as_(tokens, "mia"))
     assert backwards.status_code == 422 and backwards.json()["error"]["details"] == {"end": "must be after start"}
 

@@ -108,5 +108,8 @@ def _execute(client: DagsterGraphQLClient, query: str, variables: dict) -> dict:
     try:
         return client._execute(query, variables)
     except Exception as exc:  # the client wraps transport and GraphQL errors alike
-        raise BackfillRefused(f"Could not reach Dagster's GraphQL API: {exc}",
+        # Its text repeats the whole query; the cause is what follows it.
+        text = str(exc.__cause__ or exc).strip()
+        cause = text.splitlines()[-1] if text else type(exc).__name__
+        raise BackfillRefused(f"Could not reach Dagster's GraphQL API: {cause}",
                               hint="Check that the Dagster webserver at DAGSTER_WEBSERVER_URL is running.") from None

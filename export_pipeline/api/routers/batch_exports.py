@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from export_pipeline.accounts.roles import Role
 from export_pipeline.api.dependencies import Caller, Deps, ProjectId, require
+from export_pipeline.api.responses import MEMBER_ERRORS, error_responses
 from export_pipeline.batch_exports.backfill import graphql_client, launch_backfill, parse_range
 from export_pipeline.batch_exports.destinations import Destination, RunState
 from export_pipeline.batch_exports.records import RunStore
@@ -19,7 +20,7 @@ from export_pipeline.batch_exports.run import build_batch_deps
 from export_pipeline.batch_exports.store import DestinationStore
 from export_pipeline.batch_exports.views import BackfillView, IntervalRunView
 
-router = APIRouter()
+router = APIRouter(tags=["batch exports"], responses=error_responses(*MEMBER_ERRORS))
 BASE = "/api/v1/projects/{project_id}/batch_exports"
 TAGS = ["batch exports"]
 Maintainer = Annotated[Caller, require(Role.MAINTAINER, action="managing batch exports")]

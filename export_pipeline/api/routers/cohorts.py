@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from export_pipeline.accounts.roles import EXPORT_ROLE, Role
 from export_pipeline.api.cursors import decode_cursor, encode_cursor
 from export_pipeline.api.dependencies import Caller, Deps, Events, ProjectId, require
+from export_pipeline.api.responses import MEMBER_ERRORS, error_responses
 from export_pipeline.api.routers.people import PersonPage, person_page
 from export_pipeline.clickhouse.schema import EventsTable
 from export_pipeline.clock import iso_utc, now_utc
@@ -22,7 +23,8 @@ from export_pipeline.exports.spec import parse_spec
 from export_pipeline.models.persons import cohort_model
 from export_pipeline.models.resolve import resolve_spec
 
-router = APIRouter(prefix="/api/v1/projects/{project_id}/cohorts")
+router = APIRouter(prefix="/api/v1/projects/{project_id}/cohorts", tags=["cohorts"],
+                   responses=error_responses(*MEMBER_ERRORS))
 Member = Annotated[Caller, require(Role.GUEST, action="reading cohorts")]
 Writer = Annotated[Caller, require(Role.MAINTAINER, action="changing cohorts")]
 PeopleReader = Annotated[Caller, require(EXPORT_ROLE, action="reading a cohort's persons")]

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from export_pipeline.accounts.roles import EXPORT_ROLE
 from export_pipeline.api.cursors import aware_time, decode_cursor, encode_cursor, uuid_text
 from export_pipeline.api.dependencies import Caller, Deps, Events, ProjectId, require
+from export_pipeline.api.responses import MEMBER_ERRORS, error_responses
 from export_pipeline.clickhouse.schema import EventsTable
 from export_pipeline.clock import as_utc, now_utc
 from export_pipeline.deps import AppDeps
@@ -25,7 +26,8 @@ from export_pipeline.models.groups import groups_model
 from export_pipeline.models.persons import persons_model
 from export_pipeline.models.resolve import resolve_spec
 
-router = APIRouter(prefix="/api/v1/projects/{project_id}")
+router = APIRouter(prefix="/api/v1/projects/{project_id}", tags=["people"],
+                   responses=error_responses(*MEMBER_ERRORS))
 PeopleReader = Annotated[Caller, require(EXPORT_ROLE, action="reading persons")]
 GroupReader = Annotated[Caller, require(EXPORT_ROLE, action="reading groups")]
 Limit = Annotated[int, Query(ge=1, le=1000)]

@@ -8,11 +8,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from export_pipeline.accounts.roles import EXPORT_ROLE
 from export_pipeline.api.cursors import aware_time, decode_cursor, encode_cursor, identifier
 from export_pipeline.api.dependencies import Caller, Deps, Events, ProjectId, require
+from export_pipeline.api.responses import MEMBER_ERRORS, error_responses
 from export_pipeline.api.routers.people import read_one, read_rows
 from export_pipeline.clickhouse.schema import EventsTable
 from export_pipeline.clock import now_utc
@@ -26,7 +27,8 @@ from export_pipeline.recordings.document import recording_document
 from export_pipeline.recordings.export import recording_person
 from export_pipeline.storage import storage_from_url
 
-router = APIRouter(prefix="/api/v1/projects/{project_id}/recordings")
+router = APIRouter(prefix="/api/v1/projects/{project_id}/recordings", tags=["recordings"],
+                   responses=error_responses(*MEMBER_ERRORS))
 Reader = Annotated[Caller, require(EXPORT_ROLE, action="reading recordings")]
 SessionId = Annotated[str, Path(max_length=128)]
 
@@ -92,7 +94,21 @@ def get_recording(project_id: ProjectId, session_id: SessionId, who: Reader, dep
     return Recording(**_one(deps, table, project_id, who.user, session_id))
 
 
+class RecordingData(BaseModel):
+    id: str = Field(description="The session id")
+    person: dict | None = Field(description="uuid, distinct_ids and properties of the session's person, if known")
+    snapshots: list[dict] = Field(description="The rrweb events in order, each with its windowId")
+
+
+class RecordingFile(BaseModel):
+    """PostHog's recording export file, which its file playback imports."""
+
+    version: str = Field(description="2023-04-28")
+    data: RecordingData
+
+
 @router.get("/{session_id}/snapshots", response_class=StreamingResponse,
+            responses={200: {"model": RecordingFile, "description": "The recording file, streamed"}},
             description="The recording in PostHog's file format (version 2023-04-28), streamed.")
 def recording_snapshots(project_id: ProjectId, session_id: SessionId, who: Reader, deps: Deps,
                         table: Events) -> StreamingResponse:
