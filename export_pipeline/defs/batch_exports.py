@@ -43,7 +43,8 @@ BATCH_JOB = "batch_export_job"
 @dg.asset(
     partitions_def=BATCH_PARTITIONS,
     group_name="batch_exports",
-    kinds={"clickhouse", "polars", "s3"},
+    # No storage kind: each destination is its own folder or bucket.
+    kinds={"clickhouse", "polars"},
     description="One interval of one batch export destination: the rows ingested in it, as files and a manifest.",
 )
 def batch_export(
