@@ -381,7 +381,7 @@ _MIGRATION_LOCK = 0x6578706F7274
 
 
 def upgrade_schema(engine: Engine, revision: str = "head") -> None:
-    """Run the Alembic migrations (export_pipeline/migrations) up to `revision`, in one transaction.
+    """Run the Alembic migrations (export_pipeline_migrations/) up to `revision`, in one transaction.
 
     API workers, the daemon and runs start together: on Postgres they queue on an advisory lock, and the
     first one migrates while the others then find the database at head.
@@ -390,7 +390,7 @@ def upgrade_schema(engine: Engine, revision: str = "head") -> None:
     from alembic.config import Config
 
     config = Config()
-    config.set_main_option("script_location", "export_pipeline:migrations")
+    config.set_main_option("script_location", "export_pipeline_migrations:.")
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})

@@ -30,7 +30,7 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 def head() -> str:
     config = Config()
-    config.set_main_option("script_location", "export_pipeline:migrations")
+    config.set_main_option("script_location", "export_pipeline_migrations:.")
     return ScriptDirectory.from_config(config).get_current_head()
 
 
