@@ -1,4 +1,5 @@
-"""Errors a user can act on: each says what failed, why, and what to do next."""
+"""Errors a user can act on: each says what failed, why, and what to do next. Every error the API or a page
+answers with its own status lives here, so `api/errors.py` maps statuses from this floor alone."""
 
 from __future__ import annotations
 
@@ -49,6 +50,42 @@ class EngineBusy(ExportPipelineError):
 
 class StorageError(ExportPipelineError):
     code = "storage_error"
+
+
+class RoleSourceUnavailable(ExportPipelineError):
+    """The role source (GitLab) did not answer or refused our token."""
+
+    code = "role_source_unavailable"
+
+
+class ExportConflict(ExportPipelineError):
+    """The export is owned by another run, or was canceled, while this one tried to change it."""
+
+    code = "export_conflict"
+
+
+class ShareLinkGone(ExportPipelineError):
+    """The link existed but was revoked or has expired."""
+
+    code = "share_link_gone"
+
+
+class IntervalBusy(ExportPipelineError):
+    """Another run is exporting the same batch-export interval."""
+
+    code = "interval_busy"
+
+
+class IntervalFailed(ExportPipelineError):
+    """A batch-export interval failed for good (after its retries)."""
+
+    code = "batch_interval_failed"
+
+
+class BackfillRefused(ExportPipelineError):
+    """Dagster's GraphQL API did not take a batch-export backfill."""
+
+    code = "backfill_refused"
 
 
 def invalid_fields(error: ValidationError, what: str, *, default: str, details_prefix: str = "") -> InvalidRequest:

@@ -18,11 +18,10 @@ from pydantic import SecretStr
 from export_pipeline.batch_exports.destinations import Destination, RunState
 from export_pipeline.batch_exports.intervals import Interval, IntervalUnit, intervals_between
 from export_pipeline.batch_exports.plan import backfill_intervals, due_intervals
-from export_pipeline.batch_exports.records import IntervalBusy
-from export_pipeline.batch_exports.run import BatchDeps, IntervalFailed, build_batch_deps, export_interval
+from export_pipeline.batch_exports.run import BatchDeps, build_batch_deps, export_interval
 from export_pipeline.batch_exports.target import destination_storage
 from export_pipeline.db import get_engine
-from export_pipeline.errors import InvalidRequest
+from export_pipeline.errors import IntervalBusy, IntervalFailed, InvalidRequest
 from export_pipeline.storage import ExportStorage
 from export_pipeline_tests.exportdata import INGESTED_COLUMNS, expected_rows, parse_file
 from export_pipeline_tests.sendgridapi import FakeSendGrid, fake_sendgrid

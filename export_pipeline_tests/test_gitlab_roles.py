@@ -10,7 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from export_pipeline.accounts.roles import GitLabMembers, Role, RoleSourceUnavailable
+from export_pipeline.accounts.roles import GitLabMembers, Role
+from export_pipeline.errors import RoleSourceUnavailable
 
 USERS = {"alice": 11, "bob": 12, "min": 13}
 MEMBERS = {(7, 11): 40, (7, 12): 30, (7, 13): 5}  # 5 = Minimal Access, below Guest

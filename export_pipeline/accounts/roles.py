@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 
 from export_pipeline.clock import now_utc
 from export_pipeline.db import access_refusals, project_members
-from export_pipeline.errors import AccessDenied, ExportPipelineError, InvalidRequest, NotFound
+from export_pipeline.errors import AccessDenied, InvalidRequest, NotFound, RoleSourceUnavailable
 from export_pipeline.settings import Settings
 
 
@@ -105,10 +105,6 @@ class MemberTable:
 
     def role_of(self, project_id: int, user: str) -> Role | None:
         return access_level(self.engine, project_id, user)
-
-
-class RoleSourceUnavailable(ExportPipelineError):
-    code = "role_source_unavailable"
 
 
 class GitLabMembers:

@@ -1,21 +1,21 @@
 """How an error answers: one HTTP status table for the API's JSON errors and the HTML pages, one JSON error
 body, and one message (with its hint) for the pages."""
 
-from export_pipeline.accounts.roles import RoleSourceUnavailable
-from export_pipeline.batch_exports.backfill import BackfillRefused
-from export_pipeline.batch_exports.records import IntervalBusy
-from export_pipeline.embed.share import ShareLinkGone
 from export_pipeline.errors import (
     AccessDenied,
+    BackfillRefused,
     ClickHouseUnavailable,
     EngineBusy,
+    ExportConflict,
     ExportPipelineError,
+    IntervalBusy,
     InvalidRequest,
     NotFound,
     NotLoggedIn,
+    RoleSourceUnavailable,
+    ShareLinkGone,
     StorageError,
 )
-from export_pipeline.exports.requests import ExportConflict
 
 
 class ApiError(ExportPipelineError):

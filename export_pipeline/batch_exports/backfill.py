@@ -14,7 +14,7 @@ from dagster_graphql import DagsterGraphQLClient
 from export_pipeline.batch_exports.plan import backfill_intervals
 from export_pipeline.batch_exports.run import BatchDeps
 from export_pipeline.clock import as_utc, iso_utc, now_utc
-from export_pipeline.errors import ExportPipelineError, InvalidRequest
+from export_pipeline.errors import BackfillRefused, InvalidRequest
 from export_pipeline.exports.graphql import ADD_PARTITION
 
 ASSET = "batch_export"
@@ -36,17 +36,12 @@ mutation LaunchBackfill($params: LaunchBackfillParams!) {
 """
 
 
-class BackfillRefused(ExportPipelineError):
-    code = "backfill_refused"
-
-
 @dataclass(frozen=True)
 class Backfill:
     destination_id: str
     backfill_id: str | None  # None when every interval of the range was empty
     intervals: list[str]  # the partition keys (destination|hour) handed to Dagster
     skipped: int
-
 
 
 def parse_range(start: object, end: object) -> tuple[datetime, datetime]:

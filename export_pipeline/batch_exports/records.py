@@ -18,11 +18,7 @@ from export_pipeline.batch_exports.destinations import RunState
 from export_pipeline.batch_exports.intervals import Interval
 from export_pipeline.clock import as_utc, now_utc
 from export_pipeline.db import batch_export_runs as runs
-from export_pipeline.errors import ExportPipelineError
-
-
-class IntervalBusy(ExportPipelineError):
-    code = "interval_busy"
+from export_pipeline.errors import IntervalBusy
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from export_pipeline.errors import (
     ClickHouseUnavailable,
     EngineBusy,
     ExportPipelineError,
+    IntervalFailed,
     InvalidRequest,
     StorageError,
 )
@@ -49,10 +50,6 @@ from export_pipeline.storage import ExportStorage
 MANIFEST_NAME = "manifest.json"
 logger = logging.getLogger(__name__)
 Logger = logging.Logger | logging.LoggerAdapter
-
-
-class IntervalFailed(ExportPipelineError):
-    code = "batch_interval_failed"
 
 
 @dataclass(frozen=True)

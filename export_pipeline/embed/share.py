@@ -17,15 +17,9 @@ from sqlalchemy.engine import Engine
 from export_pipeline.accounts.tokens import token_digest
 from export_pipeline.clock import as_utc, iso_utc, now_utc
 from export_pipeline.db import share_links
-from export_pipeline.errors import ExportPipelineError, InvalidRequest, NotFound
+from export_pipeline.errors import InvalidRequest, NotFound, ShareLinkGone
 
 RESOURCES = ("insight", "dashboard")
-
-
-class ShareLinkGone(ExportPipelineError):
-    """The link existed but was revoked or has expired."""
-
-    code = "share_link_gone"
 
 
 @dataclass(frozen=True)
@@ -53,9 +47,6 @@ class ShareLink:
 
 def embed_path(resource: str, token: str) -> str:
     return f"/embed/{resource}s/{token}"
-
-
-
 
 
 class ShareLinks:

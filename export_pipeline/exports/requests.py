@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from export_pipeline.accounts.emails import optional_email
 from export_pipeline.clock import as_utc, now_utc
 from export_pipeline.db import export_requests
-from export_pipeline.errors import ExportPipelineError, NotFound
+from export_pipeline.errors import ExportConflict, NotFound
 from export_pipeline.exports.filters import parse_property_filters
 from export_pipeline.exports.spec import Compression, ExportFormat, ExportSpec
 from export_pipeline.models.resolve import MODEL_FILTERED, resolve_spec
@@ -119,10 +119,6 @@ def _model_filters(stored: dict | None) -> dict:
         "cohort_id": stored["cohort_id"], "group_type": stored["group_type"], "resolved": stored["resolved"],
         **{name: stored.get(name) for name in ("distinct_id", "person_id", "min_duration")},
     }
-
-
-class ExportConflict(ExportPipelineError):
-    code = "export_conflict"
 
 
 # A new attempt starts from nothing: what an earlier attempt recorded (rows, files, error, email) is cleared.

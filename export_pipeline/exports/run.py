@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from export_pipeline.accounts.roles import require_role
 from export_pipeline.clock import iso_utc, now_utc
-from export_pipeline.errors import ExportPipelineError
+from export_pipeline.errors import ExportConflict, ExportPipelineError
 from export_pipeline.exports.deps import ExportDeps
 from export_pipeline.exports.extract import QUERY_SETTINGS, ExportQuery, iter_chunks, prefetched
 from export_pipeline.exports.finished_email import ExportMailer
@@ -28,7 +28,7 @@ from export_pipeline.exports.manifest import (
 )
 from export_pipeline.exports.parts import PartLog
 from export_pipeline.exports.reconcile import Heartbeat
-from export_pipeline.exports.requests import ExportConflict, ExportRequest, ExportState
+from export_pipeline.exports.requests import ExportRequest, ExportState
 from export_pipeline.exports.serialize import PartWriter, WrittenFile
 from export_pipeline.models import MODELS
 from export_pipeline.models.base import ExportModel

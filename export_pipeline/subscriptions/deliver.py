@@ -24,8 +24,8 @@ from export_pipeline.clickhouse.connection import ClickHouse
 from export_pipeline.clickhouse.schema import EventsTable
 from export_pipeline.embed.images import render_view
 from export_pipeline.embed.page import PageView, compute_view
-from export_pipeline.embed.share import ShareLinkGone, ShareLinks, embed_path
-from export_pipeline.errors import ExportPipelineError, NotFound
+from export_pipeline.embed.share import ShareLinks, embed_path
+from export_pipeline.errors import ExportPipelineError, NotFound, ShareLinkGone
 from export_pipeline.insights.store import InsightStore, file_slug
 from export_pipeline.render.browser import INSIGHT_WIDTH, PngRenderer
 from export_pipeline.settings import Settings
