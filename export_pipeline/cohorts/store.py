@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 from export_pipeline.clock import as_utc, now_utc
 from export_pipeline.cohorts.definition import parse_definition
-from export_pipeline.db import cohort_people, cohorts
+from export_pipeline.db import cohort_people, cohorts, delete_rows
 from export_pipeline.errors import InvalidRequest, NotFound
 
 KINDS = ("static", "dynamic")
@@ -90,9 +90,7 @@ class CohortStore:
 
     def delete(self, project_id: int, cohort_id: int) -> None:
         self.require(project_id, cohort_id)
-        with self.engine.begin() as conn:
-            conn.execute(sa.delete(cohort_people).where(cohort_people.c.cohort_id == cohort_id))
-            conn.execute(sa.delete(cohorts).where(cohorts.c.id == cohort_id))
+        delete_rows(self.engine, cohort_id, cohort_people.c.cohort_id, cohorts.c.id)
 
     def get(self, project_id: int, cohort_id: int) -> Cohort | None:
         with self.engine.connect() as conn:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import dagster as dg
 from pydantic import PrivateAttr
@@ -39,40 +39,41 @@ class SettingsPart(Protocol):
         ...
 
 
-class ClickHouseResource(dg.ConfigurableResource):
-    """ClickHouse: `chdb:///path` (embedded) or `http(s)://user:pass@host:port/db`."""
+class _UrlResource(dg.ConfigurableResource):
+    """A system reached by one URL, which decides the `Settings` field named by `setting`."""
 
     url: str
+    setting: ClassVar[str]
 
     def settings_fields(self) -> dict[str, object]:
-        return {"clickhouse_url_setting": self.url}
+        return {self.setting: self.url}
 
 
-class ExportStorageResource(dg.ConfigurableResource):
+class ClickHouseResource(_UrlResource):
+    """ClickHouse: `chdb:///path` (embedded) or `http(s)://user:pass@host:port/db`."""
+
+    setting = "clickhouse_url_setting"
+
+
+class ExportStorageResource(_UrlResource):
     """Where export files go: `file:///path` or `s3://bucket/prefix`."""
 
-    url: str
+    setting = "storage_url_setting"
 
     def get(self) -> ExportStorage:
         return storage_from_url(self.url)
 
-    def settings_fields(self) -> dict[str, object]:
-        return {"storage_url_setting": self.url}
 
-
-class AppDatabaseResource(dg.ConfigurableResource):
+class AppDatabaseResource(_UrlResource):
     """The application database (members, export requests, subscriptions): SQLite or Postgres URL."""
 
-    url: str
+    setting = "database_url_setting"
 
     def engine(self) -> Engine:
         return get_engine(self.url)
 
     def export_store(self) -> ExportStore:
         return ExportStore(self.engine())
-
-    def settings_fields(self) -> dict[str, object]:
-        return {"database_url_setting": self.url}
 
 
 class SendGridResource(dg.ConfigurableResource):

@@ -286,17 +286,8 @@ class ExportStore:
         finished_at: datetime,
         expires_at: datetime,
     ) -> None:
-        self._update(
-            export_id,
-            run_id,
-            state=ExportState.SUCCEEDED.value,
-            row_count=rows,
-            byte_count=bytes_written,
-            file_count=files,
-            manifest_key=manifest_key,
-            finished_at=finished_at,
-            expires_at=expires_at,
-        )
+        self._update(export_id, run_id, state=ExportState.SUCCEEDED.value, row_count=rows, byte_count=bytes_written,
+                     file_count=files, manifest_key=manifest_key, finished_at=finished_at, expires_at=expires_at)
 
     def fail(self, export_id: str, run_id: str | None, *, code: str, message: str, expires_at: datetime) -> None:
         """Mark failed. `expires_at` lets the sweeper prune the failed request's partition later."""

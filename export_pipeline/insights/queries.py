@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -42,23 +42,25 @@ class _Query(BaseModel):
         return self
 
 
-def _keyed_by_property(grouping, what: str):
+class _ByEventOrProperty(BaseModel):
     """Grouping by a property names its key; grouping by event takes none."""
-    if (grouping.by == "property") != (grouping.key is not None):
-        raise ValueError(f"a {what} by property needs a key, a {what} by event takes none")
-    return grouping
 
-
-class Breakdown(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+    grouping: ClassVar[str]
     by: Literal["event", "property"]
     key: PropertyKey | None = None
-    limit: int = Field(10, ge=1, le=50)
 
     @model_validator(mode="after")
     def _key(self):
-        return _keyed_by_property(self, "breakdown")
+        if (self.by == "property") != (self.key is not None):
+            raise ValueError(f"a {self.grouping} by property needs a key, a {self.grouping} by event takes none")
+        return self
+
+
+class Breakdown(_ByEventOrProperty):
+    model_config = ConfigDict(extra="forbid")
+    grouping = "breakdown"
+
+    limit: int = Field(10, ge=1, le=50)
 
 
 class TrendsQuery(_Query):
@@ -75,16 +77,13 @@ class FunnelQuery(_Query):
     window_seconds: int = Field(14 * 86_400, ge=1, le=90 * 86_400)
 
 
-class TableQuery(_Query):
+class TableQuery(_ByEventOrProperty, _Query):
+    grouping = "table"
+
     kind: Literal["table"] = "table"
     by: Literal["event", "property"] = "event"
-    key: PropertyKey | None = None
     math: Literal["total", "unique_users"] = "total"
     limit: int = Field(20, ge=1, le=100)
-
-    @model_validator(mode="after")
-    def _key(self):
-        return _keyed_by_property(self, "table")
 
 
 class NumberQuery(_Query):

@@ -13,8 +13,8 @@ from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.engine import Engine
 
 from export_pipeline.clock import as_utc, iso_utc, now_utc
-from export_pipeline.db import dashboard_tiles, dashboards, insights
-from export_pipeline.errors import InvalidRequest, NotFound, invalid_fields
+from export_pipeline.db import dashboard_tiles, dashboards, delete_rows, insights, project_row
+from export_pipeline.errors import InvalidRequest, invalid_fields
 from export_pipeline.insights.queries import InsightQuery
 
 QUERY_ADAPTER: TypeAdapter = TypeAdapter(InsightQuery)
@@ -120,11 +120,7 @@ class InsightStore:
 
     def insight(self, project_id: int, insight_id: str) -> Insight:
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(insights).where(
-                insights.c.id == insight_id, insights.c.project_id == project_id)).first()
-        if row is None:
-            raise NotFound(f"Insight {insight_id!r} not found in project {project_id}.")
-        return _insight(row)
+            return _insight(project_row(conn, insights, insight_id, project_id, "Insight"))
 
     def list_insights(self, project_id: int) -> list[Insight]:
         with self.engine.connect() as conn:
@@ -144,9 +140,7 @@ class InsightStore:
 
     def delete_insight(self, project_id: int, insight_id: str) -> None:
         self.insight(project_id, insight_id)
-        with self.engine.begin() as conn:
-            conn.execute(sa.delete(dashboard_tiles).where(dashboard_tiles.c.insight_id == insight_id))
-            conn.execute(sa.delete(insights).where(insights.c.id == insight_id))
+        delete_rows(self.engine, insight_id, dashboard_tiles.c.insight_id, insights.c.id)
 
     # --- dashboards -----------------------------------------------------------------------------------
 
@@ -165,10 +159,7 @@ class InsightStore:
 
     def dashboard(self, project_id: int, dashboard_id: str) -> Dashboard:
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(dashboards).where(
-                dashboards.c.id == dashboard_id, dashboards.c.project_id == project_id)).first()
-            if row is None:
-                raise NotFound(f"Dashboard {dashboard_id!r} not found in project {project_id}.")
+            row = project_row(conn, dashboards, dashboard_id, project_id, "Dashboard")
             tiles = conn.execute(sa.select(dashboard_tiles).where(dashboard_tiles.c.dashboard_id == dashboard_id)
                                  .order_by(dashboard_tiles.c.position)).all()
         return Dashboard(row.id, row.project_id, row.name, row.description,
@@ -195,9 +186,7 @@ class InsightStore:
 
     def delete_dashboard(self, project_id: int, dashboard_id: str) -> None:
         self.dashboard(project_id, dashboard_id)
-        with self.engine.begin() as conn:
-            conn.execute(sa.delete(dashboard_tiles).where(dashboard_tiles.c.dashboard_id == dashboard_id))
-            conn.execute(sa.delete(dashboards).where(dashboards.c.id == dashboard_id))
+        delete_rows(self.engine, dashboard_id, dashboard_tiles.c.dashboard_id, dashboards.c.id)
 
     def _tiles(self, project_id: int, tiles: list[dict | Tile]) -> list[Tile]:
         checked = []
