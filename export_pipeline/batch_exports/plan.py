@@ -19,7 +19,7 @@ from export_pipeline.batch_exports.run import BatchDeps
 from export_pipeline.batch_exports.store import DestinationStore
 from export_pipeline.clock import as_utc
 from export_pipeline.errors import InvalidRequest
-from export_pipeline.models import MODELS
+from export_pipeline.models import BATCH_MODELS
 
 MAX_BACKFILL_INTERVALS = 100_000
 RETRY_BASE = timedelta(minutes=5)
@@ -83,7 +83,7 @@ def backfill_intervals(destination: Destination, start: datetime, end: datetime,
                              f"({MAX_BACKFILL_INTERVALS:,}).", hint="Split the range.")
     if not candidates:
         return [], 0
-    model = MODELS[destination.model](deps.table)
+    model = BATCH_MODELS[destination.model](deps.table)
     with deps.clickhouse.session(f"batch export {destination.id} backfill plan") as session:
         rows_at = set(non_empty_starts(session, model, destination, candidates[0].start, candidates[-1].end))
     had_files = {r.interval_start for r in deps.runs.list(destination.id, since=candidates[0].start,
