@@ -60,7 +60,7 @@ def _table_rows(clickhouse, table: str) -> Counter:
         rows = session.client.query(sql, parameters={"project": PROJECT}).result_rows
     return Counter(json.dumps(dict(zip(COLUMNS, (
         project, id_, version, iso(created), identified, deleted, json.loads(properties),
-        iso(ingested))))) for project, id_, version, created, identified, deleted, properties, ingested
+        iso(ingested)), strict=True))) for project, id_, version, created, identified, deleted, properties, ingested
         in rows)
 
 
