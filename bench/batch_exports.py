@@ -21,7 +21,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bench.exports.data import MAIN_PROJECT, bench_env, prepare_data
+from bench.exports.data import PROJECT as MAIN_PROJECT
+from bench.exports.data import bench_env, prepare_data
 from bench.exports.results import machine_facts
 from bench.report import log, update_markdown
 
@@ -131,7 +132,7 @@ def main(argv: list[str]) -> None:
     from export_pipeline.settings import Settings
 
     settings = Settings()
-    described, version = prepare_data(settings, {MAIN_PROJECT: args.events}, reuse=args.reuse)
+    described, version = prepare_data(settings, args.events, reuse=args.reuse)
     log(f"spreading ingestion times over {args.days} days", bench=SECTION)
     _spread_ingestion(settings, args.days)
     out = home / "batch-out"
