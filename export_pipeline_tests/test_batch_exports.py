@@ -348,3 +348,24 @@ def test_while_failures_run_in_a_row_a_failed_interval_waits_before_its_next_try
         assert (due.interval.start, due.attempts) == (DAY0, attempt)
     resumed = batch.destinations.set_paused(destination.id, False)  # a resume clears the failures in a row
     assert [d.attempts for d in due_intervals(resumed, batch.destinations, batch.runs, finished)] == [2]
+
+
+def test_intervals_left_by_runs_that_ended_are_recorded_failed_and_requested_again(batch, tmp_path):
+    destination = _create(batch, PROJECT, f"file://{tmp_path}")
+    now = DAY0 + timedelta(hours=3)
+    first = due_intervals(destination, batch.destinations, batch.runs, now)
+    keys = [d.run_key(destination.id) for d in first]
+    assert keys == [f"{destination.id}|2026-11-01-0{h}:00|0" for h in range(3)]
+    # Hour 0's run was killed while exporting, hour 1's canceled in the queue; hour 2's run is exporting it.
+    batch.runs.claim(destination.id, first[0].interval, "killed", lambda _: False)
+    batch.runs.claim(destination.id, first[2].interval, "alive", lambda _: False)
+    again = due_intervals(destination, batch.destinations, batch.runs, now,
+                          run_ended=lambda run_id: run_id == "killed", request_ended=lambda key: key == keys[1])
+    assert [d.run_key(destination.id) for d in again] == [
+        f"{destination.id}|2026-11-01-00:00|1", f"{destination.id}|2026-11-01-01:00|1"]
+    assert [(r.state, r.attempts, r.error) for r in batch.runs.list(destination.id)] == [
+        (RunState.FAILED, 1, "Its run killed ended before it finished the interval."),
+        (RunState.FAILED, 1, f"The run requested as {keys[1]} ended before it started (canceled in the queue, "
+                             "or refused at launch)."),
+        (RunState.RUNNING, 1, None)]
+    assert batch.destinations.require(destination.id).consecutive_failures == 0  # no export failed

@@ -8,6 +8,7 @@ hold rows; the empty ones that never had files are recorded as skipped without a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -35,9 +36,14 @@ class Due:
 
 
 def due_intervals(destination: Destination, destinations: DestinationStore, runs: RunStore, now: datetime,
-                  *, limit: int = 50) -> list[Due]:
+                  *, limit: int = 50, run_ended: Callable[[str], bool] = lambda _: False,
+                  request_ended: Callable[[str], bool] = lambda _: False) -> list[Due]:
     """What the sensor requests for one destination, oldest first; records new intervals as queued and moves
-    the live cursor past them."""
+    the live cursor past them.
+
+    Intervals whose Dagster run is gone without finishing them are recorded failed first (`reconcile`, paused
+    destinations too), so none stays `running` or `queued` for good after a canceled or killed run."""
+    reconcile(destination, runs, limit=limit, run_ended=run_ended, request_ended=request_ended)
     if destination.paused:
         return []
     due = [Due(destination.interval_at(r.interval_start), r.attempts)
@@ -57,6 +63,23 @@ def due_intervals(destination: Destination, destinations: DestinationStore, runs
     if fresh:
         destinations.advance_cursor(destination.id, fresh[-1].end)
     return due
+
+
+def reconcile(destination: Destination, runs: RunStore, *, limit: int, run_ended: Callable[[str], bool],
+              request_ended: Callable[[str], bool]) -> None:
+    """A `running` interval whose run has ended (killed, or canceled while its step could not record it),
+    and a `queued` one whose requested run ended without starting (canceled in the queue, refused at launch),
+    become `failed`, to be requested again; neither counts toward pausing the destination (no export
+    failed). A queued one also counts an attempt: its next request needs a new run_key, as Dagster drops
+    one it has already launched."""
+    for record in runs.list(destination.id, states=(RunState.RUNNING,), limit=limit):
+        if record.run_id and run_ended(record.run_id):
+            runs.abandon(destination.id, record, f"Its run {record.run_id} ended before it finished the interval.")
+    for record in runs.list(destination.id, states=(RunState.QUEUED,), limit=limit):
+        key = Due(destination.interval_at(record.interval_start), record.attempts).run_key(destination.id)
+        if request_ended(key):
+            runs.abandon(destination.id, record, f"The run requested as {key} ended before it started "
+                                                 "(canceled in the queue, or refused at launch).")
 
 
 def _retry_at(run: IntervalRun) -> datetime:
