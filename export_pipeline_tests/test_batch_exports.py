@@ -369,3 +369,34 @@ def test_intervals_left_by_runs_that_ended_are_recorded_failed_and_requested_aga
                              "or refused at launch)."),
         (RunState.RUNNING, 1, None)]
     assert batch.destinations.require(destination.id).consecutive_failures == 0  # no export failed
+
+
+def test_a_run_stopped_mid_interval_records_it_failed_and_leaves_no_files(batch, tmp_path):
+    destination = _create(batch, PROJECT, f"file://{tmp_path}")
+    export_interval(destination.id, DAY0, batch, run_id="first")
+    real = batch.storage_for
+
+    class Terminated:
+        """Parts are written, then the run is terminated (Dagster raises its interrupt inside the step)."""
+
+        def __init__(self, target):
+            self._storage = real(target)
+
+        def __getattr__(self, name):
+            return getattr(self._storage, name)
+
+        def put_bytes(self, *args, **kwargs):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        export_interval(destination.id, DAY0, BatchDeps(**{**batch.__dict__, "storage_for": Terminated}),
+                        run_id="canceled")
+    record = batch.runs.get(destination.id, DAY0)
+    assert (record.state, record.run_id, record.attempts, record.error) == (
+        RunState.FAILED, "canceled", 2, "The run stopped before it finished.")
+    assert destination_storage(destination).list_keys("") == []
+    stopped = batch.destinations.require(destination.id)
+    assert stopped.consecutive_failures == 0 and not stopped.paused
+    [due] = [d for d in due_intervals(stopped, batch.destinations, batch.runs, DAY0 + timedelta(hours=1))
+             if d.interval.start == DAY0]
+    assert due.run_key(destination.id) == f"{destination.id}|2026-11-01-00:00|2"
