@@ -4,11 +4,14 @@ re-run; the latest state is rebuilt from the files as ReplacingMergeTree does.""
 
 from __future__ import annotations
 
+import io
 import json
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import polars as pl
 import pytest
 
 from export_pipeline.batch_exports.plan import due_intervals
@@ -138,3 +141,26 @@ def test_a_model_without_an_ingestion_time_column_is_refused(batch, tmp_path):
         batch.destinations.create(PROJECT, "sam", {"model": "sessions", "url": str(tmp_path),
                                                    "start_at": DAY0.isoformat()})
     assert unknown.value.details == {"model": "must be one of events, persons, got 'sessions'"}
+
+
+def test_person_versions_in_parquet_keep_their_types(batch, engine, events_table, tmp_path):
+    project = PROJECT + 1
+    versions = [(project, person_uuid(project, n), DAY0, "{}", 1, int(v == 1), v, DAY0 + timedelta(hours=n + v))
+                for n in range(3) for v in range(2)]
+    for row in versions:
+        insert_persons(engine, events_table, [row])
+    destination = batch.destinations.create(project, "sam@example.com", {
+        "model": "persons", "url": f"file://{tmp_path}", "interval": "day", "start_at": DAY0.isoformat(),
+        "settle_seconds": 0, "format": "parquet"})
+    export_interval(destination.id, DAY0, batch, run_id="parquet-day")
+    storage = destination_storage(destination)
+    [part] = [key for key in storage.list_keys("") if key.endswith(".parquet")]
+    frame = pl.read_parquet(io.BytesIO(storage.read_bytes(part)))
+    assert frame.schema == pl.Schema({
+        "project_id": pl.UInt64, "id": pl.Binary, "version": pl.UInt64, "created_at": pl.Datetime("us", "UTC"),
+        "is_identified": pl.Boolean, "is_deleted": pl.Boolean, "properties": pl.String,
+        "_timestamp": pl.Datetime("us", "UTC")})
+    exported = [(str(uuid.UUID(bytes=row["id"])), row["version"], row["is_deleted"], row["_timestamp"])
+                for row in frame.to_dicts()]
+    assert exported == [(id_, version, bool(deleted), ingested)
+                        for _p, id_, _c, _props, _i, deleted, version, ingested in versions]
