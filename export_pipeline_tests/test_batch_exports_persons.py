@@ -15,11 +15,14 @@ import polars as pl
 import pytest
 
 from export_pipeline.batch_exports.plan import due_intervals
+from export_pipeline.batch_exports.query import interval_query
 from export_pipeline.batch_exports.run import BatchDeps, build_batch_deps, export_interval
 from export_pipeline.batch_exports.target import destination_storage
 from export_pipeline.clickhouse.connection import ClickHouse
 from export_pipeline.db import get_engine
 from export_pipeline.errors import InvalidRequest
+from export_pipeline.exports.extract import QUERY_SETTINGS
+from export_pipeline.models import BATCH_MODELS
 from export_pipeline.storage import ExportStorage
 from export_pipeline_tests.exportdata import iso, parse_file
 from export_pipeline_tests.peopledata import insert_persons, person_uuid
@@ -164,3 +167,19 @@ def test_person_versions_in_parquet_keep_their_types(batch, engine, events_table
                 for row in frame.to_dicts()]
     assert exported == [(id_, version, bool(deleted), ingested)
                         for _p, id_, _c, _props, _i, deleted, version, ingested in versions]
+
+
+def test_a_chunk_resumes_strictly_after_the_last_id_and_version(batch, engine, events_table, tmp_path):
+    # What a run does when it hands the engine over mid-interval and starts a new query after its last key.
+    project = PROJECT + 2
+    for n, version in [(1, 0), (1, 1), (2, 0), (2, 5), (3, 0)]:
+        insert_persons(engine, events_table, [(project, person_uuid(project, n), DAY0, "{}", 0, 0, version,
+                                               DAY0 + timedelta(minutes=n * 10 + version))])
+    destination = batch.destinations.create(project, "sam", {"model": "persons", "url": str(tmp_path),
+                                                             "start_at": DAY0.isoformat(), "settle_seconds": 0})
+    query = interval_query(BATCH_MODELS["persons"](events_table), destination, destination.interval_at(DAY0))
+    where, params = query.where(after=(person_uuid(project, 2), 0))
+    sql = f"SELECT toString(id), version FROM {query.model.source} WHERE {where} ORDER BY {query.model.order_by()}"
+    with engine.session() as session:
+        rows = session.client.query(sql, parameters=params, settings=QUERY_SETTINGS).result_rows
+    assert rows == [(person_uuid(project, 2), 5), (person_uuid(project, 3), 0)]
