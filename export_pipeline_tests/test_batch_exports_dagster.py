@@ -15,6 +15,7 @@ from dagster_graphql import DagsterGraphQLClient
 
 from export_pipeline.batch_exports.backfill import launch_backfill
 from export_pipeline.batch_exports.destinations import RunState
+from export_pipeline.batch_exports.records import RunStore
 from export_pipeline.batch_exports.run import build_batch_deps, export_interval
 from export_pipeline.batch_exports.store import DestinationStore
 from export_pipeline.batch_exports.target import destination_storage
@@ -101,6 +102,16 @@ def test_the_sensor_registers_destinations_and_requests_closed_intervals_once(tm
         again = batch_export_sensor(dg.build_sensor_context(instance=instance, resources=resources))
         assert [r.run_key for r in again.run_requests] == [f"{live.id}|{h}|0" for h in hours]
         assert again.dynamic_partitions_requests == []
+        # Hour 0's run was canceled in the queue; hour 1's run was killed while exporting (record `running`).
+        instance.add_run(dg.DagsterRun(job_name=BATCH_JOB, run_id=str(uuid.uuid4()),
+                                       status=dg.DagsterRunStatus.CANCELED, tags={"dagster/run_key": f"{live.id}|{hours[0]}|0"}))
+        killed = instance.add_run(dg.DagsterRun(job_name=BATCH_JOB, run_id=str(uuid.uuid4()),
+                                                status=dg.DagsterRunStatus.FAILURE))
+        RunStore(store.engine).claim(live.id, live.interval_at(live.start_at + timedelta(hours=1)), killed.run_id,
+                                     lambda _: False)
+        third = batch_export_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+        assert [r.run_key for r in third.run_requests] == [
+            f"{live.id}|{hours[0]}|1", f"{live.id}|{hours[1]}|1", f"{live.id}|{hours[2]}|0"]
 
 
 @pytest.fixture(scope="module")
