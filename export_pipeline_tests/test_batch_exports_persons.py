@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
-from export_pipeline.batch_exports.plan import due_intervals
+from export_pipeline.batch_exports.plan import backfill_intervals, due_intervals
 from export_pipeline.batch_exports.query import interval_query
 from export_pipeline.batch_exports.run import BatchDeps, build_batch_deps, export_interval
 from export_pipeline.batch_exports.target import destination_storage
@@ -109,7 +109,12 @@ def test_hourly_person_versions_with_late_versions_give_every_row_exactly_once(
                 _version(5, 0, DAY0 + 4 * hour + timedelta(minutes=2))]:
         insert_persons(engine, events_table, [row])
     assert _export_due(batch, destination, DAY0 + 6 * hour, "live") == [DAY0 + h * hour for h in (3, 4, 5)]
-    # Re-runs of exported intervals (a retry, a backfill) replace their files.
+    # A backfill over the exported range, then single re-runs: each replaces its interval's files.
+    to_run, skipped = backfill_intervals(batch.destinations.require(destination.id), DAY0, DAY0 + 6 * hour, batch,
+                                         DAY0 + 6 * hour)
+    assert ([i.start for i in to_run], skipped) == ([DAY0 + h * hour for h in (0, 1, 3, 4)], 2)
+    for interval in to_run:
+        export_interval(destination.id, interval.start, batch, run_id=f"backfill-{interval.label}")
     for start in (DAY0, DAY0 + 4 * hour):
         export_interval(destination.id, start, batch, run_id=f"rerun-{start:%H}")
     table = _table_rows(engine, events_table.other("persons"))
