@@ -347,3 +347,55 @@ def test_while_failures_run_in_a_row_a_failed_interval_waits_before_its_next_try
         assert (due.interval.start, due.attempts) == (DAY0, attempt)
     resumed = batch.destinations.set_paused(destination.id, False)  # a resume clears the failures in a row
     assert [d.attempts for d in due_intervals(resumed, batch.destinations, batch.runs, finished)] == [2]
+
+
+def test_intervals_left_by_runs_that_ended_are_recorded_failed_and_requested_again(batch, tmp_path):
+    destination = _create(batch, PROJECT, f"file://{tmp_path}")
+    now = DAY0 + timedelta(hours=3)
+    first = due_intervals(destination, batch.destinations, batch.runs, now)
+    keys = [d.run_key(destination.id) for d in first]
+    assert keys == [f"{destination.id}|2026-11-01-0{h}:00|0" for h in range(3)]
+    # Hour 0's run was killed while exporting, hour 1's canceled in the queue; hour 2's run is exporting it.
+    batch.runs.claim(destination.id, first[0].interval, "killed", lambda _: False)
+    batch.runs.claim(destination.id, first[2].interval, "alive", lambda _: False)
+    again = due_intervals(destination, batch.destinations, batch.runs, now,
+                          run_ended=lambda run_id: run_id == "killed", request_ended=lambda key: key == keys[1])
+    assert [d.run_key(destination.id) for d in again] == [
+        f"{destination.id}|2026-11-01-00:00|1", f"{destination.id}|2026-11-01-01:00|1"]
+    assert [(r.state, r.attempts, r.error) for r in batch.runs.list(destination.id)] == [
+        (RunState.FAILED, 1, "Its run killed ended before it finished the interval."),
+        (RunState.FAILED, 1, f"The run requested as {keys[1]} ended before it started (canceled in the queue, "
+                             "or refused at launch)."),
+        (RunState.RUNNING, 1, None)]
+    assert batch.destinations.require(destination.id).consecutive_failures == 0  # no export failed
+
+
+def test_a_run_stopped_mid_interval_records_it_failed_and_leaves_no_files(batch, tmp_path):
+    destination = _create(batch, PROJECT, f"file://{tmp_path}")
+    export_interval(destination.id, DAY0, batch, run_id="first")
+    real = batch.storage_for
+
+    class Terminated:
+        """Parts are written, then the run is terminated (Dagster raises its interrupt inside the step)."""
+
+        def __init__(self, target):
+            self._storage = real(target)
+
+        def __getattr__(self, name):
+            return getattr(self._storage, name)
+
+        def put_bytes(self, *args, **kwargs):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        export_interval(destination.id, DAY0, BatchDeps(**{**batch.__dict__, "storage_for": Terminated}),
+                        run_id="canceled")
+    record = batch.runs.get(destination.id, DAY0)
+    assert (record.state, record.run_id, record.attempts, record.error) == (
+        RunState.FAILED, "canceled", 2, "The run stopped before it finished.")
+    assert destination_storage(destination).list_keys("") == []
+    stopped = batch.destinations.require(destination.id)
+    assert stopped.consecutive_failures == 0 and not stopped.paused
+    [due] = [d for d in due_intervals(stopped, batch.destinations, batch.runs, DAY0 + timedelta(hours=1))
+             if d.interval.start == DAY0]
+    assert due.run_key(destination.id) == f"{destination.id}|2026-11-01-00:00|2"

@@ -137,3 +137,17 @@ def test_the_cli_manages_batch_exports_for_maintainers(tokens, tmp_path):
     assert json.loads(runs.stdout) == {"runs": []}
     deleted = runner.invoke(main, ["batch-exports", "delete", "--project-id", str(PROJECT), "--user", "mia", view["id"]])
     assert json.loads(deleted.stdout) == {"deleted": view["id"]}
+
+
+def test_persons_are_a_batch_export_model_and_a_model_without_ingestion_time_is_refused(client, tokens):
+    persons = client.post(BASE, json={**BODY, "model": "persons"}, headers=as_(tokens, "mia"))
+    assert persons.status_code == 201 and persons.json()["model"] == "persons"
+    refused = client.post(BASE, json={**BODY, "model": "groups"}, headers=as_(tokens, "mia"))
+    assert refused.status_code == 422
+    assert refused.json()["error"]["code"] == "invalid_request"
+    assert refused.json()["error"]["details"] == {
+        "model": "groups has no ingestion-time column, so it cannot be cut into intervals that never overlap; "
+                 "batch exports take events, persons"}
+    cli = CliRunner().invoke(main, ["batch-exports", "create", "--project-id", str(PROJECT), "--user", "mia",
+                                    "--url", "/tmp/never-written", "--start-at", "2026-11-02", "--model", "cohort"])
+    assert cli.exit_code == 2 and "model: cohort has no ingestion-time column" in cli.stderr

@@ -15,7 +15,8 @@ from dagster_graphql import DagsterGraphQLClient
 
 from export_pipeline.batch_exports.backfill import launch_backfill
 from export_pipeline.batch_exports.destinations import RunState
-from export_pipeline.batch_exports.run import build_batch_deps
+from export_pipeline.batch_exports.records import RunStore
+from export_pipeline.batch_exports.run import build_batch_deps, export_interval
 from export_pipeline.batch_exports.store import DestinationStore
 from export_pipeline.batch_exports.target import destination_storage
 from export_pipeline.db import get_engine
@@ -101,6 +102,16 @@ def test_the_sensor_registers_destinations_and_requests_closed_intervals_once(tm
         again = batch_export_sensor(dg.build_sensor_context(instance=instance, resources=resources))
         assert [r.run_key for r in again.run_requests] == [f"{live.id}|{h}|0" for h in hours]
         assert again.dynamic_partitions_requests == []
+        # Hour 0's run was canceled in the queue; hour 1's run was killed while exporting (record `running`).
+        instance.add_run(dg.DagsterRun(job_name=BATCH_JOB, run_id=str(uuid.uuid4()),
+                                       status=dg.DagsterRunStatus.CANCELED, tags={"dagster/run_key": f"{live.id}|{hours[0]}|0"}))
+        killed = instance.add_run(dg.DagsterRun(job_name=BATCH_JOB, run_id=str(uuid.uuid4()),
+                                                status=dg.DagsterRunStatus.FAILURE))
+        RunStore(store.engine).claim(live.id, live.interval_at(live.start_at + timedelta(hours=1)), killed.run_id,
+                                     lambda _: False)
+        third = batch_export_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+        assert [r.run_key for r in third.run_requests] == [
+            f"{live.id}|{hours[0]}|1", f"{live.id}|{hours[1]}|1", f"{live.id}|{hours[2]}|0"]
 
 
 @pytest.fixture(scope="module")
@@ -135,3 +146,57 @@ def test_a_graphql_backfill_is_run_by_the_daemon_at_low_priority(deployment, set
                        for key in storage.list_keys("") if not key.endswith("manifest.json")
                        for row in parse_file(key, storage.read_bytes(key)))
     assert exported == expected_rows(clickhouse, deps.table, PROJECT, json_properties=True)
+
+
+_CANCEL = """
+mutation($id: String!) { cancelPartitionBackfill(backfillId: $id) {
+  __typename ... on CancelBackfillSuccess { backfillId } ... on PythonError { message } } }
+"""
+_BACKFILL_STATUS = "query($id: String!) { partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { status } } }"
+
+
+def test_canceling_a_graphql_backfill_cancels_its_queued_runs_and_leaves_the_intervals_as_they_were(
+        deployment, settings, clickhouse, tmp_path):
+    services, dagster_home, database_url = deployment
+    engine = get_engine(database_url)
+    destination = DestinationStore(engine).set_paused(_create(engine, tmp_path / "out").id, True, "backfill only")
+    deps = build_batch_deps(settings, engine, clickhouse)
+    # Hour 0 was exported by a live run before the backfill re-runs it.
+    exported = export_interval(destination.id, DAY0, deps, run_id="live-0")
+    storage = destination_storage(destination)
+    files_before = {key: storage.read_bytes(key) for key in storage.list_keys("")}
+    # The destination's one run slot is taken (an earlier interval still running), so the backfill's runs queue.
+    instance = dg.DagsterInstance.from_config(str(dagster_home))
+    blocker = instance.add_run(dg.DagsterRun(job_name=BATCH_JOB, run_id=str(uuid.uuid4()),
+                                             status=dg.DagsterRunStatus.STARTED,
+                                             tags={"dagster/partition/destination": destination.id}))
+    try:
+        backfill = launch_backfill(DagsterGraphQLClient("127.0.0.1", port_number=services.port), deps,
+                                   destination.id, DAY0, DAY0 + timedelta(hours=3), requested_by="sam")
+        backfill_runs = dg.RunsFilter(tags={"dagster/backfill": backfill.backfill_id})
+        queued = services.wait_until(
+            lambda: (runs := instance.get_runs(filters=backfill_runs)) and len(runs) == 2
+            and all(r.status is dg.DagsterRunStatus.QUEUED for r in runs) and runs,
+            timeout=120, what="the backfill's two runs in the queue", interval=1)
+        assert sorted(r.tags["dagster/partition"] for r in queued) == backfill.intervals
+        assert {r.tags[CLICKHOUSE_TAG] for r in queued} == {"embedded"}  # asset backfills too (run_queue.py)
+        canceled = services.graphql(_CANCEL, {"id": backfill.backfill_id})["cancelPartitionBackfill"]
+        assert canceled == {"__typename": "CancelBackfillSuccess", "backfillId": backfill.backfill_id}
+        status = services.wait_until(
+            lambda: (services.graphql(_BACKFILL_STATUS, {"id": backfill.backfill_id}) or {}).get(
+                "partitionBackfillOrError", {}).get("status") in ("CANCELED", "COMPLETED_FAILED") and "done",
+            timeout=120, what="the backfill's cancellation", interval=1)
+        assert status == "done"
+        assert services.graphql(_BACKFILL_STATUS, {"id": backfill.backfill_id}) == {
+            "partitionBackfillOrError": {"status": "CANCELED"}}
+        runs = instance.get_runs(filters=backfill_runs)
+        assert sorted((r.tags["dagster/partition"], r.status) for r in runs) == [
+            (key, dg.DagsterRunStatus.CANCELED) for key in backfill.intervals]
+        assert [instance.get_run_record_by_id(r.run_id).start_time for r in runs] == [None, None]  # never launched
+    finally:
+        instance.delete_run(blocker.run_id)
+    # Nothing ran: hour 0 keeps its export, hour 1 was found empty, hour 2 was never exported.
+    assert [(r.interval_start, r.state, r.run_id) for r in deps.runs.list(destination.id)] == [
+        (DAY0, RunState.SUCCEEDED, "live-0"), (DAY0 + timedelta(hours=1), RunState.SKIPPED, None)]
+    assert exported.record.rows == 30
+    assert {key: storage.read_bytes(key) for key in storage.list_keys("")} == files_before

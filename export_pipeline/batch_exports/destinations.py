@@ -16,10 +16,11 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from export_pipeline.batch_exports.intervals import Interval, IntervalUnit
+from export_pipeline.clickhouse.schema import EventsTable
 from export_pipeline.clock import as_utc
 from export_pipeline.errors import InvalidRequest
 from export_pipeline.exports.spec import Compression, ExportFormat, default_compression
-from export_pipeline.models import MODELS
+from export_pipeline.models import BATCH_MODELS
 from export_pipeline.storage.base import key_parts
 
 PLACEHOLDERS = ("project_id", "model", "year", "month", "day", "hour", "data_interval_start", "data_interval_end")
@@ -168,11 +169,20 @@ def validate_timezone(name: str, errors: dict[str, str]) -> str:
     return name
 
 
+def batch_model_names() -> list[str]:
+    """The models a batch export can copy: those declaring an ingestion-time column (table names do not
+    change that, so the default table is asked)."""
+    return [name for name, build in BATCH_MODELS.items() if build(EventsTable()).ingested_at is not None]
+
+
 def validate_new(fields: dict, errors: dict[str, str]) -> dict:
     """The stored columns of a new destination from raw fields; bad fields are added to `errors`."""
     model = str(fields.get("model") or "events")
-    if model not in MODELS:
-        errors["model"] = f"must be one of {', '.join(MODELS)}, got {model!r}"
+    if model not in BATCH_MODELS:
+        errors["model"] = f"must be one of {', '.join(batch_model_names())}, got {model!r}"
+    elif BATCH_MODELS[model](EventsTable()).ingested_at is None:
+        errors["model"] = (f"{model} has no ingestion-time column, so it cannot be cut into intervals that never "
+                           f"overlap; batch exports take {', '.join(batch_model_names())}")
     url = validate_url(str(fields.get("url") or ""), fields.get("endpoint_url") or None, errors)
     ref = fields.get("credentials_ref") or None
     if ref is not None and not _ENV_NAME.match(str(ref)):

@@ -8,6 +8,7 @@ hold rows; the empty ones that never had files are recorded as skipped without a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,7 +20,7 @@ from export_pipeline.batch_exports.run import BatchDeps
 from export_pipeline.batch_exports.store import DestinationStore
 from export_pipeline.clock import as_utc
 from export_pipeline.errors import InvalidRequest
-from export_pipeline.models import MODELS
+from export_pipeline.models import BATCH_MODELS
 
 MAX_BACKFILL_INTERVALS = 100_000
 RETRY_BASE = timedelta(minutes=5)
@@ -35,9 +36,14 @@ class Due:
 
 
 def due_intervals(destination: Destination, destinations: DestinationStore, runs: RunStore, now: datetime,
-                  *, limit: int = 50) -> list[Due]:
+                  *, limit: int = 50, run_ended: Callable[[str], bool] = lambda _: False,
+                  request_ended: Callable[[str], bool] = lambda _: False) -> list[Due]:
     """What the sensor requests for one destination, oldest first; records new intervals as queued and moves
-    the live cursor past them."""
+    the live cursor past them.
+
+    Intervals whose Dagster run is gone without finishing them are recorded failed first (`reconcile`, paused
+    destinations too), so none stays `running` or `queued` for good after a canceled or killed run."""
+    reconcile(destination, runs, limit=limit, run_ended=run_ended, request_ended=request_ended)
     if destination.paused:
         return []
     due = [Due(destination.interval_at(r.interval_start), r.attempts)
@@ -57,6 +63,23 @@ def due_intervals(destination: Destination, destinations: DestinationStore, runs
     if fresh:
         destinations.advance_cursor(destination.id, fresh[-1].end)
     return due
+
+
+def reconcile(destination: Destination, runs: RunStore, *, limit: int, run_ended: Callable[[str], bool],
+              request_ended: Callable[[str], bool]) -> None:
+    """A `running` interval whose run has ended (killed, or canceled while its step could not record it),
+    and a `queued` one whose requested run ended without starting (canceled in the queue, refused at launch),
+    become `failed`, to be requested again; neither counts toward pausing the destination (no export
+    failed). A queued one also counts an attempt: its next request needs a new run_key, as Dagster drops
+    one it has already launched."""
+    for record in runs.list(destination.id, states=(RunState.RUNNING,), limit=limit):
+        if record.run_id and run_ended(record.run_id):
+            runs.abandon(destination.id, record, f"Its run {record.run_id} ended before it finished the interval.")
+    for record in runs.list(destination.id, states=(RunState.QUEUED,), limit=limit):
+        key = Due(destination.interval_at(record.interval_start), record.attempts).run_key(destination.id)
+        if request_ended(key):
+            runs.abandon(destination.id, record, f"The run requested as {key} ended before it started "
+                                                 "(canceled in the queue, or refused at launch).")
 
 
 def _retry_at(run: IntervalRun) -> datetime:
@@ -83,7 +106,7 @@ def backfill_intervals(destination: Destination, start: datetime, end: datetime,
                              f"({MAX_BACKFILL_INTERVALS:,}).", hint="Split the range.")
     if not candidates:
         return [], 0
-    model = MODELS[destination.model](deps.table)
+    model = BATCH_MODELS[destination.model](deps.table)
     with deps.clickhouse.session(f"batch export {destination.id} backfill plan") as session:
         rows_at = set(non_empty_starts(session, model, destination, candidates[0].start, candidates[-1].end))
     had_files = {r.interval_start for r in deps.runs.list(destination.id, since=candidates[0].start,

@@ -115,6 +115,20 @@ class RunStore:
                          .values(state=state.value, rows=rows, bytes=bytes_written, files=files,
                                  manifest_key=manifest_key, error=error, finished_at=now_utc(), updated_at=now_utc()))
 
+    def abandon(self, destination_id: str, record: IntervalRun, error: str) -> bool:
+        """Record `failed` an interval left `running` or `queued` by a run that has ended (reconcile in
+        plan.py); a queued one also counts the attempt its run never made. Only if the record is unchanged."""
+        guard = sa.and_(self._where(destination_id, record.interval_start), runs.c.state == record.state.value,
+                        runs.c.attempts == record.attempts)
+        if record.run_id is not None:
+            guard = sa.and_(guard, runs.c.run_id == record.run_id)
+        attempts = record.attempts + (1 if record.state is RunState.QUEUED else 0)
+        with self.engine.begin() as conn:
+            done = conn.execute(runs.update().where(guard).values(
+                state=RunState.FAILED.value, attempts=attempts, error=error, finished_at=now_utc(),
+                updated_at=now_utc()))
+        return done.rowcount == 1
+
     def mark_skipped(self, destination_id: str, intervals: Sequence[Interval]) -> int:
         """Intervals found empty before any run, recorded as skipped in two statements however many there are;
         an interval that has files or is running keeps its record."""

@@ -42,7 +42,7 @@ from export_pipeline.errors import (
 )
 from export_pipeline.exports.extract import iter_chunks, prefetched
 from export_pipeline.exports.serialize import PartWriter, WrittenFile
-from export_pipeline.models import MODELS
+from export_pipeline.models import BATCH_MODELS
 from export_pipeline.models.base import ExportModel
 from export_pipeline.settings import Settings
 from export_pipeline.storage import ExportStorage
@@ -86,7 +86,7 @@ def export_interval(destination_id: str, interval_start: datetime, deps: BatchDe
             f"Interval {interval.label} of batch export {destination.id} has not closed yet "
             f"(it ends at {iso_utc(interval.end)}, plus a settle delay of {destination.settle_seconds} s).",
             hint="Intervals are exported once closed; the batch_export_sensor requests them then.")
-    model = MODELS[destination.model](deps.table)
+    model = BATCH_MODELS[destination.model](deps.table)
     previous = deps.runs.get(destination.id, interval.start)
     # A failed run may have left files it could not delete: the next run then replaces, never skips.
     had_files = previous is not None and (previous.files > 0 or previous.state is RunState.FAILED)

@@ -72,6 +72,12 @@ def batch_export(
     return dg.MaterializeResult(metadata=_metadata(result))
 
 
+def _request_ended(instance: dg.DagsterInstance, run_key: str) -> bool:
+    """Whether the run the sensor requested as `run_key` exists and has ended."""
+    found = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/run_key": run_key}), limit=1)
+    return bool(found) and found[0].is_finished
+
+
 def _is_interval_start(destination, start) -> bool:
     try:
         destination.interval_at(start)
@@ -117,7 +123,9 @@ def batch_export_sensor(context: dg.SensorEvaluationContext, app_db: AppDatabase
     ids = {d.id for d in listed}
     requests, now = [], now_utc()
     for destination in listed:
-        for due in due_intervals(destination, destinations, runs, now):
+        for due in due_intervals(destination, destinations, runs, now,
+                                 run_ended=lambda run_id: not run_is_active(context.instance, run_id),
+                                 request_ended=lambda key: _request_ended(context.instance, key)):
             requests.append(dg.RunRequest(
                 partition_key=dg.MultiPartitionKey({"destination": destination.id,
                                                     "interval": due.interval.partition_key}),

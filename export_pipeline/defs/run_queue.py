@@ -1,10 +1,10 @@
 """The run queue of this deployment (dagster.yaml `run_coordinator`): Dagster's queued run coordinator, plus
 two checks on every run it is handed, whatever started it.
 
-- A run that materializes `event_export` or `subscription_delivery` gets the engine's concurrency tag
-  (`export-pipeline/clickhouse`). Jobs carry it, but an asset backfill, the asset page's Materialize button
-  and their re-executions run Dagster's implicit asset job with only the backfill's tags; untagged, they ran
-  side by side on the embedded engine.
+- A run that materializes `event_export`, `subscription_delivery` or `batch_export` gets the engine's
+  concurrency tag (`export-pipeline/clickhouse`). Jobs carry it, but an asset backfill, the asset page's
+  Materialize button and their re-executions run Dagster's implicit asset job with only the backfill's tags;
+  untagged, they ran side by side on the embedded engine.
 - A run of an export partition that has no stored request is checked as its config would be at run time;
   an invalid one (the Launchpad's empty config: no project_id) fails here, at launch, with the field
   messages, instead of in a run worker after the queue.
@@ -29,7 +29,7 @@ from export_pipeline.exports.spec import parse_spec
 from export_pipeline.settings import Settings
 
 EXPORT_ASSET = dg.AssetKey("event_export")
-CLICKHOUSE_ASSETS = frozenset({EXPORT_ASSET, dg.AssetKey("subscription_delivery")})
+CLICKHOUSE_ASSETS = frozenset({EXPORT_ASSET, dg.AssetKey("subscription_delivery"), dg.AssetKey("batch_export")})
 CLICKHOUSE_JOBS = frozenset({"export_job", "subscription_delivery_job"})  # their runs select no assets
 
 
