@@ -10,7 +10,12 @@ from export_pipeline.batch_exports.destinations import Destination, RunState
 from export_pipeline.batch_exports.records import RunStore
 from export_pipeline.batch_exports.run import build_batch_deps
 from export_pipeline.batch_exports.store import DestinationStore
-from export_pipeline.batch_exports.views import BackfillView, BatchExportList, IntervalRunList, destination_json
+from export_pipeline.batch_exports.views import (
+    BackfillView,
+    BatchExportList,
+    IntervalRunList,
+    destination_json,
+)
 from export_pipeline.cli.common import app_deps, emit, project_option, say
 from export_pipeline.deps import AppDeps
 
