@@ -42,7 +42,7 @@ def demo_subscription(store: SubscriptionStore, project_id: int, user: str, dash
         return found[0]
     return store.create(project_id, {
         "resource": "dashboard", "target_id": dashboard_id, "title": DEMO_SUBSCRIPTION,
-        "message": "Good morning! Here is last week in numbers.",
+        "message": "Good morning! Here are our product numbers.",
         "schedule": {"frequency": "weekly", "weekdays": ["MO"], "hour": 9, "timezone": "Europe/Berlin"},
         "destinations": [{"kind": "email", "email": "team@example.com"},
                          {"kind": "slack", "workspace": "demo", "channel": "#weekly-metrics"}],

@@ -1,7 +1,8 @@
 """Backfills as an operator runs them, through a real daemon and Dagster's GraphQL API (`launchPartitionBackfill`,
 what the UI's "Launch backfill" calls): failed export partitions re-run their stored requests, one run at a
 time on the embedded engine (the run queue tags every run that uses ClickHouse); a partition with no stored
-request and no config is refused at launch; a skipped delivery slot is delivered by a backfill."""
+request and no config is refused at launch; a job backfill from failure re-executes a failed export; a skipped
+delivery slot is delivered by a backfill."""
 
 from __future__ import annotations
 
@@ -43,9 +44,14 @@ def services(dagster_stack, clickhouse, events_table) -> dict:
 
 
 def backfill(services: dict, asset: str, partitions: list[str]) -> tuple[str, str]:
+    return launch_backfill(services, {"assetSelection": [{"path": [asset]}], "partitionNames": partitions,
+                                      "fromFailure": False})
+
+
+def launch_backfill(services: dict, params: dict) -> tuple[str, str]:
+    """Launch a backfill as the UI does and wait until the daemon finished it: (backfill id, its status)."""
     deployment = services["deployment"]
-    launched = deployment.graphql(LAUNCH_BACKFILL, {"params": {
-        "assetSelection": [{"path": [asset]}], "partitionNames": partitions, "fromFailure": False}})
+    launched = deployment.graphql(LAUNCH_BACKFILL, {"params": params})
     outcome = (launched or {}).get("launchPartitionBackfill", {})
     assert outcome.get("__typename") == "LaunchBackfillSuccess", launched
     backfill_id = outcome["backfillId"]
@@ -167,3 +173,47 @@ def test_a_backfill_delivers_a_skipped_slot(services):
     instance = dg.DagsterInstance.from_config(str(services["dagster_home"]))
     [run] = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
     assert run.tags[CLICKHOUSE_TAG] == "embedded" and run.tags["dagster/partition"] == key
+
+
+
+def test_a_job_backfill_from_failure_reexecutes_a_graphql_export_whose_retries_failed(services):
+    """`export_job`'s partition set backfill with `fromFailure: true` (the job page's "Re-execute from failure"):
+    Dagster re-executes a partition only if its latest run tagged with the job's partition set failed. A run
+    submitted through GraphQL (`submit_export`) gets that tag from the run queue; without it this backfill
+    launched nothing and still completed successfully."""
+    from dagster_graphql import DagsterGraphQLClient
+
+    from export_pipeline.exports.graphql import submit_export
+
+    store, deployment = services["store"], services["deployment"]
+    instance = dg.DagsterInstance.from_config(str(services["dagster_home"]))
+    add_member(store.engine, PROJECT, "cal", Role.REPORTER)
+    client = DagsterGraphQLClient("127.0.0.1", port_number=services["port"])
+    export_id, first_run = submit_export(client, project_id=PROJECT, requested_by="cal", format="csv")
+
+    def runs() -> list[dg.DagsterRun]:  # newest first
+        return instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": export_id}))
+    # The run and its two automatic retries (dagster.yaml run_retries) fail the role check.
+    deployment.wait_until(lambda: [r.status for r in runs()] == [dg.DagsterRunStatus.FAILURE] * 3, timeout=300,
+                          what=f"the run of {export_id} and its 2 retries to fail")
+    failed = runs()
+    assert failed[-1].run_id == first_run
+    assert {r.tags["dagster/partition_set"] for r in failed} == {"export_job_partition_set"}
+    assert (store.require(export_id).state, store.require(export_id).error_code) == (
+        ExportState.FAILED, "access_denied")
+    add_member(store.engine, PROJECT, "cal", Role.MAINTAINER)
+
+    backfill_id, status = launch_backfill(services, {
+        "selector": {"partitionSetName": "export_job_partition_set", "repositorySelector": {
+            "repositoryName": "__repository__", "repositoryLocationName": "export_pipeline"}},
+        "partitionNames": [export_id], "fromFailure": True})
+
+    assert status == "COMPLETED_SUCCESS", deployment.log_tail()
+    [rerun] = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
+    assert (rerun.job_name, rerun.status) == ("export_job", dg.DagsterRunStatus.SUCCESS), deployment.log_tail()
+    assert (rerun.parent_run_id, rerun.root_run_id) == (failed[0].run_id, first_run)
+    assert rerun.tags[CLICKHOUSE_TAG] == "embedded" and rerun.tags["dagster/partition"] == export_id
+    again = store.require(export_id)
+    assert (again.state, again.row_count, again.spec.format.value, again.spec.requested_by) == (
+        ExportState.SUCCEEDED, 5, "csv", "cal")
+    assert [r.status for r in runs()] == [dg.DagsterRunStatus.SUCCESS] + [dg.DagsterRunStatus.FAILURE] * 3

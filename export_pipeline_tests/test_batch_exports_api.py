@@ -49,6 +49,7 @@ def test_a_maintainer_creates_shows_pauses_resumes_and_deletes_a_batch_export(cl
     created = client.post(BASE, json=BODY, headers=as_(tokens, "mia"))
     assert created.status_code == 201, created.text
     view = created.json()
+    whole = dict(view)
     destination_id = view.pop("id")
     assert view.pop("created_at").startswith("20")
     assert view == {
@@ -61,12 +62,12 @@ def test_a_maintainer_creates_shows_pauses_resumes_and_deletes_a_batch_export(cl
         "notify_email": None, "slack_workspace": None, "slack_channel": None,
     }
     item = f"{BASE}/{destination_id}"
-    assert [d["id"] for d in client.get(BASE, headers=as_(tokens, "mia")).json()] == [destination_id]
+    assert client.get(BASE, headers=as_(tokens, "mia")).json() == {"data": [whole]}
     paused = client.post(f"{item}/pause", headers=as_(tokens, "mia")).json()
     assert (paused["paused"], paused["paused_reason"]) == (True, "Paused by mia.")
     resumed = client.post(f"{item}/resume", headers=as_(tokens, "mia")).json()
     assert (resumed["paused"], resumed["paused_reason"]) == (False, None)
-    assert client.get(f"{item}/runs", headers=as_(tokens, "mia")).json() == []
+    assert client.get(f"{item}/runs", headers=as_(tokens, "mia")).json() == {"data": []}
     assert client.delete(item, headers=as_(tokens, "mia")).status_code == 204
     missing = client.get(item, headers=as_(tokens, "mia"))
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
@@ -102,7 +103,8 @@ def test_a_backfill_needs_dagster_unless_every_interval_is_empty(client, tokens,
                             "skipped_empty": 24}
     runs = client.get(f"{BASE}/{created['id']}/runs", params={"state": "skipped", "limit": 2},
                       headers=as_(tokens, "mia")).json()
-    assert [(r["data_interval_start"], r["state"], r["rows"]) for r in runs] == [
+    assert list(runs) == ["data"]
+    assert [(r["data_interval_start"], r["state"], r["rows"]) for r in runs["data"]] == [
         ("2026-01-01T00:00:00Z", "skipped", 0), ("2026-01-01T01:00:00Z", "skipped", 0)]
     moment = datetime(2026, 1, 3, 0, 30, tzinfo=UTC)
     with clickhouse.session("test insert") as session:
@@ -134,7 +136,12 @@ def test_the_cli_manages_batch_exports_for_maintainers(tokens, tmp_path):
     paused = runner.invoke(main, ["batch-exports", "pause", "--project-id", str(PROJECT), "--user", "mia", view["id"]])
     assert json.loads(paused.stdout)["paused"] is True
     runs = runner.invoke(main, ["batch-exports", "runs", "--project-id", str(PROJECT), "--user", "mia", view["id"]])
-    assert json.loads(runs.stdout) == {"runs": []}
+    assert json.loads(runs.stdout) == {"data": []}
+    listed = runner.invoke(main, ["batch-exports", "list", "--project-id", str(PROJECT), "--user", "mia"])
+    listed = json.loads(listed.stdout)
+    assert list(listed) == ["data"]  # the API's list shape
+    assert [d for d in listed["data"] if d["id"] == view["id"]] == [
+        {**view, "paused": True, "paused_reason": "Paused by mia."}]
     deleted = runner.invoke(main, ["batch-exports", "delete", "--project-id", str(PROJECT), "--user", "mia", view["id"]])
     assert json.loads(deleted.stdout) == {"deleted": view["id"]}
 

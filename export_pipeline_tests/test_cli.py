@@ -48,7 +48,8 @@ def test_export_wait_prints_the_result_and_exits_zero(session_home):
 
     with dg.DagsterInstance.from_config(os.environ["DAGSTER_HOME"]) as instance:
         runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": result["export_id"]}))
-    assert [run.status for run in runs] == [dg.DagsterRunStatus.SUCCESS]
+    assert [(run.status, run.tags.get("export-pipeline/clickhouse")) for run in runs] == [
+        (dg.DagsterRunStatus.SUCCESS, "embedded")]  # and it held the engine's run slot like any other run
 
     status = run_cli("status", result["export_id"])
     assert json.loads(status.stdout)["status"] == "succeeded"

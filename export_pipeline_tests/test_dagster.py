@@ -145,6 +145,10 @@ def test_graphql_launched_run_exports(dagster_deployment, clickhouse, events_tab
     request = dagster_deployment["store"].require(export_id)
     expected = sum(expected_rows(clickhouse, events_table, PROJECT, json_properties=True).values())
     assert (request.state, request.row_count, request.source) == (ExportState.SUCCEEDED, expected, "dagster")
+    instance = dg.DagsterInstance.from_config(str(dagster_deployment["dagster_home"]))
+    run = instance.get_run_by_id(run_id)
+    assert (run.tags["export-pipeline/clickhouse"], run.tags["dagster/partition_set"]) == (
+        "embedded", "export_job_partition_set")  # the queue's slot; a job backfill from failure finds it
 
 
 def test_daemon_sensor_launches_a_queued_export_exactly_once(dagster_deployment):
@@ -159,7 +163,8 @@ def test_daemon_sensor_launches_a_queued_export_exactly_once(dagster_deployment)
 
     instance = dg.DagsterInstance.from_config(str(dagster_deployment["dagster_home"]))
     runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": request.id}))
-    assert [run.tags.get("dagster/run_key") for run in runs] == [request.id]
+    assert [(run.tags.get("dagster/run_key"), run.tags.get("export-pipeline/clickhouse"), run.status)
+            for run in runs] == [(request.id, "embedded", dg.DagsterRunStatus.SUCCESS)]
     assert instance.has_dynamic_partition(EXPORT_PARTITIONS.name, request.id)
 
 

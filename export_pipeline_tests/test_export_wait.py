@@ -55,3 +55,24 @@ def test_status_reports_an_export_whose_process_died_as_failed(store):
     assert (shown.returncode, out["status"], out["error"]["code"]) == (0, "failed", "export_interrupted")
     assert re.match(r"Run run-of-a-killed-cli sent no heartbeat for 60\d s \(limit 120 s\)", out["error"]["message"])
     assert store.require(request.id).state.value == "failed"
+
+
+def test_a_wait_on_a_queued_export_ends_when_the_daemon_is_gone(deps):
+    """No daemon heartbeat and no run in this process: the export would stay queued forever, so the wait says
+    so within a few seconds instead of hanging (the daemon's sensor runs it once it is back)."""
+    import time
+
+    from export_pipeline.cli.follow import GaveUp, follow_export
+    from export_pipeline.exports.requests import ExportState
+    from export_pipeline.exports.spec import parse_spec
+
+    request = deps.store.create(parse_spec(project_id=PROJECT, requested_by="wes", format="ndjson"), source="test")
+    started = time.monotonic()
+    with dg.DagsterInstance.ephemeral() as instance:  # no daemon ever beat in it
+        final, gave_up = follow_export(deps, instance, request, runner=None, timeout=60)
+
+    assert time.monotonic() - started < 10
+    assert final.state is ExportState.QUEUED and final.id == request.id
+    assert gave_up == GaveUp(f"The Dagster daemon stopped before export {request.id} started; it stays queued and "
+                             "runs when the daemon is back (make dev), or cancel it.", 1)
+    deps.store.cancel(request.id)  # nothing left queued in the session's store

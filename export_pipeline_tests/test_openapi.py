@@ -74,8 +74,9 @@ def test_every_operation_describes_its_success(document):
             if "text/html" in content or "application/octet-stream" in content:
                 continue
             schema = content["application/json"]["schema"]
-            # A model (a $ref) or a list of models, never FastAPI's untyped `object` of a handler returning dict.
-            assert "$ref" in schema or "$ref" in schema.get("items", {}), (method, path, status, schema)
+            # A model (a $ref), never FastAPI's untyped `object` of a handler returning dict, nor a bare array:
+            # lists are objects (`{"data": [...]}`) that can grow fields without breaking clients.
+            assert list(schema) == ["$ref"], (method, path, status, schema)
 
 
 def test_api_errors_have_the_one_error_shape_and_a_bearer_scheme(document):

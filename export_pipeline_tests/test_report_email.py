@@ -9,6 +9,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 
 from export_pipeline.channels.email import EmailSender
 from export_pipeline.errors import InvalidRequest
+from export_pipeline.insights.period import Period
 from export_pipeline.settings import MIB, Settings
 from export_pipeline.subscriptions.mail import ReportMailer, ReportTooLarge
 from export_pipeline.subscriptions.report import Report, ReportImage
@@ -34,6 +36,12 @@ BASE = "https://analytics.example.com"
 SUBSCRIPTION = "sub-42"
 PNG = b"\x89PNG\r\n\x1a\n"  # the PNG signature; the mailer never looks inside the bytes
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+SIX_MONTHS = Period(datetime(2026, 5, 1, tzinfo=UTC), datetime(2026, 10, 28, tzinfo=UTC))
+FONT = "font-family:-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif"
+P = f'<p style="margin:0 0 14px;{FONT};font-size:15px;line-height:1.5;color:#1f2328">'
+MUTED_P = f'<p style="margin:0 0 14px;{FONT};font-size:13px;line-height:1.5;color:#59636e">'
+A = 'style="color:#0969da;text-decoration:underline"'
+IMG = 'width="544" style="display:block;width:100%;max-width:544px;height:auto;border:0;margin:0 0 14px"'
 
 
 @pytest.fixture()
@@ -59,11 +67,12 @@ def mailer(settings: Settings, sleeps: list[float] | None = None) -> ReportMaile
     return ReportMailer(settings, transport=EmailSender(settings, sleep=sleeps.append, backoff_seconds=0.25))
 
 
-def report(count: int = 2) -> Report:
+def report(count: int = 2, periods: list[Period | None] | None = None) -> Report:
     titles = ['Sign-ups <by week>', 'Revenue "net" & \'gross\'']
+    periods = periods or [SIX_MONTHS] * count
     images = [  # distinct bytes per tile, so order mix-ups show
         ReportImage(name=f"tile-{n:02d}.png", title=titles[n - 1] if n <= 2 else f"Tile {n}",
-                    png=PNG + bytes([n % 256]) * n)
+                    png=PNG + bytes([n % 256]) * n, period=periods[n - 1])
         for n in range(1, count + 1)
     ]
     return Report(title="<b>Q&A</b> weekly", message="Numbers for the team\n<script>x()</script> & co",
@@ -84,6 +93,7 @@ def test_the_payload_of_a_two_image_report_is_exact(tmp_path):
     assert unsubscribe.startswith(f"{BASE}/unsubscribe/") and "//unsubscribe" not in unsubscribe
     text = (
         "<b>Q&A</b> weekly\n\n"
+        "These charts cover 1 May 2026 – 27 Oct 2026 (UTC).\n\n"
         "Numbers for the team\n<script>x()</script> & co\n\n"
         f"See the report online: {BASE}/shared/AbC123\n\n"
         "Charts (shown as images in the HTML version of this email):\n"
@@ -93,17 +103,27 @@ def test_the_payload_of_a_two_image_report_is_exact(tmp_path):
         "You receive this report because ana@example.com is subscribed to it.\n"
         f"Unsubscribe: {unsubscribe}\n"
     )
+    title = "&lt;b&gt;Q&amp;A&lt;/b&gt; weekly"
     html = (
-        "<h1>&lt;b&gt;Q&amp;A&lt;/b&gt; weekly</h1>"
-        "<p>Numbers for the team<br>&lt;script&gt;x()&lt;/script&gt; &amp; co</p>"
-        f'<p><a href="{BASE}/shared/AbC123">See the report online</a></p>'
-        "<h2>Sign-ups &lt;by week&gt;</h2>"
-        '<p><img src="cid:tile-01" alt="Sign-ups &lt;by week&gt;" style="max-width:100%;height:auto"></p>'
-        "<h2>Revenue &quot;net&quot; &amp; &#x27;gross&#x27;</h2>"
-        '<p><img src="cid:tile-02" alt="Revenue &quot;net&quot; &amp; &#x27;gross&#x27;" '
-        'style="max-width:100%;height:auto"></p>'
-        "<hr><p>You receive this report because ana@example.com is subscribed to it. "
-        f'<a href="{unsubscribe}">Unsubscribe</a></p>'
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>{title}</title></head>"
+        '<body style="margin:0;padding:0;background:#f4f5f7">'
+        '<table role="presentation" width="100%" cellpadding="0" cellspacing="0" style="background:#f4f5f7">'
+        '<tr><td align="center" style="padding:24px 12px">'
+        '<table role="presentation" width="600" cellpadding="0" cellspacing="0" style="width:100%;max-width:600px;'
+        'background:#ffffff;border:1px solid #e1e4e8;border-radius:8px">'
+        f'<tr><td style="padding:24px 28px;{FONT};font-size:15px;line-height:1.5;color:#1f2328">'
+        f'<h1 style="{FONT};font-size:20px;line-height:1.3;margin:0 0 16px;color:#1f2328">{title}</h1>'
+        f"{MUTED_P}These charts cover 1 May 2026 – 27 Oct 2026 (UTC).</p>"
+        f"{P}Numbers for the team<br>&lt;script&gt;x()&lt;/script&gt; &amp; co</p>"
+        f'{P}<a href="{BASE}/shared/AbC123" {A}>See the report online</a></p>'
+        f'<img src="cid:tile-01" alt="Sign-ups &lt;by week&gt;" {IMG}>'
+        f'<img src="cid:tile-02" alt="Revenue &quot;net&quot; &amp; &#x27;gross&#x27;" {IMG}>'
+        '<hr style="border:0;border-top:1px solid #e1e4e8;margin:20px 0">'
+        f"{MUTED_P}You receive this report because ana@example.com is subscribed to it. "
+        f'<a href="{unsubscribe}" {A}>Unsubscribe</a></p>'
+        "</td></tr></table></td></tr></table></body></html>"
     )
     assert payload == {
         "personalizations": [{"to": [{"email": "ana@example.com"}]}],
@@ -122,6 +142,52 @@ def test_the_payload_of_a_two_image_report_is_exact(tmp_path):
              "filename": "tile-02.png", "disposition": "inline", "content_id": "tile-02"},
         ],
     }
+
+
+def test_the_title_is_the_one_heading_and_tile_titles_are_only_alt_text(tmp_path):
+    """Each image draws its tile's title: the email names the report once and repeats no tile title."""
+    html = mailer(make_settings(tmp_path, None)).compose(
+        report(3), to="ana@example.com", unsubscribe_url=link_for("ana@example.com"),
+        subscription_id=SUBSCRIPTION)["content"][1]["value"]
+    body = html.split("<body", 1)[1]
+    assert re.findall(r"<h\d\b", body) == ["<h1"]
+    assert body.count("weekly") == 1  # the report's title: the heading only (<title> is in <head>)
+    for tile in ("Sign-ups &lt;by week&gt;", "Revenue &quot;net&quot; &amp; &#x27;gross&#x27;", "Tile 3"):
+        assert body.count(tile) == 1 and f'alt="{tile}"' in body
+    assert "<style" not in html and all('style="' in tag for tag in re.findall(r"<(?:p|td|a|table|h1|img|hr)\b[^>]*>",
+                                                                              body))
+
+
+def test_charts_of_different_periods_name_the_whole_span_and_each_ones_own(tmp_path):
+    year = Period(datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
+    morning = Period(datetime(2027, 1, 5, 6, tzinfo=UTC), datetime(2027, 1, 5, 12, 30, tzinfo=UTC))
+    payload = mailer(make_settings(tmp_path, None)).compose(
+        report(3, [year, None, morning]), to="ana@example.com", unsubscribe_url=link_for("ana@example.com"),
+        subscription_id=SUBSCRIPTION)
+    text, html = (c["value"] for c in payload["content"])
+    span = "These charts cover 1 Jan 2026 00:00 – 5 Jan 2027 12:30 (UTC); each chart's own period is named with it."
+    assert text.splitlines()[2] == span
+    assert [line for line in text.splitlines() if line[:3] in ("1. ", "2. ", "3. ")] == [
+        "1. Sign-ups <by week> — 1 Jan 2026 – 31 Dec 2026 (UTC)",
+        "2. Revenue \"net\" & 'gross'",  # could not be computed: no period
+        "3. Tile 3 — 5 Jan 2027 06:00 – 5 Jan 2027 12:30 (UTC)",
+    ]
+    assert f"{MUTED_P}{span.replace(chr(39), '&#x27;')}</p>" in html
+    assert re.findall(r'<img src="cid:(tile-\d+)"[^>]*>(?:' + re.escape(MUTED_P) + r"([^<]*)</p>)?", html) == [
+        ("tile-01", "1 Jan 2026 – 31 Dec 2026 (UTC)"), ("tile-02", ""),
+        ("tile-03", "5 Jan 2027 06:00 – 5 Jan 2027 12:30 (UTC)")]
+
+
+def test_a_report_without_periods_says_none(tmp_path):
+    payload = mailer(make_settings(tmp_path, None)).compose(
+        report(1, [None]), to="ana@example.com", unsubscribe_url=link_for("ana@example.com"),
+        subscription_id=SUBSCRIPTION)
+    assert all("cover" not in c["value"] for c in payload["content"])
+
+
+def test_a_period_of_whole_days_names_its_last_day():
+    assert str(SIX_MONTHS) == "1 May 2026 – 27 Oct 2026 (UTC)"
+    assert str(Period(datetime(2026, 5, 1, tzinfo=UTC), datetime(2026, 5, 2, tzinfo=UTC))) == "1 May 2026 (UTC)"
 
 
 @pytest.mark.parametrize("count", [20, 101])

@@ -158,6 +158,11 @@ def test_a_20_tile_dashboard_is_delivered_whole_to_every_destination(deps, world
         assert [a["content_id"] for a in mail["attachments"]] == [f"tile-{i:02d}" for i in range(1, 21)]
         html = next(c["value"] for c in mail["content"] if c["type"] == "text/html")
         assert all(f'src="cid:tile-{i:02d}"' in html for i in range(1, 21))
+        # The period the charts cover, from the insights' date range (date_to exclusive), once, above the charts.
+        text = next(c["value"] for c in mail["content"] if c["type"] == "text/plain")
+        assert text.splitlines()[:3] == ["Weekly numbers", "", "These charts cover 1 Mar 2026 – 3 Mar 2026 (UTC)."]
+        assert html.count("These charts cover 1 Mar 2026 – 3 Mar 2026 (UTC).") == 1
+        assert html.index("These charts cover") < html.index('src="cid:tile-01"')
         unsubscribe = mail["headers"]["List-Unsubscribe"].strip("<>")
         claim = resolve_unsubscribe(deps.subscriptions.engine, unsubscribe.rsplit("/", 1)[1])
         assert (claim.subscription_id, claim.email, claim.version) == (subscription.id, address, 1)

@@ -1,11 +1,12 @@
 """How a destination and its interval runs are shown (API answers, CLI JSON). A destination holds no
-credential, only the name of the variable that holds it, so it is shown whole."""
+credential, only the name of the variable that holds it, so it is shown whole. Lists are `{"data": [...]}`,
+like every list the API answers."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, Field, TypeAdapter
 
 from export_pipeline.batch_exports.backfill import Backfill
 from export_pipeline.batch_exports.destinations import Destination
@@ -40,6 +41,22 @@ class IntervalRunView(BaseModel):
                    rows=run.rows, bytes=run.bytes, files=run.files, attempts=run.attempts,
                    manifest_key=run.manifest_key, error=run.error, run_id=run.run_id, started_at=run.started_at,
                    finished_at=run.finished_at)
+
+
+class BatchExportList(BaseModel):
+    data: list[Destination]
+
+    @classmethod
+    def of(cls, destinations: list[Destination]) -> BatchExportList:
+        return cls(data=destinations)
+
+
+class IntervalRunList(BaseModel):
+    data: list[IntervalRunView] = Field(description="In interval order, oldest first")
+
+    @classmethod
+    def of(cls, runs: list[IntervalRun]) -> IntervalRunList:
+        return cls(data=[IntervalRunView.of(run) for run in runs])
 
 
 class BackfillView(BaseModel):

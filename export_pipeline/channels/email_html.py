@@ -18,6 +18,8 @@ CELL = f"{TEXT};padding:6px 8px;border-bottom:1px solid #e1e4e8;text-align:left"
 NOTE = f"{TEXT};padding:10px 14px;border-radius:6px"
 NOTICE = f"{NOTE};background:#fff8c5;border:1px solid #d4a72c"
 ALERT = f"{NOTE};background:#ffebe9;border:1px solid #ff8182"
+COLUMN, PADDING = 600, 28
+CONTENT_WIDTH = COLUMN - 2 * PADDING  # what an image may fill
 
 
 def html_email(title: str, content: str) -> str:
@@ -29,9 +31,9 @@ def html_email(title: str, content: str) -> str:
         '<body style="margin:0;padding:0;background:#f4f5f7">'
         '<table role="presentation" width="100%" cellpadding="0" cellspacing="0" style="background:#f4f5f7">'
         '<tr><td align="center" style="padding:24px 12px">'
-        '<table role="presentation" width="600" cellpadding="0" cellspacing="0" style="width:100%;max-width:600px;'
-        'background:#ffffff;border:1px solid #e1e4e8;border-radius:8px">'
-        f'<tr><td style="padding:24px 28px;{TEXT}">'
+        f'<table role="presentation" width="{COLUMN}" cellpadding="0" cellspacing="0" style="width:100%;'
+        f'max-width:{COLUMN}px;background:#ffffff;border:1px solid #e1e4e8;border-radius:8px">'
+        f'<tr><td style="padding:24px {PADDING}px;{TEXT}">'
         f'<h1 style="{FONT};font-size:20px;line-height:1.3;margin:0 0 16px;color:#1f2328">{escape(title)}</h1>'
         f"{content}</td></tr></table></td></tr></table></body></html>"
     )
@@ -51,3 +53,14 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     body = "".join("<tr>" + "".join(f'<td style="{CELL}">{cell}</td>' for cell in row) + "</tr>" for row in rows)
     return (f'<table role="presentation" cellpadding="0" cellspacing="0" style="border-collapse:collapse;'
             f'width:100%;margin:0 0 14px"><tr>{head}</tr>{body}</table>')
+
+
+def image(src: str, alt: str) -> str:
+    """A picture as wide as the column: Outlook sizes by the `width` attribute, other clients by the style."""
+    return (f'<img src="{escape(src)}" alt="{escape(alt)}" width="{CONTENT_WIDTH}" style="display:block;'
+            f'width:100%;max-width:{CONTENT_WIDTH}px;height:auto;border:0;margin:0 0 14px">')
+
+
+def rule() -> str:
+    """A thin line before a footer (a bare `<hr>` is drawn differently by every client)."""
+    return '<hr style="border:0;border-top:1px solid #e1e4e8;margin:20px 0">'

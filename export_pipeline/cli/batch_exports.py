@@ -10,7 +10,12 @@ from export_pipeline.batch_exports.destinations import Destination, RunState
 from export_pipeline.batch_exports.records import RunStore
 from export_pipeline.batch_exports.run import build_batch_deps
 from export_pipeline.batch_exports.store import DestinationStore
-from export_pipeline.batch_exports.views import BackfillView, IntervalRunView, destination_json
+from export_pipeline.batch_exports.views import (
+    BackfillView,
+    BatchExportList,
+    IntervalRunList,
+    destination_json,
+)
 from export_pipeline.cli.common import app_deps, emit, project_option, say
 from export_pipeline.deps import AppDeps
 
@@ -81,9 +86,9 @@ def create(project_id: int, user: str, fmt: str, slack: str | None, **fields) ->
 @project_option
 @user_option
 def list_(project_id: int, user: str) -> None:
-    """The project's destinations as JSON."""
+    """The project's destinations as JSON (`{"data": [...]}`, as the API answers)."""
     app = _allowed(project_id, user)
-    emit({"batch_exports": [destination_json(d) for d in DestinationStore(app.engine).list(project_id)]})
+    emit(BatchExportList.of(DestinationStore(app.engine).list(project_id)).model_dump(mode="json"))
 
 
 @batch_exports.command("show")
@@ -130,9 +135,9 @@ def delete(project_id: int, user: str, destination_id: str) -> None:
 @click.option("--state", "states", multiple=True, type=click.Choice([s.value for s in RunState]))
 @click.option("--limit", type=click.IntRange(1, 10_000), default=1000, show_default=True)
 def runs(project_id: int, user: str, destination_id: str, states: tuple[str, ...], limit: int) -> None:
-    """One record per interval: state, rows, bytes, files, error."""
+    """One record per interval (`{"data": [...]}`): state, rows, bytes, files, error."""
     found = RunStore(_owned(project_id, user, destination_id).engine).list(destination_id, states=[RunState(s) for s in states], limit=limit)
-    emit({"runs": [IntervalRunView.of(run).model_dump(mode="json") for run in found]})
+    emit(IntervalRunList.of(found).model_dump(mode="json"))
 
 
 @batch_exports.command("backfill")

@@ -8,6 +8,11 @@ two checks on every run it is handed, whatever started it.
 - A run of an export partition that has no stored request is checked as its config would be at run time;
   an invalid one (the Launchpad's empty config: no project_id) fails here, at launch, with the field
   messages, instead of in a run worker after the queue.
+- A partitioned run of `export_job` or `subscription_delivery_job` carries its job's partition set tag
+  (`dagster/partition_set`). A job backfill with `fromFailure: true` re-executes a partition only when its
+  latest run *with that tag* failed; runs submitted through GraphQL with just `dagster/partition` (our
+  `submit_export`) lack it, so such a backfill found no run for them and launched nothing while reporting
+  success.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ from functools import cached_property
 from typing import Any
 
 import dagster as dg
+from dagster._core.remote_representation.external_data import partition_set_snap_name_for_job_name
 from dagster._core.run_coordinator import QueuedRunCoordinator, SubmitRunContext
-from dagster._core.storage.tags import PARTITION_NAME_TAG
+from dagster._core.storage.tags import PARTITION_NAME_TAG, PARTITION_SET_TAG
 
 from export_pipeline.clickhouse.connection import ClickHouse
 from export_pipeline.db import get_engine
@@ -45,12 +51,20 @@ class ClickHouseRunCoordinator(QueuedRunCoordinator):
             if refusal:
                 self._instance.report_run_failed(run, message=refusal)
                 return self._instance.get_run_by_id(run.run_id) or run
-            if CLICKHOUSE_TAG not in run.tags:
-                cluster = ClickHouse.from_settings(self._settings).cluster_name
-                self._instance.add_run_tags(run.run_id, clickhouse_tags(cluster))
+            missing = self._missing_tags(run)
+            if missing:
+                self._instance.add_run_tags(run.run_id, missing)
                 run = self._instance.get_run_by_id(run.run_id) or run
                 context = SubmitRunContext(run, context.workspace)
         return super().submit_run(context)
+
+    def _missing_tags(self, run: dg.DagsterRun) -> dict[str, str]:
+        tags = {}
+        if CLICKHOUSE_TAG not in run.tags:
+            tags.update(clickhouse_tags(ClickHouse.from_settings(self._settings).cluster_name))
+        if run.job_name in CLICKHOUSE_JOBS and PARTITION_NAME_TAG in run.tags and PARTITION_SET_TAG not in run.tags:
+            tags[PARTITION_SET_TAG] = partition_set_snap_name_for_job_name(run.job_name)
+        return tags
 
     def _refusal(self, run: dg.DagsterRun) -> str | None:
         """Why an export partition cannot run, or None (not an export, a stored request, or a valid config)."""

@@ -17,7 +17,7 @@ import json
 import logging
 import re
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -27,6 +27,7 @@ from export_pipeline.clickhouse.connection import Session
 from export_pipeline.clickhouse.schema import EventsTable
 from export_pipeline.clock import now_utc
 from export_pipeline.errors import ExportPipelineError, InvalidRequest, NotFound
+from export_pipeline.insights.period import Period
 from export_pipeline.insights.queries import InsightResult, compute
 from export_pipeline.insights.store import Insight, InsightStore
 
@@ -87,6 +88,7 @@ class TileView:
     error: str | None = None
     width: int = INSIGHT_TILE[0]
     height: int = INSIGHT_TILE[1]
+    period: Period | None = None  # the insight's date range; None when it has no valid definition
 
 
 @dataclass(frozen=True)
@@ -101,17 +103,19 @@ class PageView:
         """A page of one tile of this view, drawn like an insight page (subscriptions send one image per tile)."""
         chosen = self.tiles[index]
         return PageView("insight", chosen.title, chosen.description,
-                        [TileView(**{**asdict(chosen), "width": INSIGHT_TILE[0], "height": INSIGHT_TILE[1]})],
+                        [replace(chosen, width=INSIGHT_TILE[0], height=INSIGHT_TILE[1])],
                         self.computed_at)
 
 
 def tile_of(insight: Insight, result: InsightResult | None, *, error: str | None = None,
             size: tuple[int, int] = INSIGHT_TILE) -> TileView:
     kind = getattr(insight.query, "kind", "unknown")
+    period = Period(insight.query.date_from, insight.query.date_to)
     if result is None:
-        return TileView(insight.name, insight.description, kind, error=error, width=size[0], height=size[1])
+        return TileView(insight.name, insight.description, kind, error=error, width=size[0], height=size[1],
+                        period=period)
     return TileView(insight.name, insight.description, result.kind, list(result.columns),
-                    [list(row) for row in result.rows], None, size[0], size[1])
+                    [list(row) for row in result.rows], None, size[0], size[1], period)
 
 
 def compute_view(session: Session, table: EventsTable, store: InsightStore, project_id: int, resource: str,

@@ -187,7 +187,7 @@ def _render_images(subscription: Subscription, deps: SubscriptionDeps, delivery_
     with ThreadPoolExecutor(max_workers=renderer.max_concurrency, thread_name_prefix="render") as pool:
         pngs = list(pool.map(draw, range(len(pages))))
     log.info("Delivery %s: rendered %s image(s) in %.1f s.", delivery_id, len(pngs), time.monotonic() - started)
-    return [ReportImage(f"tile-{i + 1:02d}-{file_slug(page.title)}.png", page.title, png)
+    return [ReportImage(f"tile-{i + 1:02d}-{file_slug(page.title)}.png", page.title, png, page.tiles[0].period)
             for i, (page, png) in enumerate(zip(pages, pngs, strict=True))]
 
 

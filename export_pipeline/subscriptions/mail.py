@@ -1,6 +1,11 @@
 """The email of a subscription: a report's tiles as inline PNG images, a link to its shared page, and an
 unsubscribe link (also as RFC 8058 one-click `List-Unsubscribe` headers).
 
+The HTML is `channels.email_html`'s column, styled inline like the export emails. The subject is its one
+heading: each image draws its tile's title, so the email does not repeat it (the alt text carries it for
+clients that block images). The period the charts cover is said at the top, from the insights' date ranges,
+so a message such as "last week in numbers" is read against what the charts show.
+
 One SendGrid v3 `mail/send` per recipient, because each recipient has their own unsubscribe link; the caller
 loops over recipients, and one failing address never blocks the others (`send` never raises). Transport,
 outbox (no `SENDGRID_API_KEY`) and retries are `channels.email`'s.
@@ -15,6 +20,7 @@ from urllib.parse import urlsplit
 
 from export_pipeline.accounts.emails import valid_email
 from export_pipeline.channels.email import EmailOutcome, EmailSender, Logger, sender
+from export_pipeline.channels.email_html import MUTED, html_email, image, link, paragraph, rule
 from export_pipeline.errors import ExportPipelineError, InvalidRequest
 from export_pipeline.settings import MIB, Settings
 from export_pipeline.subscriptions.report import Report, ReportImage
@@ -134,12 +140,16 @@ class ReportMailer:
 
     def _text(self, report: Report, subject: str, link: str, unsubscribe: str, to: str) -> str:
         lines = [subject, ""]
+        if report.period:
+            lines += [_period_line(report), ""]
         if report.message and report.message.strip():
             lines += [report.message.strip(), ""]
         lines += [f"See the report online: {link}", ""]
         if report.images:
             lines.append("Charts (shown as images in the HTML version of this email):")
-            lines += [f"{number}. {_alt(image)}" for number, image in enumerate(report.images, start=1)]
+            for number, image in enumerate(report.images, start=1):
+                own = _own_period(report, image)
+                lines.append(f"{number}. {_alt(image)}" + (f" — {own}" if own else ""))
             lines.append("")
         lines += [
             "-- ",
@@ -149,24 +159,20 @@ class ReportMailer:
         ]
         return "\n".join(lines)
 
-    def _html(self, report: Report, subject: str, link: str, unsubscribe: str, to: str, cids: list[str]) -> str:
+    def _html(self, report: Report, subject: str, url: str, unsubscribe: str, to: str, cids: list[str]) -> str:
         # Everything user-controlled (titles, message, tile titles) is escaped; URLs too, inside attributes.
+        period = paragraph(escape(_period_line(report)), MUTED) if report.period else ""
         message = ""
         if report.message and report.message.strip():
-            message = "<p>" + "<br>".join(escape(line) for line in report.message.strip().splitlines()) + "</p>"
-        tiles = "".join(
-            f"<h2>{escape(_alt(image))}</h2>"
-            f'<p><img src="cid:{cid}" alt="{escape(_alt(image))}" style="max-width:100%;height:auto"></p>'
-            for image, cid in zip(report.images, cids, strict=True)
-        )
-        return (
-            f"<h1>{escape(subject)}</h1>"
-            f"{message}"
-            f'<p><a href="{escape(link)}">See the report online</a></p>'
-            f"{tiles}"
-            f"<hr><p>You receive this report because {escape(to)} is subscribed to it. "
-            f'<a href="{escape(unsubscribe)}">Unsubscribe</a></p>'
-        )
+            message = paragraph("<br>".join(escape(line) for line in report.message.strip().splitlines()))
+        tiles = ""
+        for picture, cid in zip(report.images, cids, strict=True):
+            own = _own_period(report, picture)
+            tiles += image(f"cid:{cid}", _alt(picture)) + (paragraph(escape(own), MUTED) if own else "")
+        footer = paragraph(f"You receive this report because {escape(to)} is subscribed to it. "
+                           f"{link(unsubscribe, 'Unsubscribe')}", MUTED)
+        return html_email(subject, period + message + paragraph(link(url, "See the report online")) + tiles
+                          + rule() + footer)
 
 
 def content_id(number: int) -> str:
@@ -176,6 +182,17 @@ def content_id(number: int) -> str:
 
 def _alt(image: ReportImage) -> str:
     return " ".join(image.title.split()) or image.name
+
+
+def _period_line(report: Report) -> str:
+    if report.periods_differ:
+        return f"These charts cover {report.period}; each chart's own period is named with it."
+    return f"These charts cover {report.period}."
+
+
+def _own_period(report: Report, image: ReportImage) -> str | None:
+    """The image's period, when the charts cover different times (else the top line says it for all)."""
+    return str(image.period) if report.periods_differ and image.period is not None else None
 
 
 def _web_url(url: str, what: str) -> str:

@@ -7,14 +7,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from export_pipeline.insights.period import Period, covering
+
 
 @dataclass(frozen=True)
 class ReportImage:
-    """One rendered tile: `name` is its file name (e.g. `tile-01-signups.png`), `title` the tile's title."""
+    """One rendered tile: `name` is its file name (e.g. `tile-01-signups.png`), `title` the tile's title (drawn
+    in the image too), `period` the time its chart covers (None for a tile that could not be computed)."""
 
     name: str
     title: str
     png: bytes
+    period: Period | None = None
 
 
 @dataclass(frozen=True)
@@ -25,3 +29,13 @@ class Report:
     message: str | None
     link: str
     images: list[ReportImage]
+
+    @property
+    def period(self) -> Period | None:
+        """The time the charts cover together: from the earliest start to the latest end."""
+        return covering(image.period for image in self.images)
+
+    @property
+    def periods_differ(self) -> bool:
+        """Whether the charts cover different times, so each one's period is named beside it."""
+        return len({image.period for image in self.images if image.period is not None}) > 1

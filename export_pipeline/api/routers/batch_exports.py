@@ -3,6 +3,7 @@
 `/api/v1/projects/{project_id}/batch_exports[/{id}]`: list, create, show, delete; `.../{id}/pause` and
 `.../{id}/resume` (resuming re-runs the failed intervals first); `.../{id}/runs`: one record per interval
 (state, rows, bytes, files, error); `.../{id}/backfills`: export a range again through a Dagster backfill.
+Lists answer `{"data": [...]}`, like the API's other lists.
 """
 
 from typing import Annotated
@@ -18,7 +19,7 @@ from export_pipeline.batch_exports.destinations import Destination, RunState
 from export_pipeline.batch_exports.records import RunStore
 from export_pipeline.batch_exports.run import build_batch_deps
 from export_pipeline.batch_exports.store import DestinationStore
-from export_pipeline.batch_exports.views import BackfillView, IntervalRunView
+from export_pipeline.batch_exports.views import BackfillView, BatchExportList, IntervalRunList
 
 router = APIRouter(tags=["batch exports"], responses=error_responses(*MEMBER_ERRORS))
 BASE = "/api/v1/projects/{project_id}/batch_exports"
@@ -66,9 +67,9 @@ class BackfillCreate(BaseModel):
     end: str = Field(description="ISO 8601, exclusive")
 
 
-@router.get(BASE, tags=TAGS, response_model=list[Destination])
-def list_batch_exports(project_id: ProjectId, who: Maintainer, store: Destinations) -> list[Destination]:
-    return store.list(project_id)
+@router.get(BASE, tags=TAGS, response_model=BatchExportList)
+def list_batch_exports(project_id: ProjectId, who: Maintainer, store: Destinations) -> BatchExportList:
+    return BatchExportList.of(store.list(project_id))
 
 
 @router.post(BASE, tags=TAGS, status_code=201, response_model=Destination)
@@ -105,13 +106,12 @@ def delete_batch_export(project_id: ProjectId, destination_id: DestinationId, wh
     return Response(status_code=204)
 
 
-@router.get(BASE + "/{destination_id}/runs", tags=TAGS, response_model=list[IntervalRunView])
+@router.get(BASE + "/{destination_id}/runs", tags=TAGS, response_model=IntervalRunList)
 def batch_export_runs(project_id: ProjectId, destination_id: DestinationId, who: Maintainer, store: Destinations,
                       deps: Deps, state: Annotated[list[RunState] | None, Query()] = None,
-                      limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> list[IntervalRunView]:
+                      limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> IntervalRunList:
     store.require(destination_id, project_id=project_id)
-    runs = RunStore(deps.engine).list(destination_id, states=state or (), limit=limit)
-    return [IntervalRunView.of(run) for run in runs]
+    return IntervalRunList.of(RunStore(deps.engine).list(destination_id, states=state or (), limit=limit))
 
 
 @router.post(BASE + "/{destination_id}/backfills", tags=TAGS, status_code=202, response_model=BackfillView)
