@@ -58,6 +58,8 @@ export_requests = sa.Table(
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("run_id", sa.String(64), nullable=True),
     sa.Column("row_count", sa.BigInteger, nullable=False, default=0),
+    # What the run counted before writing: the total that progress (CLI bar, export page) is measured against.
+    sa.Column("row_total", sa.BigInteger, nullable=True),
     sa.Column("byte_count", sa.BigInteger, nullable=False, default=0),
     sa.Column("file_count", sa.Integer, nullable=False, default=0),
     sa.Column("manifest_key", sa.String(512), nullable=True),

@@ -149,6 +149,20 @@ def test_export_resource_lists_files_and_downloads_them(server):
     assert entry["url"] == f"{server['url']}/api/v1/projects/{PROJECT}/exports/{server['done']}/files/part-00000.ndjson"
     body = http.get(entry["url"]).content
     assert len(body) == entry["bytes"] and len(body.splitlines()) == 750
+    assert resource["row_total"] == 750  # what the run counted before writing
+
+
+def test_a_download_link_takes_the_token_cookie_and_nothing_else_does(server):
+    file_url = f"/api/v1/projects/{PROJECT}/exports/{server['done']}/files/part-00000.ndjson"
+    resource_url = f"/api/v1/projects/{PROJECT}/exports/{server['done']}"
+    with httpx.Client(base_url=server["url"], timeout=60) as browser:
+        by_cookie = browser.get(file_url, cookies={"export_pipeline_token": server["tokens"]["maintainer"]})
+        assert by_cookie.status_code == 200 and len(by_cookie.content.splitlines()) == 750
+        assert browser.get(resource_url, cookies={"export_pipeline_token": server["tokens"]["maintainer"]}
+                           ).status_code == 401  # the JSON API wants the header
+        below = browser.get(file_url, cookies={"export_pipeline_token": server["tokens"]["developer"]})
+        assert below.status_code == 403
+        assert browser.get(file_url).status_code == 401
 
 
 def test_file_of_an_unfinished_export_is_409_with_retry_after(server):

@@ -205,3 +205,41 @@ def test_every_command_and_group_has_a_help_line_that_fits():
     assert len(rows) == 47
     incomplete = {name: line for name, line in rows.items() if not line or line.endswith("...")}
     assert incomplete == {}
+
+
+def test_export_wait_on_a_terminal_draws_a_bar_that_ends_at_the_counted_total():
+    import pty
+    import re
+
+    controller, terminal = pty.openpty()
+    done = subprocess.run(CLI + ["export", "--project-id", str(PROJECT), "--requested-by", "maria", "--format", "csv",
+                                 "--event", "signed_up", "--wait"], stdout=subprocess.PIPE, stderr=terminal,
+                          text=True, timeout=300, env={**os.environ, "COLUMNS": "200"})
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # the terminal's other end is closed: all was read
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(controller)
+    assert done.returncode == 0, shown
+    result = json.loads(done.stdout)
+    frames = shown.decode().replace("\r\n", "\n").split("\r\x1b[2K")
+    # The bar is redrawn in place (no line per poll); what else is written meanwhile (notes, the run's warnings)
+    # clears the bar's line and stands on whole lines of its own; the last frame is the whole bar at the total
+    # the run counted.
+    bars = [frame for frame in frames[1:] if re.match(r"(queued|running|succeeded) ", frame)]
+    assert bars and bars[-1] == frames[-1] and all("\n" not in bar for bar in bars[:-1]), frames
+    assert all(frame.endswith("\n") for frame in frames if frame not in bars and frame), frames
+    assert re.fullmatch(r"succeeded \[#{24}\] 100%  750/750 rows  \d+\.\d MB\n", frames[-1]), frames[-1]
+
+    from export_pipeline.db import get_engine
+    from export_pipeline.exports.requests import ExportStore
+    from export_pipeline.settings import Settings
+
+    stored = ExportStore(get_engine(Settings().database_url)).require(result["export_id"])
+    assert (stored.row_count, stored.row_total) == (750, 750)

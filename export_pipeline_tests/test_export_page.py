@@ -98,13 +98,20 @@ def test_export_page_requests_an_export_and_shows_the_download_link(site, tmp_pa
             export_id = await asyncio.get_running_loop().run_in_executor(None, run_queued_export, site["deps"], PROJECT)
             await page.waitForSelector("a.download", timeout=30_000)
             status = await page.evaluate("document.getElementById('status').textContent")
-            link = await page.evaluate("document.querySelector('a.download').dataset.url")
+            link = await page.evaluate("document.querySelector('a.download').href")
+            saved_as = await page.evaluate("document.querySelector('a.download').download")
+            # What the browser does with a plain link: no Authorization header, the page's cookie only.
+            by_link = await page.evaluate("""async (href) => {
+                const answer = await fetch(href);
+                return [answer.status, (await answer.arrayBuffer()).byteLength];
+            }""", link)
             await page.waitForFunction(f"document.querySelector('[data-export-id=\"{export_id}\"] .state')"
                                        ".textContent === 'succeeded'")
             recent = await page.evaluate(f"document.querySelector('[data-export-id=\"{export_id}\"]').textContent")
             done_bar = await page.evaluate("!document.getElementById('progress').hidden")
             await page.screenshot(path=str(tmp_path / "export-page.png"))
             return {"prefilled": prefilled, "status": status, "link": link, "export_id": export_id,
+                    "saved_as": saved_as, "by_link": by_link,
                     "bars": (queued_bar, done_bar), "recent": recent}
 
     seen = asyncio.run(scenario())
@@ -120,6 +127,9 @@ def test_export_page_requests_an_export_and_shows_the_download_link(site, tmp_pa
     assert f"Links expire {export.expires_at:%a, %d %b %Y %H:%M:%S} GMT." in seen["status"]
     assert export.row_count == 2_510
     assert seen["link"] == f"{site['url']}/api/v1/projects/{PROJECT}/exports/{export.id}/files/part-00000.csv.zst"
+    assert seen["saved_as"] == f"{PROJECT}-{export.id}-events-part-00000.csv.zst"
+    stored = site["deps"].storage.open_reader(f"{export.storage_prefix}/part-00000.csv.zst").read()
+    assert seen["by_link"] == [200, len(stored)]
 
 
 @needs_chromium

@@ -72,6 +72,16 @@ Bearer = Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
 
 def caller(request: Request, deps: Deps, credentials: Bearer) -> Caller:
     token = credentials.credentials.strip() if credentials else ""
+    return _authenticated(request, deps, token)
+
+
+def link_caller(request: Request, deps: Deps, _credentials: Bearer) -> Caller:
+    """For downloads only: the bearer token, else the token cookie, so a plain link (the browser saving the file
+    itself, nothing held in page memory) downloads. GET and SameSite=Strict: no cross-site request rides it."""
+    return _authenticated(request, deps, presented_token(request))
+
+
+def _authenticated(request: Request, deps: AppDeps, token: str) -> Caller:
     user = authenticate(deps.engine, token) if token else None
     if user is None:
         raise NotLoggedIn("A valid personal access token is required (Authorization: Bearer …).")
@@ -80,6 +90,7 @@ def caller(request: Request, deps: Deps, credentials: Bearer) -> Caller:
 
 
 CurrentCaller = Annotated[Caller, Depends(caller)]
+LinkCaller = Annotated[Caller, Depends(link_caller)]
 
 
 def require_project_role(deps: AppDeps, project_id: int, user: str, *, action: str, required: Role) -> None:
@@ -92,11 +103,15 @@ def require_project_role(deps: AppDeps, project_id: int, user: str, *, action: s
         raise
 
 
-def require(role: Role, *, action: str):
-    """A dependency: the caller, once they hold `role` on the path's project; `action` names the refusal."""
+def require(role: Role, *, action: str, by_link: bool = False):
+    """A dependency: the caller, once they hold `role` on the path's project; `action` names the refusal.
+    `by_link`: the token cookie is accepted too (downloads)."""
 
     def member_with_role(project_id: ProjectId, who: CurrentCaller, deps: Deps) -> Caller:
         require_project_role(deps, project_id, who.user, action=action, required=role)
         return who
 
-    return Depends(member_with_role)
+    def link_member_with_role(project_id: ProjectId, who: LinkCaller, deps: Deps) -> Caller:
+        return member_with_role(project_id, who, deps)
+
+    return Depends(link_member_with_role if by_link else member_with_role)

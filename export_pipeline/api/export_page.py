@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
 from export_pipeline.accounts.emails import recipient_for
-from export_pipeline.api.dependencies import CurrentCaller, Deps, ProjectId
+from export_pipeline.api.dependencies import TOKEN_COOKIE, CurrentCaller, Deps, ProjectId
 from export_pipeline.api.responses import error_responses
 
 router = APIRouter()
@@ -115,11 +115,20 @@ async function listRecent() {{
   }}
 }}
 
+// Download links carry no header: the token rides a cookie scoped to this project's exports, sent only by
+// same-site requests (SameSite=Strict), so the browser saves the file itself instead of page memory.
+function shareTokenWithLinks(token) {{
+  const secure = location.protocol === "https:" ? "; Secure" : "";
+  document.cookie = `{cookie}=${{encodeURIComponent(token)}}; path=/api/v1/projects/${{projectId}}/exports; ` +
+                    `SameSite=Strict${{secure}}`;
+}}
+
 async function start() {{
   if (!sessionStorage.getItem("export-token")) {{
     document.getElementById("token-form").hidden = false;
     return;
   }}
+  shareTokenWithLinks(sessionStorage.getItem("export-token"));
   const me = await api("/api/v1/user");
   if (!me.ok) {{
     sessionStorage.removeItem("export-token");
@@ -168,12 +177,8 @@ async function follow(url) {{
     document.getElementById("progress").hidden = true;
     status.textContent = `Export ${{export_.export_id}} is ready: ${{count(export_.row_count)}} events. `;
     for (const file of export_.files) {{
-      const link = document.createElement("a");
-      link.href = "#";
-      link.className = "download";
-      link.dataset.url = file.url;
-      link.textContent = `Download ${{file.name}}`;
-      link.addEventListener("click", (event) => {{ event.preventDefault(); download(file); }});
+      const link = Object.assign(document.createElement("a"), {{
+        href: file.url, download: file.download_name, className: "download", textContent: `Download ${{file.name}}`}});
       status.append(link, " ");
     }}
     status.append(`Links expire ${{new Date(export_.expires_at).toUTCString()}}.`);
@@ -183,22 +188,20 @@ async function follow(url) {{
     const why = export_.error ? export_.error.message : (export_.status === "expired" ? "its files were deleted." : "");
     return show(`Export ${{export_.export_id}} ${{export_.status}}: ${{why}}`, true);
   }}
+  const total = export_.row_total;
   const doing = export_.status === "queued"
     ? "is queued: it starts when the engine is free."
-    : `is running: ${{count(export_.row_count)}} events written so far…`;
+    : `is running: ${{count(export_.row_count)}}${{total === null ? "" : ` of ${{count(total)}}`}} events written…`;
   show(`Export ${{export_.export_id}} ${{doing}}` + (export_.hint ? ` ${{export_.hint}}` : ""));
-  document.getElementById("progress").hidden = false;  // no total is known in advance: an indeterminate bar
+  const progress = document.getElementById("progress");
+  progress.hidden = false;
+  if (total) {{  // counted by the run: a bar that fills; until then an indeterminate one
+    progress.max = total;
+    progress.value = export_.row_count;
+  }} else {{
+    progress.removeAttribute("value");
+  }}
   setTimeout(() => follow(url), 1000);
-}}
-
-async function download(file) {{
-  // The download needs the token header, so fetch it and hand the browser a blob.
-  const response = await api(file.url);
-  if (response.redirected || !response.ok) return (window.location = response.url);
-  const link = document.createElement("a");
-  link.href = URL.createObjectURL(await response.blob());
-  link.download = file.download_name;
-  link.click();
 }}
 
 start();
@@ -215,7 +218,7 @@ class CurrentUser(BaseModel):
 
 @router.get("/projects/{project_id}/export", response_class=HTMLResponse, include_in_schema=False)
 def export_page(project_id: ProjectId) -> str:
-    return PAGE.format(project_id=html.escape(str(project_id)))
+    return PAGE.format(project_id=html.escape(str(project_id)), cookie=TOKEN_COOKIE)
 
 
 @router.get("/api/v1/user", tags=["user"], responses=error_responses(401))

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/projects/{project_id}/exports", tags=["exports"],
                    responses=error_responses(*MEMBER_ERRORS))
 Maintainer = Annotated[Caller, require(EXPORT_ROLE, action="exporting events")]
+MaintainerByLink = Annotated[Caller, require(EXPORT_ROLE, action="exporting events", by_link=True)]
 
 
 class ExportCreate(BaseModel):
@@ -104,6 +105,7 @@ class Export(BaseModel):
     requested_by: str
     status: ExportState
     row_count: int = Field(description="Rows written so far")
+    row_total: int | None = Field(description="Rows the export writes in all, once its run has counted them")
     byte_count: int
     files: list[ExportFile] = Field(description="Empty until the export succeeded")
     manifest_url: str | None = Field(description="The manifest's download link, once succeeded")
@@ -187,8 +189,10 @@ def get_export(project_id: ProjectId, export_id: str, who: Maintainer, request: 
     200: {"description": "The file (local storage)", "content": {"application/octet-stream": {}}},
     302: {"description": "To a presigned URL (S3) that downloads the file under its download name"},
     **DOWNLOAD_ERRORS})
-def download_file(project_id: ProjectId, export_id: str, name: str, who: Maintainer, deps: Exports) -> Response:
-    """One file of a succeeded export (or `manifest.json`), saved as its download name."""
+def download_file(project_id: ProjectId, export_id: str, name: str, who: MaintainerByLink,
+                  deps: Exports) -> Response:
+    """One file of a succeeded export (or `manifest.json`), saved as its download name. Besides the bearer token,
+    the token cookie the export page sets is accepted, so a plain link downloads."""
     export = _export_of(deps, project_id, export_id)
     if export.state in (ExportState.QUEUED, ExportState.RUNNING):
         raise ApiError(409, "export_not_ready", f"Export {export_id} is {export.state.value}; files are not ready.",
@@ -239,7 +243,7 @@ def export_resource(deps: ExportDeps, daemon: DaemonWatch, export: ExportRequest
         export_id=export.id, id=export.id, project_id=spec.project_id, resource=spec.resource,  # type: ignore[arg-type]
         format=spec.format.value, compression=spec.compression.value, **spec.filters(),
         requested_by=spec.requested_by, status=export.state, row_count=export.row_count,
-        byte_count=export.byte_count, files=files, manifest_url=manifest_url,
+        row_total=export.row_total, byte_count=export.byte_count, files=files, manifest_url=manifest_url,
         created_at=iso_utc(export.created_at), started_at=iso_utc(export.started_at),
         finished_at=iso_utc(export.finished_at), expires_at=iso_utc(export.expires_at),
         error=ExportFailure(code=export.error_code, message=export.error) if export.error_code else None,

@@ -86,7 +86,7 @@ def create(project_id: int, user: str, fmt: str, slack: str | None, **fields) ->
 @project_option
 @user_option
 def list_(project_id: int, user: str) -> None:
-    """The project's destinations as JSON (`{"data": [...]}`, as the API answers)."""
+    """The project's destinations as JSON, as the API answers them."""
     app = _allowed(project_id, user)
     emit(BatchExportList.of(DestinationStore(app.engine).list(project_id)).model_dump(mode="json"))
 
@@ -135,7 +135,7 @@ def delete(project_id: int, user: str, destination_id: str) -> None:
 @click.option("--state", "states", multiple=True, type=click.Choice([s.value for s in RunState]))
 @click.option("--limit", type=click.IntRange(1, 10_000), default=1000, show_default=True)
 def runs(project_id: int, user: str, destination_id: str, states: tuple[str, ...], limit: int) -> None:
-    """One record per interval (`{"data": [...]}`): state, rows, bytes, files, error."""
+    """Per-interval records as JSON: state, rows, bytes, files, error."""
     found = RunStore(_owned(project_id, user, destination_id).engine).list(destination_id, states=[RunState(s) for s in states], limit=limit)
     emit(IntervalRunList.of(found).model_dump(mode="json"))
 

@@ -97,16 +97,19 @@ def export(notify_email: str | None, wait: bool, timeout: float | None, **spec_f
         emit({**describe(request, deps), "note": "Queued: the Dagster daemon's sensor will run it (make dev)."})
         return
     from export_pipeline.cli.follow import follow_export, reconcile_now
+    from export_pipeline.cli.progress import ProgressDisplay
 
     reconcile_now(deps, instance)  # exports and runs a killed process left behind
-    runner = run_unless_daemon(instance, "export_job", request.id, label=f"Export {request.id}",
-                               doing="exporting", say=say, in_background=True)
-    final, gave_up = follow_export(deps, instance, request, runner=runner, timeout=timeout)
-    if runner is not None:
-        if gave_up is not None:
-            deps.store.cancel(request.id)  # it runs in this process, which is about to exit: stop it cleanly
-        runner.join()  # the request ends before the run does: let Dagster record the run's end
-        final = deps.store.require(request.id)
+    display = ProgressDisplay()
+    with display.sharing_stderr():  # the run's warnings, written while the bar is drawn, go above it
+        runner = run_unless_daemon(instance, "export_job", request.id, label=f"Export {request.id}",
+                                   doing="exporting", say=say, in_background=True)
+        final, gave_up = follow_export(deps, instance, request, runner=runner, timeout=timeout, display=display)
+        if runner is not None:
+            if gave_up is not None:
+                deps.store.cancel(request.id)  # it runs in this process, which is about to exit: stop it cleanly
+            runner.join()  # the request ends before the run does: let Dagster record the run's end
+            final = deps.store.require(request.id)
     emit({**describe(final, deps), **({"note": gave_up.message} if gave_up else {})})
     if gave_up is not None:
         sys.exit(gave_up.exit_code)

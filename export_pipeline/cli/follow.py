@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from export_pipeline.cli.common import say
+from export_pipeline.cli.progress import ProgressDisplay
 from export_pipeline.clock import now_utc
 from export_pipeline.defs.instance import daemon_is_running
 from export_pipeline.defs.runs import run_view
@@ -50,21 +50,19 @@ def _stale_after(deps: ExportDeps) -> timedelta:
 
 
 def follow_export(deps: ExportDeps, instance: dg.DagsterInstance, request: ExportRequest, *,
-                  runner: threading.Thread | None, timeout: float | None) -> tuple[ExportRequest, GaveUp | None]:
-    """Poll until the export ends, printing progress to stderr; or give up, saying why."""
+                  runner: threading.Thread | None, timeout: float | None,
+                  display: ProgressDisplay | None = None) -> tuple[ExportRequest, GaveUp | None]:
+    """Poll until the export ends, showing progress on stderr; or give up, saying why."""
+    display = display or ProgressDisplay()
     store = deps.store
     reconciler = Reconciler(store, deps.storage, stale_after=_stale_after(deps),
                             expires_after=timedelta(hours=deps.settings.ttl_hours), log=logging.getLogger(__name__))
     lookup = lambda run_id: run_view(instance, run_id)  # noqa: E731
     started = time.monotonic()
     checked = started
-    shown = None
     while True:
         current = store.require(request.id)
-        line = f"{current.state.value}: {current.row_count:,} rows, {current.byte_count / 1e6:,.1f} MB"
-        if line != shown:
-            say(line)
-            shown = line
+        display.show(current)
         if current.is_terminal and not (runner is None and _retry_may_follow(instance, current)):
             return current, None
         now = time.monotonic()

@@ -44,6 +44,7 @@ class ExportRequest:
     created_at: datetime
     run_id: str | None = None
     row_count: int = 0
+    row_total: int | None = None
     byte_count: int = 0
     file_count: int = 0
     manifest_key: str | None = None
@@ -93,6 +94,7 @@ def request_from_row(row: sa.Row) -> ExportRequest:
         created_at=as_utc(m["created_at"]),  # type: ignore[arg-type]
         run_id=m["run_id"],
         row_count=m["row_count"],
+        row_total=m["row_total"],
         byte_count=m["byte_count"],
         file_count=m["file_count"],
         manifest_key=m["manifest_key"],
@@ -123,7 +125,7 @@ def _model_filters(stored: dict | None) -> dict:
 
 # A new attempt starts from nothing: what an earlier attempt recorded (rows, files, error, email) is cleared.
 _NOTHING_RECORDED = dict(
-    finished_at=None, row_count=0, byte_count=0, file_count=0, manifest_key=None, error_code=None, error=None,
+    finished_at=None, row_count=0, row_total=None, byte_count=0, file_count=0, manifest_key=None, error_code=None, error=None,
     notified_to=None, notified_at=None, notify_error=None, cleanup_error=None,
 )
 
@@ -254,6 +256,9 @@ class ExportStore:
             request, state=ExportState.RUNNING, run_id=run_id, started_at=started, heartbeat_at=started,
             notified_to=None, notified_at=None, notify_error=None,
         )
+
+    def record_total(self, export_id: str, run_id: str, total: int) -> None:
+        self._update(export_id, run_id, row_total=total, heartbeat_at=now_utc())
 
     def record_progress(self, export_id: str, run_id: str, *, rows: int, bytes_written: int) -> None:
         self._update(export_id, run_id, row_count=rows, byte_count=bytes_written, heartbeat_at=now_utc())

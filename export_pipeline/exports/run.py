@@ -198,6 +198,7 @@ def _write_rows(
         with deps.clickhouse.session(f"export {request.id}") as session:
             count_sql, params = query.count_sql()
             total = int(session.client.command(count_sql, parameters=params, settings=QUERY_SETTINGS))
+            store.record_total(request.id, run_id, total)
             log.info(
                 "Exporting %s rows of project %s from %s as %s/%s (as of %s).",
                 f"{total:,}", spec.project_id, deps.clickhouse.display_url,
