@@ -68,7 +68,7 @@ def batch_export(
         result = export_interval(destination.id, start, deps, run_id=context.run_id,
                                  run_is_active=lambda run_id: run_is_active(context.instance, run_id), log=context.log)
     except ExportPipelineError as error:
-        raise failure(error) from None
+        raise failure(context, error) from None
     return dg.MaterializeResult(metadata=_metadata(result))
 
 

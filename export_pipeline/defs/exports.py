@@ -90,7 +90,7 @@ def event_export(
             log=context.log,
         )
     except ExportPipelineError as error:
-        raise failure(error) from None
+        raise failure(context, error) from None
     return dg.MaterializeResult(metadata=_metadata(result, describe(result.request, deps)))
 
 

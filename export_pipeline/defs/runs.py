@@ -3,7 +3,7 @@ why it ended), ending a run whose process is gone, and how a domain error fails 
 
 import dagster as dg
 
-from export_pipeline.errors import ExportPipelineError
+from export_pipeline.errors import AccessDenied, ExportConflict, ExportPipelineError, InvalidRequest, NotFound
 from export_pipeline.exports.reconcile import RunView
 
 # Runs on the embedded engine carry it so that the run queue runs at most one of them at a time.
@@ -19,8 +19,17 @@ def run_is_active(instance: dg.DagsterInstance, run_id: str) -> bool:
     return run is not None and not run.is_finished
 
 
-def failure(error: ExportPipelineError) -> dg.Failure:
-    """A message the requester can act on, shown in the UI without a traceback and not retried."""
+# Dagster's run-retry tag: the daemon leaves a run that failed in a step alone when it is "false".
+NO_RUN_RETRY = {"dagster/retry_on_asset_or_op_failure": "false"}
+# Failures another attempt would only repeat: who asked, what they asked, or another run owning the work.
+FINAL_ERRORS = (AccessDenied, InvalidRequest, NotFound, ExportConflict)
+
+
+def failure(context: dg.OpExecutionContext, error: ExportPipelineError) -> dg.Failure:
+    """A message the requester can act on, shown in the UI without a traceback and not retried as a step; a
+    final one (a refusal, an invalid request) is not retried as a run either (dagster.yaml's run_retries)."""
+    if isinstance(error, FINAL_ERRORS):
+        context.instance.add_run_tags(context.run_id, NO_RUN_RETRY)
     return dg.Failure(description=str(error),
                       metadata={"error_code": error.code, **{k: str(v) for k, v in error.details.items()}},
                       allow_retries=False)

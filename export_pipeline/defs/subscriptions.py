@@ -61,7 +61,7 @@ def subscription_delivery(
                               run_is_active=lambda run_id: run_is_active(context.instance, run_id),
                               log=context.log)
     except ExportPipelineError as error:
-        raise failure(error) from None
+        raise failure(context, error) from None
     if result.delivery.state is DeliveryState.FAILED:
         raise dg.Failure(description=f"Delivery {result.delivery.id} failed: {result.delivery.error}",
                          metadata=_metadata(result), allow_retries=False)
