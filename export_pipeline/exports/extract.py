@@ -93,12 +93,13 @@ class ExportQuery:
     def stream_sql(self, *, after: tuple | None) -> tuple[str, dict]:
         """Every row after the key values `after` (or from the start), in key order."""
         where, params = self.where(after=after)
-        sql = f"SELECT {self.stream_select()} FROM {self.model.source} WHERE {where} ORDER BY {self.model.order_by()}"
+        source = self.model.stream_source or self.model.source
+        sql = f"SELECT {self.stream_select()} FROM {source} WHERE {where} ORDER BY {self.model.order_by()}"
         return sql, params
 
     def count_sql(self) -> tuple[str, dict]:
         where, params = self.where(after=None)
-        return f"SELECT count() FROM {self.model.source} WHERE {where}", params
+        return f"SELECT count() FROM {self.model.count_source or self.model.source} WHERE {where}", params
 
     def last_key(self, chunk: pa.Table) -> tuple:
         """The key values of a chunk's last row: where the next chunk starts."""

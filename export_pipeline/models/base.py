@@ -95,6 +95,11 @@ class ExportModel:
     columns: tuple[Column, ...]  # in output order
     key: tuple[KeyColumn, ...]
     filters: Callable[[ExportSpec, datetime], Conditions]  # the spec's filters, as of the request
+    # Whole-export equivalents of `source` (same rows, same columns), when paging's narrowed source would cost
+    # more read at once: what the one streamed query reads, and what the count reads (persons: the latest
+    # versions alone, as the distinct ids never change how many persons there are).
+    stream_source: str | None = None
+    count_source: str | None = None
     # The table expression of the row's ingestion time (events: `created_at`, persons: `_timestamp`): batch
     # exports cut their intervals on it, so a late row lands in a later interval instead of being missed.
     ingested_at: str | None = None

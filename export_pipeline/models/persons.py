@@ -47,6 +47,9 @@ def persons_model(table: EventsTable, name: str = "persons") -> ExportModel:
     return ExportModel(
         name=name,
         source=f"({persons_sql(table, from_person='{after_id:UUID}', first=CHUNK_WINDOW)})",
+        # A whole export aggregates every distinct id once (one GROUP BY pass, one join), not per window.
+        stream_source=f"({persons_sql(table)})",
+        count_source=f"({persons_sql(table, with_distinct_ids=False)})",
         columns=(
             Column("id", "toString(id)", pa.string()),
             Column("created_at", "p_created_at", UTC_MICROSECONDS),
