@@ -121,7 +121,8 @@ def iter_chunks(
 ) -> Iterator[pa.Table]:
     """Yield Arrow tables of consecutive rows in key order, strictly after the key values `after` if given,
     each ending at a key boundary; holds about one chunk and one block."""
-    settings = {**QUERY_SETTINGS, **ENCODE_SETTINGS, "max_block_size": _block_rows(chunk_bytes)}
+    settings = {**QUERY_SETTINGS, **ENCODE_SETTINGS, "max_block_size": _block_rows(chunk_bytes),
+                **query.model.stream_settings}
     while True:
         sql, params = query.stream_sql(after=after)
         handed_over = False
