@@ -4,6 +4,7 @@ produced as a stream of byte pieces, one stored line at a time."""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 
@@ -29,11 +30,16 @@ def snapshot(line: bytes) -> bytes:
         if isinstance(window, str) and rest.startswith(","):
             event = rest[1:].strip()
             if event.startswith("{") and event.endswith("}"):
-                key = f'"windowId":{json.dumps(window, ensure_ascii=False)}}}'
+                key = _window_key(window)
                 body = event[1:-1].strip()
                 return (f"{{{body},{key}" if body else f"{{{key}").encode()
     window, event = json.loads(text)
     return json.dumps({**event, "windowId": window}, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+@functools.lru_cache(maxsize=64)  # a recording has a window or two: encode each once
+def _window_key(window: str) -> str:
+    return f'"windowId":{json.dumps(window, ensure_ascii=False)}}}'
 
 
 def _skip_space(text: str, index: int) -> int:
