@@ -4,10 +4,12 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.exports.data import bench_env
@@ -36,3 +38,19 @@ def machine_facts() -> str:
 
     load = " / ".join(f"{value:.2f}" for value in os.getloadavg())
     return f"{cpu_count()} CPUs (nproc), {cpu_model()}; load average (1 / 5 / 15 min) at the start: {load}"
+
+
+def bench_parser(module: str, home: str) -> argparse.ArgumentParser:
+    """The options every such bench has (its own are added by the caller); `--child` runs one job."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--home", type=Path, default=Path(home))
+    parser.add_argument("--output", type=Path, default=Path("docs/benchmarks.md"))
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    return parser
+
+
+def child_main(job_json: str, jobs: dict[str, Callable[..., dict]]) -> None:
+    """In a child process: run the job named by its `kind` and print its result for `run_child`."""
+    job = json.loads(job_json)
+    print(json.dumps(jobs[job.pop("kind")](**job)))

@@ -15,13 +15,11 @@ seconds apart. The markdown section between the `bench:persons` markers is repla
 
 from __future__ import annotations
 
-import argparse
-import json
 import shutil
 import time
 from pathlib import Path
 
-from bench.children import machine_facts, run_child
+from bench.children import bench_parser, child_main, machine_facts, run_child
 from bench.report import log, package_version, update_markdown
 
 PROJECT = 1
@@ -31,14 +29,14 @@ OURS = (("ndjson", "none"), ("ndjson", "gzip"), ("csv", "none"), ("parquet", "zs
 NATIVE_SETTINGS = {"date_time_output_format": "iso", "output_format_json_quote_64bit_integers": 0}
 
 
-def native_sql(persons: str, distinct_ids: str, kind: str) -> str:
+def native_sql(persons: str, distinct_ids: str, query: str) -> str:
     """One row per existing person (latest version not deleted) with all the distinct ids it owns now (each
     id's latest version, not deleted), in id order: the rows and columns of our persons export, written
     the way a ClickHouse user would, with argMax or with FINAL (ReplacingMergeTree(version) keeps the highest
     version). Both write the same bytes."""
     columns = ("toString(p.id) AS id, p.c AS created_at, toBool(p.i) AS is_identified, p.v AS version, "
                "d.ids AS distinct_ids, p.props AS properties")
-    if kind == "argmax":
+    if query == "argmax":
         people = (f"SELECT id, argMax(created_at, version) AS c, argMax(properties, version) AS props, "
                   f"argMax(is_identified, version) AS i, max(version) AS v FROM {persons} "
                   f"WHERE project_id = {{project_id:UInt64}} GROUP BY id HAVING argMax(is_deleted, version) = 0")
@@ -81,14 +79,14 @@ def _engine() -> dict:
     return {"seconds": time.monotonic() - started}
 
 
-def _native(path: str, kind: str) -> dict:
+def _native(path: str, query: str) -> dict:
     from export_pipeline.clickhouse.connection import ClickHouse
     from export_pipeline.clickhouse.schema import EventsTable
     from export_pipeline.settings import Settings
 
     table = EventsTable()
     Path(path).unlink(missing_ok=True)
-    sql = (f"{native_sql(table.other('persons'), table.other('person_distinct_ids'), kind)} "
+    sql = (f"{native_sql(table.other('persons'), table.other('person_distinct_ids'), query)} "
            f"INTO OUTFILE '{path}' FORMAT JSONEachRow")
     started = time.monotonic()
     with ClickHouse.from_settings(Settings()).session("bench native") as session:
@@ -122,19 +120,18 @@ def _ours(fmt: str, compression: str) -> dict:
 
 def measure_size(persons: int, rounds: int, home: Path) -> dict:
     shutil.rmtree(home, ignore_errors=True)
-    home.mkdir(parents=True)
+    home.mkdir(parents=True, exist_ok=True)
     seeded = run_child(MODULE, home, {"kind": "seed", "persons": persons})
     log(f"seeded {persons:,} persons ({seeded['distinct_id_rows']:,} distinct-id rows) in {seeded['seconds']:.1f} s",
         bench="persons")
     engine = run_child(MODULE, home, {"kind": "engine"})
-    jobs = {f"native {kind}": {"kind": "native", "kind_of": kind} for kind in ("argmax", "final")}
+    jobs = {f"native {query}": {"kind": "native", "path": str(home / "native.ndjson"), "query": query}
+            for query in ("argmax", "final")}
     jobs.update({f"ours {fmt}/{compression}": {"kind": "ours", "fmt": fmt, "compression": compression}
                  for fmt, compression in OURS})
     runs: dict[str, list[dict]] = {name: [] for name in jobs}
     for round_number in range(rounds):
         for name, job in jobs.items():
-            if job["kind"] == "native":
-                job = {"kind": "native", "path": str(home / "native.ndjson"), "kind_of": job["kind_of"]}
             result = run_child(MODULE, home, job)
             runs[name].append(result)
             log(f"{persons:,} persons, round {round_number + 1}: {name} {result['seconds']:.2f} s, "
@@ -213,19 +210,11 @@ ours embeds `properties` as a JSON object where native writes an escaped string.
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog=f"python -m {MODULE}")
+    parser = bench_parser(MODULE, ".data/bench-persons")
     parser.add_argument("--persons", default="100000,1000000", help="comma-separated sizes")
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--home", type=Path, default=Path(".data/bench-persons"))
-    parser.add_argument("--output", type=Path, default=Path("docs/benchmarks.md"))
-    parser.add_argument("--child")
     args = parser.parse_args()
     if args.child:
-        job = json.loads(args.child)
-        kind = job.pop("kind")
-        if kind == "native":
-            job["kind"] = job.pop("kind_of")
-        print(json.dumps({"seed": _seed, "engine": _engine, "native": _native, "ours": _ours}[kind](**job)))
+        child_main(args.child, {"seed": _seed, "engine": _engine, "native": _native, "ours": _ours})
         return
     facts = machine_facts()
     sizes = [measure_size(int(n), args.rounds, args.home.absolute()) for n in args.persons.split(",")]

@@ -14,13 +14,11 @@ export of those blobs pays. The markdown section between the `bench:recordings` 
 
 from __future__ import annotations
 
-import argparse
-import json
 import shutil
 import time
 from pathlib import Path
 
-from bench.children import machine_facts, run_child
+from bench.children import bench_parser, child_main, machine_facts, run_child
 from bench.report import log, update_markdown
 
 PROJECT = 1
@@ -113,7 +111,7 @@ def _ours(compression: str) -> dict:
 
 def measure(sessions: int, rounds: int, home: Path) -> dict:
     shutil.rmtree(home, ignore_errors=True)
-    home.mkdir(parents=True)
+    home.mkdir(parents=True, exist_ok=True)
     seeded = run_child(MODULE, home, {"kind": "seed", "sessions": sessions})
     log(f"seeded {seeded['sessions']:,} recordings ({seeded['blob_bytes'] / 1e6:.1f} MB in {seeded['blobs']:,} "
         f"blobs) in {seeded['seconds']:.1f} s", bench="recordings")
@@ -182,18 +180,11 @@ time over this row's best time, and *per round* the same within each round."""
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog=f"python -m {MODULE}")
+    parser = bench_parser(MODULE, ".data/bench-recordings")
     parser.add_argument("--sessions", type=int, default=500)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--home", type=Path, default=Path(".data/bench-recordings"))
-    parser.add_argument("--output", type=Path, default=Path("docs/benchmarks.md"))
-    parser.add_argument("--child")
     args = parser.parse_args()
     if args.child:
-        job = json.loads(args.child)
-        kind = job.pop("kind")
-        children = {"seed": _seed, "plain_copy": _plain_copy, "storage_copy": _storage_copy, "ours": _ours}
-        print(json.dumps(children[kind](**job)))
+        child_main(args.child, {"seed": _seed, "plain_copy": _plain_copy, "storage_copy": _storage_copy, "ours": _ours})
         return
     facts = machine_facts()
     measured = measure(args.sessions, args.rounds, args.home.absolute())
