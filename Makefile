@@ -7,7 +7,8 @@ export EXPORT_PIPELINE_HOME ?= $(CURDIR)/.data
 export DAGSTER_HOME ?= $(EXPORT_PIPELINE_HOME)/dagster
 DEMO_EVENTS ?= 200000
 BENCH_EVENTS ?= 1000000,10000000
-BENCH_PERSONS ?= 1000000
+BENCH_PERSONS ?= 100000,1000000
+BENCH_RECORDINGS ?= 500
 BENCH_ARGS ?=
 BENCH_BATCH_EVENTS ?= 10000000
 JSON_FIELD = $(BIN)/python -c 'import json,sys; print(json.load(open(sys.argv[2]))[sys.argv[1]])'
@@ -101,6 +102,7 @@ dev: install dagster-home
 bench: install system-deps
 	$(BIN)/python -m bench.exports --events $(BENCH_EVENTS) $(BENCH_ARGS)
 	$(BIN)/python -m bench.persons --persons $(BENCH_PERSONS)
+	$(BIN)/python -m bench.recordings --sessions $(BENCH_RECORDINGS)
 	$(BIN)/python -m bench.render
 	$(BIN)/python -m bench.batch_exports --events $(BENCH_BATCH_EVENTS) --days 90
 

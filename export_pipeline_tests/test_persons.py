@@ -147,12 +147,13 @@ def test_groups_are_their_latest_version_by_type_name_or_index(deps, clickhouse,
 
 
 def test_one_person_per_chunk_loses_and_repeats_nothing(deps, monkeypatch):
-    # Each chunk aggregates only its own persons and distinct ids; the count still sees them all.
+    # Every chunk is a fresh streamed query strictly after the last id; the count (latest versions alone)
+    # sees them all.
     from export_pipeline.exports import extract
     from export_pipeline.models.persons import persons_model
 
     # Every chunk ends its query (as when another process waits for the engine): each next chunk is a fresh
-    # query after the last key, the path where the persons model narrows its aggregation.
+    # query after the last key, as when an export is handed over or resumed.
     monkeypatch.setattr(Session, "is_wanted", lambda self: True)
     query = extract.ExportQuery(persons_model(deps.table), parse_spec(project_id=PROJECT, requested_by="maria",
                                                                       resource="persons"), T0,
@@ -208,7 +209,7 @@ def test_filtered_persons_in_one_person_chunks(deps, monkeypatch):
     from export_pipeline.models.persons import persons_model
 
     # Every chunk ends its query (as when another process waits for the engine): each next chunk is a fresh
-    # query after the last key, the path where the persons model narrows its aggregation.
+    # query after the last key, as when an export is handed over or resumed.
     monkeypatch.setattr(Session, "is_wanted", lambda self: True)
     spec = parse_spec(project_id=PROJECT, requested_by="maria", resource="persons",
                       properties=[{"key": "name", "operator": "is_set"}])

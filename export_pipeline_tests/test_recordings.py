@@ -19,7 +19,7 @@ from export_pipeline.exports.run import run_export
 from export_pipeline.exports.spec import parse_spec
 from export_pipeline.recordings import seed as recording_seed
 from export_pipeline.recordings.blobs import RecordingBlobs
-from export_pipeline.recordings.document import recording_document
+from export_pipeline.recordings.document import recording_document, snapshot
 from export_pipeline.recordings.seed import store_recording
 from export_pipeline.storage import storage_from_url
 
@@ -154,3 +154,16 @@ def test_recordings_api_lists_pages_and_streams_the_stored_events(http, stored):
     assert document["data"]["snapshots"] == [{**event, "windowId": window} for window, event in events]
     assert http("maria", "/nope").status_code == 404
     assert http("maria", "/bad%20id/snapshots").status_code == 404
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    # The stored event's text is kept, the window id appended last.
+    (b'["w1",{"type":3,"data":{"x":1}}]\n', b'{"type":3,"data":{"x":1},"windowId":"w1"}'),
+    ('["日本",{"t":"say \\"hi\\"\\n","n":null}]'.encode(), '{"t":"say \\"hi\\"\\n","n":null,"windowId":"日本"}'.encode()),
+    (b'[ "w" , { "x": [1, 2] } ]\r\n', b'{"x": [1, 2],"windowId":"w"}'),
+    (b'["w",{}]', b'{"windowId":"w"}'),
+    # An event that already has a windowId gets it replaced, not repeated (parsed and re-encoded).
+    (b'["w",{"windowId":"old","b":1}]', b'{"windowId":"w","b":1}'),
+])
+def test_snapshot_appends_the_window_id_to_the_stored_event(line, expected):
+    assert snapshot(line) == expected

@@ -93,12 +93,13 @@ class ExportQuery:
     def stream_sql(self, *, after: tuple | None) -> tuple[str, dict]:
         """Every row after the key values `after` (or from the start), in key order."""
         where, params = self.where(after=after)
-        sql = f"SELECT {self.stream_select()} FROM {self.model.source} WHERE {where} ORDER BY {self.model.order_by()}"
+        source = self.model.stream_source or self.model.source
+        sql = f"SELECT {self.stream_select()} FROM {source} WHERE {where} ORDER BY {self.model.order_by()}"
         return sql, params
 
     def count_sql(self) -> tuple[str, dict]:
         where, params = self.where(after=None)
-        return f"SELECT count() FROM {self.model.source} WHERE {where}", params
+        return f"SELECT count() FROM {self.model.count_source or self.model.source} WHERE {where}", params
 
     def last_key(self, chunk: pa.Table) -> tuple:
         """The key values of a chunk's last row: where the next chunk starts."""
@@ -120,7 +121,8 @@ def iter_chunks(
 ) -> Iterator[pa.Table]:
     """Yield Arrow tables of consecutive rows in key order, strictly after the key values `after` if given,
     each ending at a key boundary; holds about one chunk and one block."""
-    settings = {**QUERY_SETTINGS, **ENCODE_SETTINGS, "max_block_size": _block_rows(chunk_bytes)}
+    settings = {**QUERY_SETTINGS, **ENCODE_SETTINGS, "max_block_size": _block_rows(chunk_bytes),
+                **query.model.stream_settings}
     while True:
         sql, params = query.stream_sql(after=after)
         handed_over = False

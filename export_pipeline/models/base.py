@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import pyarrow as pa
@@ -95,6 +95,14 @@ class ExportModel:
     columns: tuple[Column, ...]  # in output order
     key: tuple[KeyColumn, ...]
     filters: Callable[[ExportSpec, datetime], Conditions]  # the spec's filters, as of the request
+    # Whole-export equivalents of `source` (same rows, same columns), when paging's narrowed source would cost
+    # more read at once: what the one streamed query reads, and what the count reads (persons: the latest
+    # versions alone, as the distinct ids never change how many persons there are).
+    stream_source: str | None = None
+    count_source: str | None = None
+    # ClickHouse settings of the streamed query, over extract.py's own (persons: how its aggregations and its
+    # final sort keep memory bounded).
+    stream_settings: dict = field(default_factory=dict)
     # The table expression of the row's ingestion time (events: `created_at`, persons: `_timestamp`): batch
     # exports cut their intervals on it, so a late row lands in a later interval instead of being missed.
     ingested_at: str | None = None

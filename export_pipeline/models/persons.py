@@ -25,6 +25,12 @@ ALL = 2**64 - 1  # as a LIMIT
 # The chunk's persons: its `limit` from `after_id` on, plus the previous chunk's last one (`>=` keeps a nil
 # first id), which the keyset step then drops; everything left when other filters apply.
 CHUNK_WINDOW = f"if({{bounded:Bool}}, least({{limit:UInt64}}, {ALL - 1}) + 1, {ALL})"
+# The whole export's query reads both tables with FINAL, in key order (persons_sql), and spills its final sort
+# to disk past SPILL_BYTES. What remains in memory grows with the persons: the distinct ids grouped by owner,
+# the join's right side. Measured at 1M persons (932k exported, 2.9M distinct ids), peak RSS of the query:
+# 1.08-1.10 GB without spilling, 0.90-0.91 GB with it, for the same time.
+SPILL_BYTES = 100_000_000
+STREAM_SETTINGS = {"max_bytes_before_external_sort": SPILL_BYTES, "max_bytes_ratio_before_external_sort": 0}
 
 
 def person_filters(table: EventsTable, spec: ExportSpec, as_of: datetime) -> Conditions:
@@ -47,6 +53,10 @@ def persons_model(table: EventsTable, name: str = "persons") -> ExportModel:
     return ExportModel(
         name=name,
         source=f"({persons_sql(table, from_person='{after_id:UUID}', first=CHUNK_WINDOW)})",
+        # A whole export aggregates every distinct id once (one GROUP BY pass, one join), not per window.
+        stream_source=f"({persons_sql(table, final=True)})",
+        count_source=f"({persons_sql(table, with_distinct_ids=False, final=True)})",
+        stream_settings=STREAM_SETTINGS,
         columns=(
             Column("id", "toString(id)", pa.string()),
             Column("created_at", "p_created_at", UTC_MICROSECONDS),
