@@ -61,14 +61,18 @@ class ExportQuery:
 
     @property
     def key_names(self) -> list[str]:
-        """The chunk columns holding the key values."""
-        return [f"{KEY_PREFIX}{key.name}" if self.encoded else key.name for key in self.model.key]
+        """The chunk columns holding the key values (beside the output, which may hold them in other types)."""
+        return [f"{KEY_PREFIX}{key.name}" for key in self.model.key]
 
     def stream_select(self) -> str:
-        if not self.encoded:
-            return self.model.select_list(output_only=True)
         output = {column.name: column.sql for column in self.model.columns}
         keys = [f"{output[key.name]} AS {name}" for key, name in zip(self.model.key, self.key_names, strict=True)]
+        if not self.encoded:
+            # A UUID column arrives as the 16 bytes Parquet stores (UUID logical type), converted by ClickHouse:
+            # decoding its text in Polars took 1.4 s of a 4.4 s Parquet export at 1M events.
+            columns = [f"UUIDStringToNum({column.sql}) AS {column.name}" if column.arrow == pa.uuid()
+                       else f"{column.sql} AS {column.name}" for column in self.model.columns]
+            return ", ".join([*keys, *columns])
         line = line_sql(self.model, self.spec.format, escape_formulas=self.escape_formulas)
         # Aliased apart: the line's own cells already use the output names (a CSV cell may differ from the value).
         carried = [f"{output[name]} AS {CARRY_PREFIX}{name}" for name in self.carry]
