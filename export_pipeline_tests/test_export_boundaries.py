@@ -87,7 +87,7 @@ def stream(deps, fmt: str, *, chunk_bytes: int, after: tuple | None = None) -> l
 
 
 def chunk_keys(chunk: pa.Table, fmt: str) -> list[tuple]:
-    names = ["timestamp", "uuid"] if fmt == "parquet" else ["_key_timestamp", "_key_uuid"]
+    names = ["_key_timestamp", "_key_uuid"]
     return [(iso(t), u) for t, u in zip(*(chunk.column(n).to_pylist() for n in names), strict=True)]
 
 

@@ -124,7 +124,10 @@ class Session:
         import chdb  # only the embedded engine needs it
 
         final, bound = bind_query(sql, parameters)
-        options = {"output_format_arrow_string_as_string": 1, **settings}
+        # ClickHouse LZ4-compresses Arrow output by default: in one process that only costs CPU on both sides
+        # (measured at 1M events: 0.5 s of ClickHouse's 4.4 s for the CSV lines, and pyarrow's decompression).
+        options = {"output_format_arrow_string_as_string": 1, "output_format_arrow_compression_method": "none",
+                   **settings}
         clause = ", ".join(f"{name} = {_setting_literal(value)}" for name, value in options.items())
         handle = chdb.connect(os.path.realpath(urlsplit(self._owner.url).path))
         self._streams.add(handle)
@@ -217,8 +220,10 @@ def _tables(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Table]:
 def _arrow_blocks(stream) -> Iterator[pa.Table]:
     """The tables of a chDB streaming result in Arrow format: each fetched block is one Arrow IPC file."""
     while (block := stream.fetch()) is not None:
-        # The result's own memory, not a copy: the Arrow buffers keep the view, and so the result, alive.
-        table = pa.ipc.open_file(block.get_memview().view()).read_all()
+        # Copied once into memory Python owns: uncompressed Arrow arrays would point into the result's buffer,
+        # which chDB frees or reuses after the next fetch (seen as corrupt strings), while the chunks built
+        # from them live on. One copy is cheaper than the LZ4 round trip that hid this (connection options).
+        table = pa.ipc.open_file(pa.py_buffer(bytes(block.get_memview().view()))).read_all()
         if table.num_rows:
             yield table
 

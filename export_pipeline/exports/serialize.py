@@ -199,14 +199,15 @@ class ParquetEncoder:
 
 
 def parquet_table(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """`table` in `schema`'s types; a UUID column arrives as its text and is stored as its 16 bytes (Parquet's
-    UUID logical type), decoded vectorised: 8-4-4-4-12 hex without its dashes."""
+    """`table` in `schema`'s types; a UUID column arrives as its 16 bytes (extract.py) and is stored as such
+    (Parquet's UUID logical type)."""
     columns = []
     for field in schema:
         column = table.column(field.name)
-        if field.type == pa.uuid():
-            raw = pl.from_arrow(column).str.replace_all("-", "", literal=True).str.decode("hex")  # type: ignore[union-attr]
-            column = pa.ExtensionArray.from_storage(field.type, raw.to_arrow().cast(pa.binary(16)))
+        if field.type == pa.uuid() and column.type != field.type:
+            column = pa.chunked_array(
+                [pa.ExtensionArray.from_storage(field.type, chunk) for chunk in column.chunks], type=field.type
+            )
         columns.append(column.cast(field.type))
     return pa.Table.from_arrays(columns, schema=schema)
 
