@@ -122,6 +122,8 @@ def test_a_backfill_reruns_failed_exports_one_at_a_time_and_refuses_a_partition_
 
     refused = by_partition[orphan].dagster_run
     assert refused.status == dg.DagsterRunStatus.FAILURE
+    assert (refused.tags["dagster/max_retries"], refused.tags["dagster/will_retry"]) == ("0", "false")
+    assert len([r for r in records if r.dagster_run.tags["dagster/partition"] == orphan]) == 1  # no retry
     assert by_partition[orphan].start_time is None  # refused at launch: no run worker ever started
     [failure] = instance.all_logs(refused.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
     assert failure.message.startswith(

@@ -24,7 +24,7 @@ from typing import Any
 import dagster as dg
 from dagster._core.remote_representation.external_data import partition_set_snap_name_for_job_name
 from dagster._core.run_coordinator import QueuedRunCoordinator, SubmitRunContext
-from dagster._core.storage.tags import PARTITION_NAME_TAG, PARTITION_SET_TAG
+from dagster._core.storage.tags import MAX_RETRIES_TAG, PARTITION_NAME_TAG, PARTITION_SET_TAG
 
 from export_pipeline.clickhouse.connection import ClickHouse
 from export_pipeline.db import get_engine
@@ -49,6 +49,8 @@ class ClickHouseRunCoordinator(QueuedRunCoordinator):
         if run.status == dg.DagsterRunStatus.NOT_STARTED and _touches_clickhouse(run):
             refusal = self._refusal(run)
             if refusal:
+                # A retry would be refused the same way; a backfill would also wait on it before finishing.
+                self._instance.add_run_tags(run.run_id, {MAX_RETRIES_TAG: "0"})
                 self._instance.report_run_failed(run, message=refusal)
                 return self._instance.get_run_by_id(run.run_id) or run
             missing = self._missing_tags(run)
