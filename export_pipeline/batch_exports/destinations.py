@@ -178,11 +178,12 @@ def batch_model_names() -> list[str]:
 def validate_new(fields: dict, errors: dict[str, str]) -> dict:
     """The stored columns of a new destination from raw fields; bad fields are added to `errors`."""
     model = str(fields.get("model") or "events")
+    batchable = batch_model_names()
     if model not in BATCH_MODELS:
-        errors["model"] = f"must be one of {', '.join(batch_model_names())}, got {model!r}"
-    elif BATCH_MODELS[model](EventsTable()).ingested_at is None:
+        errors["model"] = f"must be one of {', '.join(batchable)}, got {model!r}"
+    elif model not in batchable:
         errors["model"] = (f"{model} has no ingestion-time column, so it cannot be cut into intervals that never "
-                           f"overlap; batch exports take {', '.join(batch_model_names())}")
+                           f"overlap; batch exports take {', '.join(batchable)}")
     url = validate_url(str(fields.get("url") or ""), fields.get("endpoint_url") or None, errors)
     ref = fields.get("credentials_ref") or None
     if ref is not None and not _ENV_NAME.match(str(ref)):

@@ -15,6 +15,7 @@ import zstandard
 from export_pipeline.accounts.emails import optional_email
 from export_pipeline.accounts.roles import require_role
 from export_pipeline.cli.common import app_deps, emit, say
+from export_pipeline.cli.progress import ProgressDisplay
 from export_pipeline.defs.instance import add_partition, run_unless_daemon
 from export_pipeline.errors import AccessDenied, ExportPipelineError, InvalidRequest, NotFound
 from export_pipeline.exports.deps import ExportDeps
@@ -97,7 +98,6 @@ def export(notify_email: str | None, wait: bool, timeout: float | None, **spec_f
         emit({**describe(request, deps), "note": "Queued: the Dagster daemon's sensor will run it (make dev)."})
         return
     from export_pipeline.cli.follow import follow_export, reconcile_now
-    from export_pipeline.cli.progress import ProgressDisplay
 
     reconcile_now(deps, instance)  # exports and runs a killed process left behind
     display = ProgressDisplay()

@@ -20,6 +20,8 @@ from export_pipeline.exports.spec import ExportSpec
 # SQL conditions (joined with AND) and the bound parameters they name.
 Conditions = tuple[list[str], dict]
 CH_TIME = "DateTime64(6, 'UTC')"
+# How every model's ClickHouse DateTime64(6, 'UTC') column is typed in Arrow and Parquet.
+UTC_MICROSECONDS = pa.timestamp("us", tz="UTC")
 
 
 def object_value(text: str | None) -> dict:

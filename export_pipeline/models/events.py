@@ -14,9 +14,15 @@ from export_pipeline.clickhouse.connection import Session
 from export_pipeline.clickhouse.schema import EventsTable
 from export_pipeline.clock import ch_time
 from export_pipeline.exports.spec import ExportSpec
-from export_pipeline.models.base import CH_TIME, Column, Conditions, ExportModel, KeyColumn, date_range
-
-UTC_MICROSECONDS = pa.timestamp("us", tz="UTC")
+from export_pipeline.models.base import (
+    CH_TIME,
+    UTC_MICROSECONDS,
+    Column,
+    Conditions,
+    ExportModel,
+    KeyColumn,
+    date_range,
+)
 
 
 def events_model(table: EventsTable) -> ExportModel:

@@ -16,9 +16,7 @@ import pyarrow as pa
 
 from export_pipeline.clickhouse.schema import EventsTable
 from export_pipeline.exports.spec import ExportSpec
-from export_pipeline.models.base import Column, Conditions, ExportModel, KeyColumn
-
-UTC_MICROSECONDS = pa.timestamp("us", tz="UTC")
+from export_pipeline.models.base import UTC_MICROSECONDS, Column, Conditions, ExportModel, KeyColumn
 
 
 def version_filters(spec: ExportSpec, _as_of: datetime) -> Conditions:

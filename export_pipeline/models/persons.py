@@ -16,10 +16,9 @@ from export_pipeline.clickhouse.schema import EventsTable
 from export_pipeline.clock import ch_time
 from export_pipeline.cohorts.sql import membership_condition
 from export_pipeline.exports.spec import ExportSpec
-from export_pipeline.models.base import Column, Conditions, ExportModel, KeyColumn
+from export_pipeline.models.base import UTC_MICROSECONDS, Column, Conditions, ExportModel, KeyColumn
 from export_pipeline.models.person_sql import created_and_properties, persons_sql
 
-UTC_MICROSECONDS = pa.timestamp("us", tz="UTC")
 LOWEST_UUID = "00000000-0000-0000-0000-000000000000"
 ALL = 2**64 - 1  # as a LIMIT
 # The chunk's persons: its `limit` from `after_id` on, plus the previous chunk's last one (`>=` keeps a nil

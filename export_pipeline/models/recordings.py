@@ -12,10 +12,16 @@ import pyarrow as pa
 from export_pipeline.clickhouse.schema import EventsTable
 from export_pipeline.clock import ch_time
 from export_pipeline.exports.spec import ExportSpec
-from export_pipeline.models.base import Column, Conditions, ExportModel, KeyColumn, date_range
+from export_pipeline.models.base import (
+    UTC_MICROSECONDS,
+    Column,
+    Conditions,
+    ExportModel,
+    KeyColumn,
+    date_range,
+)
 from export_pipeline.models.person_sql import AS_OF, distinct_ids_sql, persons_sql
 
-UTC_MICROSECONDS = pa.timestamp("us", tz="UTC")
 NO_PERSON = "00000000-0000-0000-0000-000000000000"  # what a LEFT JOIN leaves in a UUID column
 
 
