@@ -23,7 +23,7 @@ import pytest
 from export_pipeline.accounts.roles import Role, add_member
 from export_pipeline.clickhouse.connection import Session
 from export_pipeline.exports import extract
-from export_pipeline.exports.extract import ExportQuery, iter_chunks
+from export_pipeline.exports.extract import ExportPlan, ExportQuery, Window, iter_chunks, plan
 from export_pipeline.exports.manifest import read_manifest
 from export_pipeline.exports.run import run_export
 from export_pipeline.exports.spec import parse_spec
@@ -35,6 +35,7 @@ PROJECT = 9_877
 AS_OF = datetime(2030, 1, 1, tzinfo=UTC)
 T1 = datetime(2026, 3, 1, 8, 0, 0, 500_000, tzinfo=UTC)
 EDGE = datetime(2026, 3, 31, 23, 59, 59, 999_999, tzinfo=UTC)  # the last microsecond of a monthly partition
+APRIL = datetime(2026, 4, 1, tzinfo=UTC)
 
 
 def boundary_events() -> list[list]:
@@ -81,9 +82,19 @@ def ordered_keys(clickhouse, events_table, after: tuple | None = None) -> list[t
 
 
 def stream(deps, fmt: str, *, chunk_bytes: int, after: tuple | None = None) -> list[pa.Table]:
+    """The chunks an export reads: a monthly window at a time, as planned."""
     query = ExportQuery(events_model(deps.table), parse_spec(project_id=PROJECT, requested_by="maria", format=fmt), AS_OF)
     with deps.clickhouse.session("test stream") as session:
-        return list(iter_chunks(session, query, chunk_bytes=chunk_bytes, after=after))
+        return list(iter_chunks(session, query, chunk_bytes=chunk_bytes, after=after, windows=plan(session, query).windows))
+
+
+def test_the_plan_counts_the_rows_and_cuts_windows_at_the_partitions_edge(deps):
+    query = ExportQuery(events_model(deps.table), parse_spec(project_id=PROJECT, requested_by="maria"), AS_OF)
+    with deps.clickhouse.session("test plan") as session:
+        planned = plan(session, query)
+
+    # March's 1,206 rows, then the one at April's first microsecond; the outer windows are open-ended.
+    assert planned == ExportPlan(1_207, (Window(None, APRIL), Window(APRIL, None)))
 
 
 def chunk_keys(chunk: pa.Table, fmt: str) -> list[tuple]:
@@ -105,11 +116,13 @@ def test_chunks_are_the_rows_in_key_order_and_never_split_a_key(deps, clickhouse
 
 
 @pytest.mark.parametrize("fmt", ["ndjson", "parquet"])
-@pytest.mark.parametrize("position", ["on the 600-row timestamp", "on the 4-times key", "at the month's edge"])
+@pytest.mark.parametrize("position", ["on the 600-row timestamp", "on the 4-times key", "at the month's edge",
+                                      "on the next month's first row"])
 def test_a_stream_started_after_a_key_has_exactly_the_rows_after_it(deps, clickhouse, events_table, small_blocks,
                                                                     fmt, position):
     keys = ordered_keys(clickhouse, events_table)
-    index = {"on the 600-row timestamp": 300, "on the 4-times key": 601, "at the month's edge": len(keys) - 2}[position]
+    index = {"on the 600-row timestamp": 300, "on the 4-times key": 601, "at the month's edge": len(keys) - 2,
+             "on the next month's first row": len(keys) - 1}[position]
     moment, key_uuid = keys[index]
     after = (datetime.strptime(moment, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC), key_uuid)
 
@@ -177,7 +190,7 @@ def test_a_process_waiting_for_the_engine_gets_it_mid_stream_and_the_stream_resu
     """)
     keys: list[tuple] = []
     with deps.clickhouse.session("test stream") as session:
-        chunks = iter_chunks(session, query, chunk_bytes=8 * 1024)
+        chunks = iter_chunks(session, query, chunk_bytes=8 * 1024, windows=plan(session, query).windows)
         keys += chunk_keys(next(chunks), "ndjson")
         waiter = subprocess.Popen([sys.executable, "-c", waiter_code], stdout=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 30

@@ -70,9 +70,10 @@ class _FileLock:
 class Session:
     """One client on ClickHouse, valid for the duration of a `ClickHouse.session()` block."""
 
-    def __init__(self, owner: ClickHouse, purpose: str):
+    def __init__(self, owner: ClickHouse, purpose: str, *, merges: bool = False):
         self._owner = owner
         self._purpose = purpose
+        self._merges = merges
         self._client: Client | None = None
         self._engine = _FileLock(owner.lock_dir / "clickhouse.engine.lock") if owner.is_embedded else None
         self._queue = _FileLock(owner.lock_dir / "clickhouse.queue.lock") if owner.is_embedded else None
@@ -156,8 +157,16 @@ class Session:
             self._acquire_engine()
         try:
             self._client = self._owner.connect()
+            if self._engine is not None and not self._merges:
+                # The embedded engine merges parts inside the process that opens it. A table of many parts
+                # starts merges at once (10M events in 60 parts: 4 merges of ~110 MB each, on both cores),
+                # which a short session abandons unfinished when it closes the engine, after they competed
+                # with its own work. Only the long-lived session of a server process (`keep_open`) merges.
+                self._client.command("SYSTEM STOP MERGES")
         except BaseException:
-            if self._engine is not None:
+            if self._client is not None:
+                self.close()
+            elif self._engine is not None:
                 self._engine.release()
             raise
 
@@ -338,7 +347,7 @@ class ClickHouse:
         as soon as another process queues for it."""
         if not self.is_embedded or self._kept is not None:
             return
-        self._kept = Session(self, purpose)
+        self._kept = Session(self, purpose, merges=True)
         threading.Thread(target=_hand_over_while_idle, args=(weakref.ref(self),), name="chdb handover",
                          daemon=True).start()
 

@@ -11,6 +11,13 @@ exact place to resume: when another process waits for the embedded engine, the s
 the engine is handed over (`Session.checkpoint`) and a new query starts strictly after that key; an
 export resumed after its last recorded key (`after`) does the same. Nothing is skipped or read twice.
 
+A model whose table is partitioned by a function of its first key column (events: by month) declares it
+as its `window`. A first query counts the rows per window (the export's total, for progress), and the stream
+then reads one window after the other, each in key order. ClickHouse opens a reader for every part a query
+touches and holds a block and read buffers in each: measured at 10M events in 30 parts, streaming
+`properties` in key order peaked 538 MB above the engine for the whole table and 136 MB for one month.
+Windows follow each other in key order, so chunks and resumption cross them unchanged.
+
 Paged queries (`chunk_sql`) remain for callers that serve one page per request (the events API).
 """
 
@@ -20,12 +27,14 @@ import queue
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from contextlib import closing
 from datetime import datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from export_pipeline.clickhouse.connection import Session
+from export_pipeline.clock import as_utc, ch_time
 from export_pipeline.exports.encode_sql import ENCODE_SETTINGS, TEXT_FORMATS, line_sql
 from export_pipeline.exports.spec import ExportSpec
 from export_pipeline.models.base import ExportModel
@@ -39,6 +48,25 @@ MIN_BLOCK_ROWS = 1_024
 MAX_BLOCK_ROWS = 65_536
 KEY_PREFIX = "_key_"
 CARRY_PREFIX = "_carry_"
+
+
+@dataclass(frozen=True)
+class Window:
+    """The rows whose first key column lies in [start, end); None leaves that side open."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+WHOLE = (Window(),)
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    """How many rows an export reads, and the windows it reads them in, in key order."""
+
+    total: int
+    windows: tuple[Window, ...] = WHOLE
 
 
 @dataclass(frozen=True)
@@ -79,8 +107,13 @@ class ExportQuery:
         carried = [f"{output[name]} AS {CARRY_PREFIX}{name}" for name in self.carry]
         return ", ".join([*keys, line, *carried])
 
-    def where(self, *, after: tuple | None) -> tuple[str, dict]:
+    def where(self, *, after: tuple | None, window: Window = WHOLE[0]) -> tuple[str, dict]:
         clauses, params = self.model.filters(self.spec, self.as_of)
+        first = self.model.key[0]
+        for name, bound, op in (("window_start", window.start, ">="), ("window_end", window.end, "<")):
+            if bound is not None:
+                clauses = [*clauses, f"{first.sql} {op} {{{name}:{first.type}}}"]
+                params = {**params, name: ch_time(bound)}
         if after is not None:
             after_clauses, after_params = self.model.after(after)
             clauses, params = [*clauses, *after_clauses], {**params, **after_params}
@@ -95,9 +128,9 @@ class ExportQuery:
         )
         return sql, {**params, "limit": limit}
 
-    def stream_sql(self, *, after: tuple | None) -> tuple[str, dict]:
-        """Every row after the key values `after` (or from the start), in key order."""
-        where, params = self.where(after=after)
+    def stream_sql(self, *, after: tuple | None, window: Window = WHOLE[0]) -> tuple[str, dict]:
+        """Every row of `window` after the key values `after` (or from the start), in key order."""
+        where, params = self.where(after=after, window=window)
         source = self.model.stream_source or self.model.source
         sql = f"SELECT {self.stream_select()} FROM {source} WHERE {where} ORDER BY {self.model.order_by()}"
         return sql, params
@@ -105,6 +138,14 @@ class ExportQuery:
     def count_sql(self) -> tuple[str, dict]:
         where, params = self.where(after=None)
         return f"SELECT count() FROM {self.model.count_source or self.model.source} WHERE {where}", params
+
+    def windows_sql(self) -> tuple[str, dict]:
+        """Rows per window, in key order (the model must declare its `window`)."""
+        where, params = self.where(after=None)
+        sql = (f"SELECT toDateTime64({self.model.window}, 6, 'UTC') AS window_start, count() "
+               f"FROM {self.model.count_source or self.model.source} WHERE {where} "
+               "GROUP BY window_start ORDER BY window_start")
+        return sql, params
 
     def last_key(self, chunk: pa.Table) -> tuple:
         """The key values of a chunk's last row: where the next chunk starts."""
@@ -121,17 +162,30 @@ QUERY_SETTINGS = {
 }
 
 
+def plan(session: Session, query: ExportQuery) -> ExportPlan:
+    """Count the export's rows, per window if the model has windows. The windows cover every value of the key
+    (the first is open below, the last above), so rows need not have been counted to be read."""
+    if query.model.window is None:
+        sql, params = query.count_sql()
+        return ExportPlan(int(session.client.command(sql, parameters=params, settings=QUERY_SETTINGS)))
+    sql, params = query.windows_sql()
+    counted = session.client.query(sql, parameters=params, settings=QUERY_SETTINGS).result_rows
+    bounds = [None, *(as_utc(start) for start, _ in counted[1:]), None]
+    windows = tuple(Window(start, end) for start, end in zip(bounds, bounds[1:]))
+    return ExportPlan(sum(int(rows) for _, rows in counted), windows)
+
+
 def iter_chunks(
-    session: Session, query: ExportQuery, *, chunk_bytes: int, after: tuple | None = None
+    session: Session, query: ExportQuery, *, chunk_bytes: int, after: tuple | None = None,
+    windows: tuple[Window, ...] = WHOLE,
 ) -> Iterator[pa.Table]:
     """Yield Arrow tables of consecutive rows in key order, strictly after the key values `after` if given,
     each ending at a key boundary; holds about one chunk and one block."""
     settings = {**QUERY_SETTINGS, **ENCODE_SETTINGS, "max_block_size": _block_rows(chunk_bytes),
                 **query.model.stream_settings}
     while True:
-        sql, params = query.stream_sql(after=after)
         handed_over = False
-        with session.arrow_stream(sql, params, settings) as blocks:
+        with closing(_window_blocks(session, query, windows, after, settings)) as blocks:
             for chunk in _key_aligned(blocks, query.key_names, chunk_bytes):
                 after = query.last_key(chunk)
                 if query.carry and query.encoded:
@@ -143,6 +197,17 @@ def iter_chunks(
         if not handed_over:
             return
         session.checkpoint()
+
+
+def _window_blocks(session: Session, query: ExportQuery, windows: tuple[Window, ...], after: tuple | None,
+                   settings: dict) -> Iterator[pa.Table]:
+    """The blocks of each window in turn, from the one holding the row after `after`; one query at a time."""
+    for window in windows:
+        if after is not None and window.end is not None and window.end <= after[0]:
+            continue  # every row of the window is at or before `after`
+        sql, params = query.stream_sql(after=after, window=window)
+        with session.arrow_stream(sql, params, settings) as blocks:
+            yield from blocks
 
 
 def _block_rows(chunk_bytes: int) -> int:

@@ -105,6 +105,11 @@ class ExportModel:
     # ClickHouse settings of the streamed query, over extract.py's own (persons: how its aggregations and its
     # final sort keep memory bounded).
     stream_settings: dict = field(default_factory=dict)
+    # A function of the first key column that is constant within each of the source table's partitions and
+    # grows with the key (events: `toStartOfMonth(timestamp)`, the table being partitioned by month). The
+    # streamed read then runs one window (partition) at a time, so ClickHouse opens only that window's parts
+    # instead of every part of the table at once (see extract.py).
+    window: str | None = None
     # The table expression of the row's ingestion time (events: `created_at`, persons: `_timestamp`): batch
     # exports cut their intervals on it, so a late row lands in a later interval instead of being missed.
     ingested_at: str | None = None

@@ -55,6 +55,7 @@ def events_model(table: EventsTable) -> ExportModel:
         ),
         key=(KeyColumn("timestamp", c("timestamp"), CH_TIME), KeyColumn("uuid", c("uuid"), "UUID")),
         filters=filters,
+        window=f"toStartOfMonth({c('timestamp')})",  # the table's partition key (schema.py) is the month
         ingested_at=c("created_at"),
     )
 

@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 # Temp files of in-progress local writes: `.<name>.partial-<random>` next to the target.
 _PARTIAL_NAME = re.compile(r"^\..+\.partial-[0-9a-f]{16}$")
+# How often a writer hands what it wrote to the disk (see `_LocalWriter.write`).
+_WRITEBACK_BYTES = 32 << 20
 
 
 class LocalStorage:
@@ -137,12 +139,29 @@ class _LocalWriter:
         self._temp = path.with_name(f".{path.name}.partial-{secrets.token_hex(8)}")
         self._file = self._temp.open("xb")
         self._closed = False
+        self._written = 0
+        # [_previous_step, _handed_to_disk): the bytes the last `_hand_to_disk` started writing to disk.
+        self._previous_step = self._handed_to_disk = 0
 
     def write(self, data: bytes | memoryview) -> None:
         if self._closed:
             raise ValueError("write to a committed or aborted writer")
         with self._storage._os_errors("write", self._key):
             self._file.write(data)
+            self._written += len(data)
+            if self._written - self._handed_to_disk >= _WRITEBACK_BYTES:
+                self._hand_to_disk()
+
+    def _hand_to_disk(self) -> None:
+        """Start writing the new bytes to disk now, and drop from the page cache what an earlier call already
+        wrote. Left to the kernel, writeback starts only once 10% of memory is dirty and then throttles the
+        writer, and a large export evicts the page cache other work (ClickHouse's parts) lives on: measured
+        8 GB in 16 MiB writes, 17.7-24.6 s plain, 14.0-14.1 s this way (POSIX_FADV_DONTNEED starts writeback
+        of dirty pages and drops clean ones)."""
+        self._file.flush()
+        start = self._previous_step
+        os.posix_fadvise(self._file.fileno(), start, self._written - start, os.POSIX_FADV_DONTNEED)
+        self._previous_step, self._handed_to_disk = self._handed_to_disk, self._written
 
     def commit(self) -> None:
         if self._closed:
