@@ -26,8 +26,8 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from contextlib import closing
+from dataclasses import dataclass
 from datetime import datetime
 
 import pyarrow as pa
@@ -171,7 +171,7 @@ def plan(session: Session, query: ExportQuery) -> ExportPlan:
     sql, params = query.windows_sql()
     counted = session.client.query(sql, parameters=params, settings=QUERY_SETTINGS).result_rows
     bounds = [None, *(as_utc(start) for start, _ in counted[1:]), None]
-    windows = tuple(Window(start, end) for start, end in zip(bounds, bounds[1:]))
+    windows = tuple(Window(start, end) for start, end in zip(bounds, bounds[1:], strict=False))
     return ExportPlan(sum(int(rows) for _, rows in counted), windows)
 
 
