@@ -136,3 +136,31 @@ def test_a_kept_session_serves_many_blocks_and_hands_the_engine_over_while_idle(
         assert lock.read_text().endswith(": kept test")
     finally:
         kept.close()
+
+
+def test_a_short_embedded_session_stops_background_merges_and_the_kept_one_merges(settings):
+    """Merges run inside the process holding the engine: a short session (a run, the CLI) stops them, as it
+    would abandon them unfinished; the API's kept session lets them run. OPTIMIZE shows which: it is
+    refused while merges are stopped."""
+    table = "default.merges_test"
+    parts = "SELECT count() FROM system.parts WHERE active AND database = 'default' AND table = 'merges_test'"
+    short = ClickHouse.from_settings(settings)
+    with short.session("setup") as session:
+        session.client.command(f"CREATE TABLE {table} (n UInt64) ENGINE = MergeTree ORDER BY n")
+        session.client.command(f"SYSTEM STOP MERGES {table}")  # a table created after the session opened
+        for value in (1, 2):
+            session.client.command(f"INSERT INTO {table} VALUES ({value})")
+    with short.session("short test") as session:
+        with pytest.raises(Exception, match="Cancelled merging parts"):
+            session.client.command(f"OPTIMIZE TABLE {table} FINAL")
+        assert session.client.command(parts) == 2
+
+    kept = ClickHouse.from_settings(settings)
+    kept.keep_open("kept test")
+    try:
+        with kept.session("kept") as session:
+            session.client.command(f"OPTIMIZE TABLE {table} FINAL")
+            assert session.client.command(parts) == 1
+            session.client.command(f"DROP TABLE {table} SYNC")
+    finally:
+        kept.close()

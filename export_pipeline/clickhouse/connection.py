@@ -162,7 +162,7 @@ class Session:
                 # starts merges at once (10M events in 60 parts: 4 merges of ~110 MB each, on both cores),
                 # which a short session abandons unfinished when it closes the engine, after they competed
                 # with its own work. Only the long-lived session of a server process (`keep_open`) merges.
-                self._client.command("SYSTEM STOP MERGES")
+                self._client.command("SYSTEM STOP MERGES")  # of every table the engine loaded
         except BaseException:
             if self._client is not None:
                 self.close()
