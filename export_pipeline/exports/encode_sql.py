@@ -40,8 +40,7 @@ _FORMULA_START = "^[=+\\\\-@\\\\t\\\\r]"
 def line_sql(model: ExportModel, fmt: ExportFormat, *, escape_formulas: bool = True) -> str:
     """The expression building each row's output line, terminator included, aliased `line`."""
     if fmt is ExportFormat.CSV:
-        cells = ", ".join(_csv_cell(column, escape_formulas) for column in model.columns)
-        return f"formatRow('CSV', {cells}) AS {LINE}"
+        return f"formatRow('CSV', {csv_cells(model, escape_formulas=escape_formulas)}) AS {LINE}"
     terminator = "\\n" if fmt is ExportFormat.NDJSON else ",\\n"
     scalars = ", ".join(f"{_value(column)} AS {column.name}" for column in model.columns if not column.json_object)
     # The key columns are scalars, so there always is an object to open: `{"a":1,"b":2` without its `}`.
@@ -50,6 +49,11 @@ def line_sql(model: ExportModel, fmt: ExportFormat, *, escape_formulas: bool = T
         if column.json_object:
             parts += [f"',\"{column.name}\":'", _embedded_object(column)]
     return f"concat({', '.join(parts)}, '}}{terminator}') AS {LINE}"
+
+
+def csv_cells(model: ExportModel, *, escape_formulas: bool = True) -> str:
+    """The select list whose CSV rows (ClickHouse's CSV output, or formatRow) are the export's CSV lines."""
+    return ", ".join(_csv_cell(column, escape_formulas) for column in model.columns)
 
 
 def _value(column: Column) -> str:

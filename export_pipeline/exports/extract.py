@@ -35,8 +35,9 @@ import pyarrow.compute as pc
 
 from export_pipeline.clickhouse.connection import Session
 from export_pipeline.clock import as_utc, ch_time
-from export_pipeline.exports.encode_sql import ENCODE_SETTINGS, TEXT_FORMATS, line_sql
-from export_pipeline.exports.spec import ExportSpec
+from export_pipeline.exports.csv_blocks import csv_chunks, csv_key_reader
+from export_pipeline.exports.encode_sql import ENCODE_SETTINGS, TEXT_FORMATS, csv_cells, line_sql
+from export_pipeline.exports.spec import ExportFormat, ExportSpec
 from export_pipeline.models.base import ExportModel
 
 # Rows per ClickHouse block, from the chunk size: 1,024 rows for the default 8 MiB. ClickHouse holds a block per
@@ -89,11 +90,20 @@ class ExportQuery:
         return self.spec.format in TEXT_FORMATS
 
     @property
+    def csv_by_blocks(self) -> bool:
+        """Whether ClickHouse's CSV writer may produce this export's CSV (csv_blocks.py), where the engine
+        streams whole blocks (`Session.streams_rows`)."""
+        return (self.spec.format is ExportFormat.CSV and not self.carry
+                and csv_key_reader(self.model) is not None)
+
+    @property
     def key_names(self) -> list[str]:
         """The chunk columns holding the key values (beside the output, which may hold them in other types)."""
         return [f"{KEY_PREFIX}{key.name}" for key in self.model.key]
 
-    def stream_select(self) -> str:
+    def stream_select(self, *, csv_blocks: bool = False) -> str:
+        if csv_blocks:
+            return csv_cells(self.model, escape_formulas=self.escape_formulas)
         output = {column.name: column.sql for column in self.model.columns}
         keys = [f"{output[key.name]} AS {name}" for key, name in zip(self.model.key, self.key_names, strict=True)]
         if not self.encoded:
@@ -128,11 +138,12 @@ class ExportQuery:
         )
         return sql, {**params, "limit": limit}
 
-    def stream_sql(self, *, after: tuple | None, window: Window = WHOLE[0]) -> tuple[str, dict]:
+    def stream_sql(self, *, after: tuple | None, window: Window = WHOLE[0], csv_blocks: bool = False) -> tuple[str, dict]:
         """Every row of `window` after the key values `after` (or from the start), in key order."""
         where, params = self.where(after=after, window=window)
         source = self.model.stream_source or self.model.source
-        sql = f"SELECT {self.stream_select()} FROM {source} WHERE {where} ORDER BY {self.model.order_by()}"
+        select = self.stream_select(csv_blocks=csv_blocks)
+        sql = f"SELECT {select} FROM {source} WHERE {where} ORDER BY {self.model.order_by()}"
         return sql, params
 
     def count_sql(self) -> tuple[str, dict]:
@@ -183,10 +194,13 @@ def iter_chunks(
     each ending at a key boundary; holds about one chunk and one block."""
     settings = {**QUERY_SETTINGS, **ENCODE_SETTINGS, "max_block_size": _block_rows(chunk_bytes),
                 **query.model.stream_settings}
+    read_key = csv_key_reader(query.model) if query.csv_by_blocks and session.streams_rows else None
     while True:
         handed_over = False
-        with closing(_window_blocks(session, query, windows, after, settings)) as blocks:
-            for chunk in _key_aligned(blocks, query.key_names, chunk_bytes):
+        with closing(_window_blocks(session, query, windows, after, settings, csv_blocks=read_key is not None)) as blocks:
+            cut = (csv_chunks(blocks, query.key_names, read_key, chunk_bytes) if read_key is not None
+                   else _key_aligned(blocks, query.key_names, chunk_bytes))
+            for chunk in cut:
                 after = query.last_key(chunk)
                 if query.carry and query.encoded:
                     chunk = chunk.rename_columns([name.removeprefix(CARRY_PREFIX) for name in chunk.column_names])
@@ -200,13 +214,15 @@ def iter_chunks(
 
 
 def _window_blocks(session: Session, query: ExportQuery, windows: tuple[Window, ...], after: tuple | None,
-                   settings: dict) -> Iterator[pa.Table]:
-    """The blocks of each window in turn, from the one holding the row after `after`; one query at a time."""
+                   settings: dict, *, csv_blocks: bool) -> Iterator:
+    """The blocks of each window in turn, from the one holding the row after `after`; one query at a time.
+    Arrow tables, or with `csv_blocks` ClickHouse's CSV output as (bytes, rows) per block."""
     for window in windows:
         if after is not None and window.end is not None and window.end <= after[0]:
             continue  # every row of the window is at or before `after`
-        sql, params = query.stream_sql(after=after, window=window)
-        with session.arrow_stream(sql, params, settings) as blocks:
+        sql, params = query.stream_sql(after=after, window=window, csv_blocks=csv_blocks)
+        stream = session.row_stream(sql, params, settings, "CSV") if csv_blocks else session.arrow_stream(sql, params, settings)
+        with stream as blocks:
             yield from blocks
 
 

@@ -211,9 +211,9 @@ def _write_rows(
                                  windows=planned.windows)
             recorded_at = 0.0
             for chunk in prefetched(chunks):
-                first_row, closed = resumed_rows + writer.rows, len(writer.files)
+                closed = len(writer.files)
                 writer.write(chunk)
-                _record_parts(request.id, run_id, parts, query, chunk, writer.files, closed, first_row)
+                _record_parts(request.id, run_id, parts, query, chunk, writer.files, closed)
                 rows = resumed_rows + writer.rows
                 progress = Progress(rows, total, writer.bytes_written, len(writer.files), time.monotonic() - started)
                 # A chunk takes milliseconds: an app-database write and a log event per chunk cost 1.5 s at 10M rows.
@@ -234,18 +234,11 @@ def _write_rows(
 
 
 def _record_parts(export_id: str, run_id: str, parts: PartLog, query: ExportQuery, chunk: pa.Table,
-                  files: list[WrittenFile], closed: int, first_row: int) -> None:
-    """Record the parts the last chunk finished, each with the key of its last row (where a retry resumes).
-    A part whose last key the next row shares is left unrecorded: resuming strictly after that key would
-    skip the rest of the tie."""
-    end = sum(f.rows for f in files[:closed])
+                  files: list[WrittenFile], closed: int) -> None:
+    """Record the part the last chunk finished, if any, with the chunk's last key: a part ends where a chunk
+    does (serialize.PartWriter), at a key boundary, so a retry resumes strictly after that key."""
     for index in range(closed, len(files)):
-        end += files[index].rows
-        last = end - first_row - 1  # the part's last row within the chunk
-        key = query.last_key(chunk.slice(0, last + 1))
-        if last + 1 < chunk.num_rows and query.last_key(chunk.slice(0, last + 2)) == key:
-            continue
-        parts.record(export_id, run_id, index, files[index], key)
+        parts.record(export_id, run_id, index, files[index], query.last_key(chunk))
 
 
 def _expiry(deps: ExportDeps) -> datetime:

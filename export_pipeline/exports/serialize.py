@@ -25,6 +25,7 @@ from typing import Protocol
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import zstandard
 
@@ -32,6 +33,9 @@ from export_pipeline.exports.encode_sql import LINE
 from export_pipeline.exports.spec import Compression, ExportFormat
 from export_pipeline.models.base import ExportModel
 from export_pipeline.storage import ExportStorage, ObjectWriter
+
+# In a chunk whose `line` values are whole ClickHouse blocks of CSV (csv_blocks.py): each block's row count.
+ROWS = "_rows"
 
 ISO_8601_UTC = "%Y-%m-%dT%H:%M:%S%.6fZ"
 
@@ -113,7 +117,7 @@ def concatenated(lines: pl.Series | pa.Array) -> memoryview:
         raise ValueError("a serialized line is null")
     if len(array) == 0:
         return memoryview(b"")  # an empty array may have no data buffer at all
-    width = "q" if pa.types.is_large_string(array.type) else "i"
+    width = "q" if pa.types.is_large_string(array.type) or pa.types.is_large_binary(array.type) else "i"
     offsets = memoryview(array.buffers()[1]).cast(width)  # type: ignore[arg-type]
     start, end = offsets[array.offset], offsets[array.offset + len(array)]
     return memoryview(array.buffers()[2])[start:end]  # type: ignore[arg-type]
@@ -233,7 +237,7 @@ def _compressor(compression: Compression, *, gzip_level: int, zstd_level: int) -
     return _Identity()
 
 
-_OVERLAP_BYTES = 1 << 20
+_OVERLAP_BYTES = 1 << 18
 
 
 @functools.cache
@@ -344,13 +348,14 @@ class PartWriter:
 
     def write(self, chunk: pa.Table) -> None:
         """Write a chunk as extracted for this format (extract.py): the lines ClickHouse built for the text
-        formats, the output columns for Parquet."""
+        formats (one per row, or whole blocks of CSV with their row counts), the output columns for Parquet."""
         if chunk.num_rows == 0:
             return
         sink = self._sink or self._open_part()
         self._encoder.write(chunk, sink)
-        self._part_rows += chunk.num_rows
-        self.rows += chunk.num_rows
+        rows = pc.sum(chunk.column(ROWS)).as_py() if ROWS in chunk.column_names else chunk.num_rows
+        self._part_rows += rows
+        self.rows += rows
         if sink.bytes_written >= self._part_size:
             self._close_part()
 
