@@ -72,7 +72,8 @@ def csv_chunks(blocks: Iterator[tuple[bytes, int]], key_names: list[str], read_k
 
 
 def _first_key(data: bytes, read_key: KeyReader) -> tuple:
-    return read_key(next(csv.reader(io.StringIO(data.decode()))))
+    # A String cell may hold any bytes; the key's cells are ASCII, so replacing invalid UTF-8 changes no key.
+    return read_key(next(csv.reader(io.StringIO(data.decode(errors="replace")))))
 
 
 def _last_key(data: bytes, read_key: KeyReader) -> tuple:
