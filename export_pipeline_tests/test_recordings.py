@@ -7,7 +7,9 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-import tracemalloc
+import subprocess
+import sys
+import textwrap
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -19,7 +21,7 @@ from export_pipeline.exports.run import run_export
 from export_pipeline.exports.spec import parse_spec
 from export_pipeline.recordings import seed as recording_seed
 from export_pipeline.recordings.blobs import RecordingBlobs
-from export_pipeline.recordings.document import recording_document, snapshot
+from export_pipeline.recordings.document import snapshot
 from export_pipeline.recordings.seed import store_recording
 from export_pipeline.storage import storage_from_url
 
@@ -90,27 +92,36 @@ def test_recordings_filters(deps, stored):
     assert [row["session_id"] for row in json.loads(by_id["part-00000.json"])] == ["s-short"]
 
 
-def _streamed_peak(blobs: RecordingBlobs, session_id: str, megabytes: int) -> tuple[int, int]:
-    """Store ~`megabytes` MB of events as 1 MB blocks; stream the document back: (bytes, traced peak)."""
+def _streamed_peak(blobs: RecordingBlobs, url: str, session_id: str, megabytes: int) -> tuple[int, int]:
+    """Store ~`megabytes` MB of events as 1 MB blocks; stream the document back in a fresh process, where no
+    other test's threads allocate meanwhile: (bytes, peak of Python's traced memory)."""
     big = {"type": 3, "data": {"source": 0, "texts": [{"id": 1, "value": "x" * 100_000}]}, "timestamp": 1}
     for block in range(megabytes):
         blobs.write_block(PROJECT, session_id, block, [("w", {**big, "timestamp": block * 10 + n}) for n in range(10)])
-    tracemalloc.start()
-    total = sum(len(piece) for piece in recording_document(blobs, PROJECT, session_id, None))
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
+    code = textwrap.dedent(f"""
+        import json, tracemalloc
+        from export_pipeline.recordings.blobs import RecordingBlobs
+        from export_pipeline.recordings.document import recording_document
+        from export_pipeline.storage import storage_from_url
+        blobs = RecordingBlobs(storage_from_url({url!r}))
+        tracemalloc.start()
+        total = sum(len(piece) for piece in recording_document(blobs, {PROJECT}, {session_id!r}, None))
+        print(json.dumps([total, tracemalloc.get_traced_memory()[1]]))
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    total, peak = json.loads(done.stdout)
     return total, peak
 
 
-def test_a_long_recording_streams_in_bounded_memory(stored):
-    total, peak = _streamed_peak(stored["blobs"], "s-huge", 40)
+def test_a_long_recording_streams_in_bounded_memory(stored, settings):
+    total, peak = _streamed_peak(stored["blobs"], settings.recordings_storage_url, "s-huge", 40)
     assert total > 40_000_000
     assert peak < 8_000_000, peak
 
 
 @pytest.mark.bench
-def test_a_recording_of_hundreds_of_megabytes_streams_in_the_same_memory(stored):
-    total, peak = _streamed_peak(stored["blobs"], "s-giant", 400)
+def test_a_recording_of_hundreds_of_megabytes_streams_in_the_same_memory(stored, settings):
+    total, peak = _streamed_peak(stored["blobs"], settings.recordings_storage_url, "s-giant", 400)
     assert total > 400_000_000
     assert peak < 8_000_000, peak
 

@@ -164,11 +164,13 @@ HOW_TO_READ = """\
 **How to read this.** Each size is a freshly seeded table (`seed_events`, as `export-pipeline seed --events N
 --projects 1 --seed 1` does), left as seeded: no `OPTIMIZE`, so every query reads the active parts shown, as
 on a live table. Every figure is a fresh process started after the seeding process closed the embedded
-engine, measured in this run. *native* is ClickHouse writing the same rows and columns, ordered by the same
+engine, measured in this run; each process, native's too, opens the engine with background merges stopped,
+as the product's short sessions do (`clickhouse/connection.py`), so every query reads the parts shown. *native* is ClickHouse writing the same rows and columns, ordered by the same
 key, itself: `SELECT … ORDER BY timestamp, uuid INTO OUTFILE … FORMAT X` through the same engine (X:
 JSONEachRow for ndjson, JSONEachRow as an array for json, CSVWithNames for csv, Parquet for parquet); *native
 s* times opening the engine and that query. *export work s* is one complete `run_export` in a fresh process
-(as a Dagster run does it: access check, claim, count, the streamed query, encoding, compression if any,
+(as a Dagster run does it: access check, claim, rows counted per monthly partition, the streamed queries (one per
+partition; CSV as ClickHouse's CSV writer produces it), encoding, compression if any,
 SHA-256 of every byte, writing and fsyncing the parts, progress updates, the manifest). *process s* is the
 wall time of the whole process from start to exit (GNU time): for native a Python process that imports,
 opens the engine and runs the query; for ours `export-pipeline export --format X --wait`, the command a user
