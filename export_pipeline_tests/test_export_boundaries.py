@@ -24,7 +24,7 @@ import pytest
 
 from export_pipeline.accounts.roles import Role, add_member
 from export_pipeline.clickhouse.connection import Session
-from export_pipeline.exports import extract
+from export_pipeline.exports import csv_blocks, extract
 from export_pipeline.exports.encode_sql import ENCODE_SETTINGS, LINE
 from export_pipeline.exports.extract import ExportPlan, ExportQuery, Window, iter_chunks, plan
 from export_pipeline.exports.manifest import read_manifest
@@ -242,3 +242,18 @@ def test_a_server_streams_the_same_tables_through_query_arrow_stream(deps, click
         assert client is session.client
     assert len(chunks) > 10 and all(isinstance(chunk, pa.Table) for chunk in chunks)
     assert [key for chunk in chunks for key in chunk_keys(chunk, "ndjson")] == ordered_keys(clickhouse, events_table)
+
+
+@pytest.mark.parametrize("scan_bytes", [4, 16 * 1024])
+def test_a_blocks_first_and_last_keys_are_read_past_quoted_newlines_and_quotes(monkeypatch, scan_bytes):
+    """Records are found by quote parity, reading only as much of the block as a record (from 4 bytes on)."""
+    monkeypatch.setattr(csv_blocks, "_SCAN_BYTES", scan_bytes)
+
+    def read(fields):
+        return (fields[0], fields[1])
+
+    block = b'"a","x\n""y""\n",1\n"b","\n",2\n"c","q""\n""",3\n'
+    assert csv_blocks._first_key(block, read) == ("a", 'x\n"y"\n')
+    assert csv_blocks._last_key(block, read) == ("c", 'q"\n"')
+    single = b'"only","multi\nline ""quoted"""\n'
+    assert csv_blocks._first_key(single, read) == csv_blocks._last_key(single, read) == ("only", 'multi\nline "quoted"')

@@ -31,6 +31,7 @@ from export_pipeline.models.base import ExportModel
 
 KeyReader = Callable[[Sequence[str]], tuple]
 _QUOTE, _NEWLINE = ord('"'), ord("\n")
+_SCAN_BYTES = 16 * 1024  # a first guess at a record's size, grown fourfold until the record fits
 
 
 def csv_key_reader(model: ExportModel) -> KeyReader | None:
@@ -72,19 +73,38 @@ def csv_chunks(blocks: Iterator[tuple[bytes, int]], key_names: list[str], read_k
 
 
 def _first_key(data: bytes, read_key: KeyReader) -> tuple:
-    # A String cell may hold any bytes; the key's cells are ASCII, so replacing invalid UTF-8 changes no key.
-    return read_key(next(csv.reader(io.StringIO(data.decode(errors="replace")))))
+    """The key of the block's first row. A newline ends a record when an even number of quotes precede it
+    (inside a quoted cell quotes come in pairs); only as much of the block as the first record is read."""
+    size = _SCAN_BYTES
+    while True:
+        head = np.frombuffer(data, dtype=np.uint8, count=min(size, len(data)))
+        newlines = np.flatnonzero(head == _NEWLINE)
+        ends = newlines[np.searchsorted(np.flatnonzero(head == _QUOTE), newlines) % 2 == 0]
+        if len(ends) or size >= len(data):
+            return _read_record(data[: int(ends[0]) + 1] if len(ends) else data, read_key)
+        size *= 4
 
 
 def _last_key(data: bytes, read_key: KeyReader) -> tuple:
-    """The key of the block's last row. A newline ends a record when an even number of quotes precede it
-    (inside a quoted cell quotes come in pairs); the last row starts after the last such newline but one."""
-    array = np.frombuffer(data, dtype=np.uint8)
-    quotes = np.flatnonzero(array == _QUOTE)
-    newlines = np.flatnonzero(array == _NEWLINE)
-    ends = newlines[np.searchsorted(quotes, newlines) % 2 == 0]
-    start = int(ends[-2]) + 1 if len(ends) >= 2 else 0
-    return _first_key(data[start:], read_key)
+    """The key of the block's last row. The block ends a record and every record holds an even number of
+    quotes, so a newline ends a record when an even number of quotes follow it: the last row starts after
+    the last such newline but the final one. Only as much of the block's end as that row is read."""
+    size = _SCAN_BYTES
+    while True:
+        tail = np.frombuffer(data, dtype=np.uint8)[-size:]
+        offset = len(data) - len(tail)
+        quotes = np.flatnonzero(tail == _QUOTE)
+        newlines = np.flatnonzero(tail[:-1] == _NEWLINE)
+        following = len(quotes) - np.searchsorted(quotes, newlines, side="right")
+        ends = newlines[following % 2 == 0]
+        if len(ends) or offset == 0:
+            return _read_record(data[offset + int(ends[-1]) + 1:] if len(ends) else data, read_key)
+        size *= 4
+
+
+def _read_record(record: bytes, read_key: KeyReader) -> tuple:
+    # A String cell may hold any bytes; the key's cells are ASCII, so replacing invalid UTF-8 changes no key.
+    return read_key(next(csv.reader(io.StringIO(record.decode(errors="replace")))))
 
 
 def _chunk(blocks: list[tuple[bytes, int]], key_names: list[str], last: tuple) -> pa.Table:
