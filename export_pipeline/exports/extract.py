@@ -191,7 +191,8 @@ def iter_chunks(
     windows: tuple[Window, ...] = WHOLE,
 ) -> Iterator[pa.Table]:
     """Yield Arrow tables of consecutive rows in key order, strictly after the key values `after` if given,
-    each ending at a key boundary; holds about one chunk and one block."""
+    each ending at a key boundary; holds about one chunk and one block. A CSV chunk on the embedded engine
+    holds whole ClickHouse blocks, one per table row (csv_blocks.py)."""
     settings = {**QUERY_SETTINGS, **ENCODE_SETTINGS, "max_block_size": _block_rows(chunk_bytes),
                 **query.model.stream_settings}
     read_key = csv_key_reader(query.model) if query.csv_by_blocks and session.streams_rows else None
