@@ -11,7 +11,7 @@ from export_pipeline.batch_exports.destinations import Destination
 from export_pipeline.batch_exports.intervals import Interval, IntervalUnit
 from export_pipeline.clickhouse.connection import Session
 from export_pipeline.clock import as_utc, ch_time
-from export_pipeline.exports.extract import QUERY_SETTINGS, WHOLE, ExportQuery, Window
+from export_pipeline.exports.extract import EVERY_ROW, QUERY_SETTINGS, ExportQuery, Window
 from export_pipeline.exports.spec import ExportSpec
 from export_pipeline.models.base import ExportModel
 
@@ -26,7 +26,7 @@ class IntervalQuery(ExportQuery):
     end: datetime
     key_range: tuple[object, object] | None = None
 
-    def where(self, *, after: tuple | None, window: Window = WHOLE[0]) -> tuple[str, dict]:
+    def where(self, *, after: tuple | None, window: Window = EVERY_ROW) -> tuple[str, dict]:
         where, params = super().where(after=after, window=window)
         clauses, interval_params = self.model.ingested_between(self.start, self.end)
         if self.key_range is not None:

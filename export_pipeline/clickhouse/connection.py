@@ -141,8 +141,6 @@ class Session:
         block at a time: (the block's bytes, its number of rows). Embedded engine only (`streams_rows`)."""
         if self._engine is None:
             raise ValueError("row_stream needs the embedded engine")
-        if self._client is None:
-            self._open()  # takes the lease, as the first query of any session does
         with self._embedded_stream(sql, parameters, settings, fmt) as stream:
             yield _row_blocks(stream)
 
@@ -151,6 +149,8 @@ class Session:
         """A chDB streaming result on a handle of its own, closed (with the handle) when the block ends."""
         import chdb  # only the embedded engine needs it
 
+        if self._client is None:
+            self._open()  # the session's lease first, as for its first query
         final, bound = bind_query(sql, parameters)
         clause = ", ".join(f"{name} = {_setting_literal(value)}" for name, value in settings.items())
         handle = chdb.connect(os.path.realpath(urlsplit(self._owner.url).path))

@@ -64,11 +64,11 @@ def csv_chunks(blocks: Iterator[tuple[bytes, int]], key_names: list[str], read_k
         following = next(blocks, None)
         pending.append(current)
         size += len(current[0])
-        last = None
-        if following is None or (size >= chunk_bytes
-                                 and (last := _last_key(current[0], read_key)) != _first_key(following[0], read_key)):
-            yield _chunk(pending, key_names, last if last is not None else _last_key(current[0], read_key))
-            pending, size = [], 0
+        if following is None or size >= chunk_bytes:
+            last = _last_key(current[0], read_key)
+            if following is None or last != _first_key(following[0], read_key):
+                yield _chunk(pending, key_names, last)
+                pending, size = [], 0
         current = following
 
 

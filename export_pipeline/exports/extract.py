@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 
 from export_pipeline.clickhouse.connection import Session
 from export_pipeline.clock import as_utc, ch_time
-from export_pipeline.exports.csv_blocks import csv_chunks, csv_key_reader
+from export_pipeline.exports.csv_blocks import KeyReader, csv_chunks, csv_key_reader
 from export_pipeline.exports.encode_sql import ENCODE_SETTINGS, TEXT_FORMATS, csv_cells, line_sql
 from export_pipeline.exports.spec import ExportFormat, ExportSpec
 from export_pipeline.models.base import ExportModel
@@ -59,7 +59,8 @@ class Window:
     end: datetime | None = None
 
 
-WHOLE = (Window(),)
+EVERY_ROW = Window()
+WHOLE = (EVERY_ROW,)
 
 
 @dataclass(frozen=True)
@@ -90,11 +91,12 @@ class ExportQuery:
         return self.spec.format in TEXT_FORMATS
 
     @property
-    def csv_by_blocks(self) -> bool:
-        """Whether ClickHouse's CSV writer may produce this export's CSV (csv_blocks.py), where the engine
-        streams whole blocks (`Session.streams_rows`)."""
-        return (self.spec.format is ExportFormat.CSV and not self.carry
-                and csv_key_reader(self.model) is not None)
+    def csv_block_keys(self) -> KeyReader | None:
+        """How to read each row's key back from ClickHouse's own CSV, if this export's CSV may come from its
+        CSV writer where the engine streams whole blocks (csv_blocks.py, `Session.streams_rows`)."""
+        if self.spec.format is not ExportFormat.CSV or self.carry:
+            return None
+        return csv_key_reader(self.model)
 
     @property
     def key_names(self) -> list[str]:
@@ -117,7 +119,7 @@ class ExportQuery:
         carried = [f"{output[name]} AS {CARRY_PREFIX}{name}" for name in self.carry]
         return ", ".join([*keys, line, *carried])
 
-    def where(self, *, after: tuple | None, window: Window = WHOLE[0]) -> tuple[str, dict]:
+    def where(self, *, after: tuple | None, window: Window = EVERY_ROW) -> tuple[str, dict]:
         clauses, params = self.model.filters(self.spec, self.as_of)
         first = self.model.key[0]
         for name, bound, op in (("window_start", window.start, ">="), ("window_end", window.end, "<")):
@@ -138,7 +140,7 @@ class ExportQuery:
         )
         return sql, {**params, "limit": limit}
 
-    def stream_sql(self, *, after: tuple | None, window: Window = WHOLE[0], csv_blocks: bool = False) -> tuple[str, dict]:
+    def stream_sql(self, *, after: tuple | None, window: Window = EVERY_ROW, csv_blocks: bool = False) -> tuple[str, dict]:
         """Every row of `window` after the key values `after` (or from the start), in key order."""
         where, params = self.where(after=after, window=window)
         source = self.model.stream_source or self.model.source
@@ -195,7 +197,7 @@ def iter_chunks(
     holds whole ClickHouse blocks, one per table row (csv_blocks.py)."""
     settings = {**QUERY_SETTINGS, **ENCODE_SETTINGS, "max_block_size": _block_rows(chunk_bytes),
                 **query.model.stream_settings}
-    read_key = csv_key_reader(query.model) if query.csv_by_blocks and session.streams_rows else None
+    read_key = query.csv_block_keys if session.streams_rows else None
     while True:
         handed_over = False
         with closing(_window_blocks(session, query, windows, after, settings, csv_blocks=read_key is not None)) as blocks:
