@@ -59,7 +59,7 @@ def _seed(persons: int) -> dict:
 
     table = EventsTable()
     started = time.monotonic()
-    with ClickHouse.from_settings(Settings()).session("bench seed") as session:
+    with ClickHouse.from_settings(Settings()).session("bench seed", merges=True) as session:
         init_schema(session.client, table)
         seed_people(session.client, table, projects=1, extra_per_project=persons)
         ids = int(session.client.command(f"SELECT count() FROM {table.other('person_distinct_ids')}"))

@@ -45,7 +45,7 @@ def _seed(sessions: int) -> dict:
 
     settings, table = Settings(), EventsTable()
     started = time.monotonic()
-    with ClickHouse.from_settings(settings).session("bench seed") as session:
+    with ClickHouse.from_settings(settings).session("bench seed", merges=True) as session:
         init_schema(session.client, table)
         seed_events(session.client, table, events=sessions * EVENTS_PER_SESSION_GUESS, projects=1)
         blobs = RecordingBlobs(storage_from_url(settings.recordings_storage_url))

@@ -140,7 +140,7 @@ def test_a_kept_session_serves_many_blocks_and_hands_the_engine_over_while_idle(
 
 def test_a_short_embedded_session_stops_background_merges_and_the_kept_one_merges(settings):
     """Merges run inside the process holding the engine: a short session (a run, the CLI) stops them, as it
-    would abandon them unfinished; the API's kept session lets them run. OPTIMIZE shows which: it is
+    would abandon them unfinished, unless it asks for them (seeding); the API's kept session lets them run. OPTIMIZE shows which: it is
     refused while merges are stopped."""
     table = "default.merges_test"
     parts = "SELECT count() FROM system.parts WHERE active AND database = 'default' AND table = 'merges_test'"
@@ -154,6 +154,10 @@ def test_a_short_embedded_session_stops_background_merges_and_the_kept_one_merge
         with pytest.raises(Exception, match="Cancelled merging parts"):
             session.client.command(f"OPTIMIZE TABLE {table} FINAL")
         assert session.client.command(parts) == 2
+    with short.session("bulk load", merges=True) as session:  # seeding merges what it loads
+        session.client.command(f"OPTIMIZE TABLE {table} FINAL")
+        assert session.client.command(parts) == 1
+        session.client.command(f"INSERT INTO {table} VALUES (3)")
 
     kept = ClickHouse.from_settings(settings)
     kept.keep_open("kept test")

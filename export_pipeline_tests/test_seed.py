@@ -263,3 +263,15 @@ def test_zero_events_inserts_nothing(ch_client):
 def test_invalid_arguments(kwargs):
     with pytest.raises(InvalidRequest):
         seed_events(None, EventsTable(database="seed_test_unused"), **kwargs)
+
+
+def test_granules_hold_at_most_a_mebibyte(ch_client, seeded):
+    """Reading in key order holds one decompressed granule of `properties` per part; ClickHouse's default
+    10 MiB granules held 4.4 MB each (schema.py GRANULES). Events, persons and groups are created with 1 MiB."""
+    engines = dict(ch_client.query(
+        "SELECT name, engine_full FROM system.tables WHERE database = 'seed_test_a'").result_rows)
+    for name in ("events", "persons", "groups"):
+        assert "index_granularity_bytes = 1048576" in engines[name], name
+    largest = _scalar(ch_client, "SELECT max(rows_in_granule) FROM mergeTreeIndex('seed_test_a', 'events')")
+    average_row = _scalar(ch_client, f"SELECT avg(length(properties)) FROM {seeded.qualified_name}")
+    assert 0 < largest * average_row <= 1.1 * 1048576

@@ -31,7 +31,7 @@ def prepare_data(settings, events: int, *, reuse: bool) -> tuple[str, str]:
     from export_pipeline.clickhouse.seed import seed_events
 
     table = EventsTable.from_settings(settings)
-    with ClickHouse.from_settings(settings).session("bench seed") as session:
+    with ClickHouse.from_settings(settings).session("bench seed", merges=True) as session:
         client = session.client
         version = str(client.command("SELECT version()"))
         init_schema(client, table)

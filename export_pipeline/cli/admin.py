@@ -59,7 +59,7 @@ def seed(events: int, projects: int, seed_value: int, persons: int, recordings: 
     clickhouse = ClickHouse.from_settings(settings)
     table = EventsTable.from_settings(settings)
     started = time.monotonic()
-    with clickhouse.session("seed") as session:
+    with clickhouse.session("seed", merges=True) as session:
         init_schema(session.client, table)
         existing = int(session.client.command(f"SELECT count() FROM {table.qualified_name}"))
         if if_empty and existing:

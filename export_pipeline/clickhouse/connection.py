@@ -350,9 +350,11 @@ class ClickHouse:
         return f"{parts.hostname}:{parts.port or (8443 if parts.scheme == 'https' else 8123)}"
 
     @contextmanager
-    def session(self, purpose: str = "query") -> Iterator[Session]:
+    def session(self, purpose: str = "query", *, merges: bool = False) -> Iterator[Session]:
         """A client for a block of work; for chDB the engine is held only inside the block, unless it is kept
-        open (`keep_open`): then every block shares the one kept session, one block at a time.
+        open (`keep_open`): then every block shares the one kept session, one block at a time. `merges` lets
+        the embedded engine merge parts while the block runs (a bulk load, which a server would merge as it
+        goes); other short blocks stop merges (`Session._open`).
 
         Each lease opens its own lock descriptors, so threads of one process queue like processes do.
         """
@@ -363,7 +365,7 @@ class ClickHouse:
                 finally:
                     self._kept.release_if_waited()
             return
-        session = Session(self, purpose)
+        session = Session(self, purpose, merges=merges)
         try:
             yield session
         finally:
