@@ -39,7 +39,7 @@ def _spread_ingestion(settings, days: int) -> None:
 
     table = EventsTable.from_settings(settings)
     ts, project = f"toUnixTimestamp64Micro({table.col('timestamp')})", table.col("project_id")
-    with ClickHouse.from_settings(settings).session("bench ingestion spread") as session:
+    with ClickHouse.from_settings(settings).session("bench ingestion spread", merges=True) as session:  # a mutation
         low, high = session.client.query(f"SELECT min({ts}), max({ts}) FROM {table.qualified_name} "
                                          f"WHERE {project} = {{p:UInt64}}", parameters={"p": MAIN_PROJECT}).result_rows[0]
         delay = 300_000_000

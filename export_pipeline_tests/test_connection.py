@@ -138,33 +138,47 @@ def test_a_kept_session_serves_many_blocks_and_hands_the_engine_over_while_idle(
         kept.close()
 
 
-def test_a_short_embedded_session_stops_background_merges_and_the_kept_one_merges(settings):
-    """Merges run inside the process holding the engine: a short session (a run, the CLI) stops them, as it
-    would abandon them unfinished, unless it asks for them (seeding); the API's kept session lets them run. OPTIMIZE shows which: it is
-    refused while merges are stopped."""
-    table = "default.merges_test"
-    parts = "SELECT count() FROM system.parts WHERE active AND database = 'default' AND table = 'merges_test'"
+INSERTS = 12  # parts of one row each: enough for ClickHouse's merge selector to merge them at once
+
+
+def _parts(session, table: str, *, fewer_than: int, within: float) -> int:
+    """The table's active parts as soon as they are fewer than `fewer_than`, or after `within` seconds."""
+    sql = "SELECT count() FROM system.parts WHERE active AND database = 'default' AND table = {t:String}"
+    deadline = time.monotonic() + within
+    while (count := session.client.command(sql, parameters={"t": table})) >= fewer_than and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return count
+
+
+def _insert_parts(session, table: str, first: int) -> None:
+    for value in range(first, first + INSERTS):
+        session.client.command(f"INSERT INTO default.{table} VALUES ({value})")
+
+
+def test_only_bulk_loads_and_the_kept_session_merge_in_the_background(settings):
+    """Merges run inside the process holding the embedded engine: a short session (a run, the CLI) starts it
+    with no background merges, which it would abandon unfinished; a bulk load (`merges=True`) and the API's
+    kept session merge. Twelve one-row parts merge within a second when merges may run."""
+    table = "merges_test"
     short = ClickHouse.from_settings(settings)
-    with short.session("setup") as session:
-        session.client.command(f"CREATE TABLE {table} (n UInt64) ENGINE = MergeTree ORDER BY n")
-        session.client.command(f"SYSTEM STOP MERGES {table}")  # a table created after the session opened
-        for value in (1, 2):
-            session.client.command(f"INSERT INTO {table} VALUES ({value})")
     with short.session("short test") as session:
-        with pytest.raises(Exception, match="Cancelled merging parts"):
-            session.client.command(f"OPTIMIZE TABLE {table} FINAL")
-        assert session.client.command(parts) == 2
-    with short.session("bulk load", merges=True) as session:  # seeding merges what it loads
-        session.client.command(f"OPTIMIZE TABLE {table} FINAL")
-        assert session.client.command(parts) == 1
-        session.client.command(f"INSERT INTO {table} VALUES (3)")
+        session.client.command(f"CREATE TABLE default.{table} (n UInt64) ENGINE = MergeTree ORDER BY n")
+        _insert_parts(session, table, 0)
+        assert _parts(session, table, fewer_than=INSERTS, within=5) == INSERTS
+        assert session.client.command("SELECT count() FROM system.merges") == 0
+    with short.session("bulk load", merges=True) as session:
+        assert _parts(session, table, fewer_than=INSERTS, within=30) < INSERTS
+    with short.session("short test") as session:
+        _insert_parts(session, table, INSERTS)
+        assert _parts(session, table, fewer_than=INSERTS, within=1) >= INSERTS
 
     kept = ClickHouse.from_settings(settings)
     kept.keep_open("kept test")
     try:
         with kept.session("kept") as session:
-            session.client.command(f"OPTIMIZE TABLE {table} FINAL")
-            assert session.client.command(parts) == 1
-            session.client.command(f"DROP TABLE {table} SYNC")
+            assert _parts(session, table, fewer_than=INSERTS, within=30) < INSERTS
+            values = session.client.query(f"SELECT n FROM default.{table} ORDER BY n").result_columns[0]
+            assert values == list(range(2 * INSERTS))
+            session.client.command(f"DROP TABLE default.{table} SYNC")
     finally:
         kept.close()

@@ -67,7 +67,6 @@ def merge_parts(settings) -> float:
 
     table = EventsTable.from_settings(settings)
     started = time.monotonic()
-    with ClickHouse.from_settings(settings).session("bench merge") as session:
-        session.client.command("SYSTEM START MERGES")  # a short session stops them when it opens (connection.py)
+    with ClickHouse.from_settings(settings).session("bench merge", merges=True) as session:
         session.client.command(f"OPTIMIZE TABLE {table.qualified_name} FINAL", settings={"alter_sync": 2})
     return time.monotonic() - started

@@ -67,6 +67,16 @@ class _FileLock:
             self.fd = None
 
 
+# The embedded engine merges parts inside the process that opens it, from the moment it loads the tables. A
+# short session (a run, the CLI) would abandon those merges unfinished when it closes the engine, after they
+# competed with its own work: opening 10M events in 60 parts started 4 merges of ~110 MB each on both cores,
+# and even `SYSTEM STOP MERGES` as the first query came after they had taken memory (a process that only opens
+# the engine and runs `SELECT 1` on that table peaked at 466 MB that way, 401 MB this way). So short sessions
+# start the engine with no slot for background merges or mutations; an explicit OPTIMIZE still runs, in the
+# query's own thread. Only the long-lived session of a server process (`keep_open`) and bulk loads merge.
+NO_BACKGROUND_MERGES = {"background_pool_size": 1, "background_merges_mutations_concurrency_ratio": 0}
+
+
 class Session:
     """One client on ClickHouse, valid for the duration of a `ClickHouse.session()` block."""
 
@@ -179,13 +189,7 @@ class Session:
         if self._engine is not None:
             self._acquire_engine()
         try:
-            self._client = self._owner.connect()
-            if self._engine is not None and not self._merges:
-                # The embedded engine merges parts inside the process that opens it. A table of many parts
-                # starts merges at once (10M events in 60 parts: 4 merges of ~110 MB each, on both cores),
-                # which a short session abandons unfinished when it closes the engine, after they competed
-                # with its own work. Only the long-lived session of a server process (`keep_open`) merges.
-                self._client.command("SYSTEM STOP MERGES")  # of every table the engine loaded
+            self._client = self._owner.connect(merges=self._merges)
         except BaseException:
             if self._client is not None:
                 self.close()
@@ -354,7 +358,7 @@ class ClickHouse:
         """A client for a block of work; for chDB the engine is held only inside the block, unless it is kept
         open (`keep_open`): then every block shares the one kept session, one block at a time. `merges` lets
         the embedded engine merge parts while the block runs (a bulk load, which a server would merge as it
-        goes); other short blocks stop merges (`Session._open`).
+        goes); other short blocks start it without (NO_BACKGROUND_MERGES).
 
         Each lease opens its own lock descriptors, so threads of one process queue like processes do.
         """
@@ -402,11 +406,12 @@ class ClickHouse:
             details={"cluster": self.cluster_name, "lock": str(status)},
         )
 
-    def connect(self) -> Client:
-        """Open a client, translating connection failures into a message that names the cluster."""
+    def connect(self, *, merges: bool = True) -> Client:
+        """Open a client, translating connection failures into a message that names the cluster. Without
+        `merges`, the embedded engine starts with no background merges (a server's are its own business)."""
         if self.is_embedded:
             Path(urlsplit(self.url).path).mkdir(parents=True, exist_ok=True)
-            transport: dict = {}
+            transport: dict = {} if merges else {"chdb_options": NO_BACKGROUND_MERGES}
         else:
             transport = {
                 "connect_timeout": self.connect_timeout,
