@@ -64,9 +64,18 @@ def test_persons_are_their_latest_version_with_all_their_distinct_ids_in_every_f
 
 
 def _ch_uuid_order(text: str) -> tuple:
-    # ClickHouse orders UUIDs by their two 64-bit halves, high half first.
+    # ClickHouse orders UUIDs by their two 64-bit halves, the low half (the text's last 16 digits) first.
     value = int(text.replace("-", ""), 16)
-    return (value >> 64, value & ((1 << 64) - 1))
+    return (value & ((1 << 64) - 1), value >> 64)
+
+
+def test_clickhouse_orders_uuids_as_the_tests_expect(deps):
+    texts = ["ffffffff-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000002",
+             "00000001-0000-0000-0000-000000000000", "00000000-0000-0000-ffff-000000000000"]
+    with deps.clickhouse.session("test uuid order") as session:
+        ordered = session.client.query("SELECT toString(u) FROM (SELECT arrayJoin({texts:Array(UUID)}) AS u) ORDER BY u",
+                                       parameters={"texts": texts}).result_columns[0]
+    assert ordered == sorted(texts, key=_ch_uuid_order)
 
 
 def test_created_at_range_selects_persons_by_creation(deps):
@@ -217,3 +226,63 @@ def test_filtered_persons_in_one_person_chunks(deps, monkeypatch):
     with deps.clickhouse.session("test chunks") as session:
         ids = [row for chunk in extract.iter_chunks(session, query, chunk_bytes=1) for row in chunk.column("id").to_pylist()]
     assert ids == sorted([ANN, CARL, ODD], key=_ch_uuid_order)
+
+
+@pytest.mark.parametrize("window_rows", [1, 2, 3])
+def test_persons_read_in_windows_of_rows_lose_and_repeat_nothing(deps, monkeypatch, window_rows):
+    """The plan cuts the persons at every `window_rows`-th id (each window's query then groups only its
+    persons' distinct ids); read window by window, and handed over after every chunk, the rows and their
+    distinct ids are those of one whole read, in id order."""
+    from export_pipeline.exports import extract
+    from export_pipeline.models import persons
+
+    monkeypatch.setattr(persons, "PERSONS_PER_WINDOW", window_rows)
+    monkeypatch.setattr(Session, "is_wanted", lambda self: True)
+    query = extract.ExportQuery(persons.persons_model(deps.table), parse_spec(project_id=PROJECT, requested_by="maria",
+                                                                              resource="persons"), T0,
+                                carry=("id", "distinct_ids"))
+    ordered = sorted([ANN, CARL, MANY, ODD], key=_ch_uuid_order)
+    with deps.clickhouse.session("test windows") as session:
+        planned = extract.plan(session, query)
+        chunks = list(extract.iter_chunks(session, query, chunk_bytes=1, windows=planned.windows))
+    assert planned.total == 4
+    starts = ordered[window_rows - 1::window_rows]
+    assert [str(window.start) for window in planned.windows[1:]] == starts
+    assert [str(window.end) for window in planned.windows[:-1]] == starts
+    assert planned.windows[0].start is None and planned.windows[-1].end is None
+    rows = [row for chunk in chunks for row in chunk.select(["id", "distinct_ids"]).to_pylist()]
+    assert [row["id"] for row in rows] == ordered
+    assert {row["id"]: json.loads(row["distinct_ids"]) for row in rows} == {
+        ANN: ["ann-1"], CARL: ["ann-2", "carl-1"], MANY: [f"many-{n:03d}" for n in range(100)], ODD: []}
+
+
+def test_a_windowed_persons_export_resumed_after_a_window_exports_the_rest(deps, monkeypatch):
+    """Resumed after a key in the second of two-person windows (a run that died there): the first window reads
+    nothing and the export goes on exactly after that person, with every distinct id."""
+    from export_pipeline.exports import extract
+    from export_pipeline.models import persons
+
+    monkeypatch.setattr(persons, "PERSONS_PER_WINDOW", 2)
+    query = extract.ExportQuery(persons.persons_model(deps.table), parse_spec(project_id=PROJECT, requested_by="maria",
+                                                                              resource="persons"), T0,
+                                carry=("id", "distinct_ids"))
+    ordered = sorted([ANN, CARL, MANY, ODD], key=_ch_uuid_order)
+    with deps.clickhouse.session("test windows resumed") as session:
+        planned = extract.plan(session, query)
+        chunks = list(extract.iter_chunks(session, query, chunk_bytes=1, after=(ordered[2],), windows=planned.windows))
+    assert len(planned.windows) == 3
+    rows = [row for chunk in chunks for row in chunk.select(["id", "distinct_ids"]).to_pylist()]
+    assert [row["id"] for row in rows] == ordered[3:]
+    expected = {ANN: ["ann-1"], CARL: ["ann-2", "carl-1"], MANY: [f"many-{n:03d}" for n in range(100)], ODD: []}
+    assert json.loads(rows[0]["distinct_ids"]) == expected[ordered[3]]
+
+
+@pytest.mark.parametrize("fmt", ["ndjson", "parquet"])
+def test_a_persons_export_in_windows_has_the_rows_of_one_window(deps, monkeypatch, fmt):
+    from export_pipeline.models import persons
+
+    monkeypatch.setattr(persons, "PERSONS_PER_WINDOW", 1)
+    rows = export_rows(deps, parse_spec(project_id=PROJECT, requested_by="maria", resource="persons", format=fmt))
+    assert [row["id"] for row in rows] == sorted([ANN, CARL, MANY, ODD], key=_ch_uuid_order)
+    assert {row["id"]: row["distinct_ids"] for row in rows} == {
+        ANN: ["ann-1"], CARL: ["ann-2", "carl-1"], MANY: [f"many-{n:03d}" for n in range(100)], ODD: []}

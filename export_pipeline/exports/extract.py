@@ -53,10 +53,12 @@ CARRY_PREFIX = "_carry_"
 
 @dataclass(frozen=True)
 class Window:
-    """The rows whose first key column lies in [start, end); None leaves that side open."""
+    """The rows whose first key column lies in [start, end) in ClickHouse's order; None leaves that side open.
+    Bounds are key values: datetimes for events, UUID text for persons (which Python cannot order as
+    ClickHouse does)."""
 
-    start: datetime | None = None
-    end: datetime | None = None
+    start: object | None = None
+    end: object | None = None
 
 
 EVERY_ROW = Window()
@@ -125,7 +127,7 @@ class ExportQuery:
         for name, bound, op in (("window_start", window.start, ">="), ("window_end", window.end, "<")):
             if bound is not None:
                 clauses = [*clauses, f"{first.sql} {op} {{{name}:{first.type}}}"]
-                params = {**params, name: ch_time(bound)}
+                params = {**params, name: ch_time(bound) if isinstance(bound, datetime) else bound}
         if after is not None:
             after_clauses, after_params = self.model.after(after)
             clauses, params = [*clauses, *after_clauses], {**params, **after_params}
@@ -160,6 +162,16 @@ class ExportQuery:
                "GROUP BY window_start ORDER BY window_start")
         return sql, params
 
+    def bounds_sql(self, every: int) -> tuple[str, dict]:
+        """Every `every`-th value of the first key column in key order (the count's rows): where windows of
+        `every` rows start (the model must declare `window_rows`)."""
+        where, params = self.where(after=None)
+        first = self.model.key[0]
+        numbered = (f"SELECT {first.sql} AS window_start, row_number() OVER (ORDER BY {self.model.order_by()}) AS n "
+                    f"FROM {self.model.count_source or self.model.source} WHERE {where}")
+        sql = f"SELECT window_start FROM ({numbered}) WHERE n % {{every:UInt64}} = 0 ORDER BY n"
+        return sql, {**params, "every": every}
+
     def last_key(self, chunk: pa.Table) -> tuple:
         """The key values of a chunk's last row: where the next chunk starts."""
         names = self.key_names
@@ -176,16 +188,28 @@ QUERY_SETTINGS = {
 
 
 def plan(session: Session, query: ExportQuery) -> ExportPlan:
-    """Count the export's rows, per window if the model has windows. The windows cover every value of the key
-    (the first is open below, the last above), so rows need not have been counted to be read."""
-    if query.model.window is None:
-        sql, params = query.count_sql()
-        return ExportPlan(int(session.client.command(sql, parameters=params, settings=QUERY_SETTINGS)))
-    sql, params = query.windows_sql()
-    counted = session.client.query(sql, parameters=params, settings=QUERY_SETTINGS).result_rows
-    bounds = [None, *(as_utc(start) for start, _ in counted[1:]), None]
-    windows = tuple(Window(start, end) for start, end in zip(bounds, bounds[1:], strict=False))
-    return ExportPlan(sum(int(rows) for _, rows in counted), windows)
+    """Count the export's rows, and cut them into windows if the model reads in windows: its partitions
+    (`window`), or runs of `window_rows` rows. The windows cover every value of the key (the first is open
+    below, the last above), so rows need not have been counted to be read."""
+    model = query.model
+    if model.window is not None:
+        sql, params = query.windows_sql()
+        counted = session.client.query(sql, parameters=params, settings=QUERY_SETTINGS).result_rows
+        return ExportPlan(sum(int(rows) for _, rows in counted),
+                          _windows([as_utc(start) for start, _ in counted[1:]]))
+    sql, params = query.count_sql()
+    total = int(session.client.command(sql, parameters=params, settings=QUERY_SETTINGS))
+    if model.window_rows is None or total <= model.window_rows:
+        return ExportPlan(total)
+    sql, params = query.bounds_sql(model.window_rows)
+    starts = session.client.query(sql, parameters=params, settings=QUERY_SETTINGS).result_columns
+    return ExportPlan(total, _windows(list(starts[0]) if starts else []))
+
+
+def _windows(starts: list) -> tuple[Window, ...]:
+    """Windows from each start to the next, open below the first and above the last."""
+    bounds = [None, *starts, None]
+    return tuple(Window(start, end) for start, end in zip(bounds, bounds[1:], strict=False))
 
 
 def iter_chunks(
@@ -198,9 +222,11 @@ def iter_chunks(
     settings = {**QUERY_SETTINGS, **ENCODE_SETTINGS, "max_block_size": _block_rows(chunk_bytes),
                 **query.model.stream_settings}
     read_key = query.csv_block_keys if session.streams_rows else None
+    remaining = list(windows)
     while True:
         handed_over = False
-        with closing(_window_blocks(session, query, windows, after, settings, csv_blocks=read_key is not None)) as blocks:
+        blocks = _window_blocks(session, query, remaining, after, settings, csv_blocks=read_key is not None)
+        with closing(blocks):
             cut = (csv_chunks(blocks, query.key_names, read_key, chunk_bytes) if read_key is not None
                    else _key_aligned(blocks, query.key_names, chunk_bytes))
             for chunk in cut:
@@ -216,17 +242,22 @@ def iter_chunks(
         session.checkpoint()
 
 
-def _window_blocks(session: Session, query: ExportQuery, windows: tuple[Window, ...], after: tuple | None,
+def _window_blocks(session: Session, query: ExportQuery, remaining: list[Window], after: tuple | None,
                    settings: dict, *, csv_blocks: bool) -> Iterator:
     """The blocks of each window in turn, from the one holding the row after `after`; one query at a time.
-    Arrow tables, or with `csv_blocks` ClickHouse's CSV output as (bytes, rows) per block."""
-    for window in windows:
-        if after is not None and window.end is not None and window.end <= after[0]:
-            continue  # every row of the window is at or before `after`
-        sql, params = query.stream_sql(after=after, window=window, csv_blocks=csv_blocks)
-        stream = session.row_stream(sql, params, settings, "CSV") if csv_blocks else session.arrow_stream(sql, params, settings)
-        with stream as blocks:
-            yield from blocks
+    Arrow tables, or with `csv_blocks` ClickHouse's CSV output as (bytes, rows) per block. A window read to its
+    end leaves `remaining`, so a stream restarted after a handover begins with the window it stopped in."""
+    while remaining:
+        window = remaining[0]
+        # Time bounds compare in Python as in ClickHouse; others (UUIDs) only in ClickHouse, where a window
+        # before `after` reads nothing.
+        if after is None or not isinstance(window.end, datetime) or window.end > after[0]:
+            sql, params = query.stream_sql(after=after, window=window, csv_blocks=csv_blocks)
+            stream = (session.row_stream(sql, params, settings, "CSV") if csv_blocks
+                      else session.arrow_stream(sql, params, settings))
+            with stream as blocks:
+                yield from blocks
+        remaining.pop(0)
 
 
 def _block_rows(chunk_bytes: int) -> int:

@@ -110,6 +110,10 @@ class ExportModel:
     # streamed read then runs one window (partition) at a time, so ClickHouse opens only that window's parts
     # instead of every part of the table at once (see extract.py).
     window: str | None = None
+    # For a model without partitions whose streamed query holds something that grows with its rows (persons:
+    # the distinct ids grouped by owner, the join's right side): the streamed read runs in windows of this
+    # many rows, cut at every `window_rows`-th key value (extract.py `plan`).
+    window_rows: int | None = None
     # The table expression of the row's ingestion time (events: `created_at`, persons: `_timestamp`): batch
     # exports cut their intervals on it, so a late row lands in a later interval instead of being missed.
     ingested_at: str | None = None

@@ -25,10 +25,16 @@ ALL = 2**64 - 1  # as a LIMIT
 # first id), which the keyset step then drops; everything left when other filters apply.
 CHUNK_WINDOW = f"if({{bounded:Bool}}, least({{limit:UInt64}}, {ALL - 1}) + 1, {ALL})"
 # The whole export's query reads both tables with FINAL, in key order (persons_sql), and spills its final sort
-# to disk past SPILL_BYTES. What remains in memory grows with the persons: the distinct ids grouped by owner,
-# the join's right side. Measured at 1M persons (932k exported, 2.9M distinct ids), peak RSS of the query:
+# to disk past SPILL_BYTES. What would grow with the persons, the distinct ids grouped by owner (the join's
+# right side), is bounded by reading in windows (PERSONS_PER_WINDOW). Measured at 1M persons in one window (932k exported, 2.9M distinct ids), peak RSS of the query:
 # 1.08-1.10 GB without spilling, 0.90-0.91 GB with it, for the same time.
 SPILL_BYTES = 100_000_000
+# Persons per streamed window: the query reads the persons of one id range and the distinct ids they own, so
+# the grouped ids held for the join are a window's, not the whole project's. Each window scans the distinct
+# ids again (their table is ordered by distinct id, not by owner), so the time grows with windows x distinct
+# ids. Measured at 1M persons (bench.persons, one run each): one window 910 MB peak, 0.66x native; 250k
+# persons 675 MB, 0.58x; 200k 643 MB, 0.65x; 150k 634 MB, 0.55x (100k persons, one window: 551 MB).
+PERSONS_PER_WINDOW = 150_000
 STREAM_SETTINGS = {"max_bytes_before_external_sort": SPILL_BYTES, "max_bytes_ratio_before_external_sort": 0}
 
 
@@ -56,6 +62,7 @@ def persons_model(table: EventsTable, name: str = "persons") -> ExportModel:
         stream_source=f"({persons_sql(table, final=True)})",
         count_source=f"({persons_sql(table, with_distinct_ids=False, final=True)})",
         stream_settings=STREAM_SETTINGS,
+        window_rows=PERSONS_PER_WINDOW,
         columns=(
             Column("id", "toString(id)", pa.string()),
             Column("created_at", "p_created_at", UTC_MICROSECONDS),
