@@ -31,10 +31,11 @@ CHUNK_WINDOW = f"if({{bounded:Bool}}, least({{limit:UInt64}}, {ALL - 1}) + 1, {A
 SPILL_BYTES = 100_000_000
 # Persons per streamed window: the query reads the persons of one id range and the distinct ids they own, so
 # the grouped ids held for the join are a window's, not the whole project's. Each window scans the distinct
-# ids again (their table is ordered by distinct id, not by owner), so the time grows with windows x distinct
-# ids. Measured at 1M persons (bench.persons, one run each): one window 910 MB peak, 0.66x native; 250k
-# persons 675 MB, 0.58x; 200k 643 MB, 0.65x; 150k 634 MB, 0.55x (100k persons, one window: 551 MB).
-PERSONS_PER_WINDOW = 150_000
+# ids again (their table is ordered by distinct id, not by owner): about 0.25 s per window at 1M persons.
+# Measured there (run_export alone, NDJSON, 932k persons): one window 2.95-3.93 s and 908 MB peak; windows
+# of 250k 3.34 s and 664 MB; of 200k 4.1-4.5 s and 633-646 MB (100k persons, one window: 549 MB). Native
+# writes the same rows in 1.7-1.9 s, so 250k keeps the export at about 0.5x native or better.
+PERSONS_PER_WINDOW = 250_000
 STREAM_SETTINGS = {"max_bytes_before_external_sort": SPILL_BYTES, "max_bytes_ratio_before_external_sort": 0}
 
 
