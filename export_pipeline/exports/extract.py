@@ -222,10 +222,9 @@ def iter_chunks(
     settings = {**QUERY_SETTINGS, **ENCODE_SETTINGS, "max_block_size": _block_rows(chunk_bytes),
                 **query.model.stream_settings}
     read_key = query.csv_block_keys if session.streams_rows else None
-    remaining = list(windows)
     while True:
         handed_over = False
-        blocks = _window_blocks(session, query, remaining, after, settings, csv_blocks=read_key is not None)
+        blocks = _window_blocks(session, query, windows, after, settings, csv_blocks=read_key is not None)
         with closing(blocks):
             cut = (csv_chunks(blocks, query.key_names, read_key, chunk_bytes) if read_key is not None
                    else _key_aligned(blocks, query.key_names, chunk_bytes))
@@ -242,22 +241,20 @@ def iter_chunks(
         session.checkpoint()
 
 
-def _window_blocks(session: Session, query: ExportQuery, remaining: list[Window], after: tuple | None,
+def _window_blocks(session: Session, query: ExportQuery, windows: tuple[Window, ...], after: tuple | None,
                    settings: dict, *, csv_blocks: bool) -> Iterator:
     """The blocks of each window in turn, from the one holding the row after `after`; one query at a time.
-    Arrow tables, or with `csv_blocks` ClickHouse's CSV output as (bytes, rows) per block. A window read to its
-    end leaves `remaining`, so a stream restarted after a handover begins with the window it stopped in."""
-    while remaining:
-        window = remaining[0]
-        # Time bounds compare in Python as in ClickHouse; others (UUIDs) only in ClickHouse, where a window
-        # before `after` reads nothing.
-        if after is None or not isinstance(window.end, datetime) or window.end > after[0]:
-            sql, params = query.stream_sql(after=after, window=window, csv_blocks=csv_blocks)
-            stream = (session.row_stream(sql, params, settings, "CSV") if csv_blocks
-                      else session.arrow_stream(sql, params, settings))
-            with stream as blocks:
-                yield from blocks
-        remaining.pop(0)
+    Arrow tables, or with `csv_blocks` ClickHouse's CSV output as (bytes, rows) per block."""
+    for window in windows:
+        # Time bounds compare in Python as in ClickHouse. Others (UUIDs) compare only in ClickHouse, where a
+        # window before `after` reads nothing: a resumed or handed-over persons export runs those queries again.
+        if after is not None and isinstance(window.end, datetime) and window.end <= after[0]:
+            continue  # every row of the window is at or before `after`
+        sql, params = query.stream_sql(after=after, window=window, csv_blocks=csv_blocks)
+        stream = (session.row_stream(sql, params, settings, "CSV") if csv_blocks
+                  else session.arrow_stream(sql, params, settings))
+        with stream as blocks:
+            yield from blocks
 
 
 def _block_rows(chunk_bytes: int) -> int:
