@@ -11,7 +11,9 @@ import pytest
 from export_pipeline.accounts.roles import Role, add_member
 from export_pipeline.clickhouse.connection import Session
 from export_pipeline.errors import InvalidRequest
+from export_pipeline.exports import extract
 from export_pipeline.exports.spec import parse_spec
+from export_pipeline.models import persons
 from export_pipeline.models.group_types import set_group_type
 
 from .peopledata import T0, export_rows, insert_distinct_ids, insert_groups, insert_persons, person_uuid
@@ -20,6 +22,8 @@ PROJECT, OPERATORS_PROJECT = 7101, 7102
 ANN, GONE, CARL, MANY, ODD = (person_uuid(PROJECT, n) for n in range(1, 6))
 TRICKY = {"name": "Zoë \"the\" 'quote'\nnew line 🎉", "nothing": None, "nested": {"a": [1, None, "x"]},
           "formula": "=SUM(A1)", "tab": "a\tb", "back\\slash": "\\"}
+# Each existing person's distinct ids as every export lists them (the `people` fixture's rows).
+OWNED_IDS = {ANN: ["ann-1"], CARL: ["ann-2", "carl-1"], MANY: [f"many-{n:03d}" for n in range(100)], ODD: []}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -158,7 +162,6 @@ def test_groups_are_their_latest_version_by_type_name_or_index(deps, clickhouse,
 def test_one_person_per_chunk_loses_and_repeats_nothing(deps, monkeypatch):
     # Every chunk is a fresh streamed query strictly after the last id; the count (latest versions alone)
     # sees them all.
-    from export_pipeline.exports import extract
     from export_pipeline.models.persons import persons_model
 
     # Every chunk ends its query (as when another process waits for the engine): each next chunk is a fresh
@@ -174,7 +177,7 @@ def test_one_person_per_chunk_loses_and_repeats_nothing(deps, monkeypatch):
     assert [len(chunk) for chunk in chunks] == [1, 1, 1, 1]
     rows = {row["id"]: json.loads(row["distinct_ids"]) for chunk in chunks for row in chunk}
     assert [row["id"] for chunk in chunks for row in chunk] == sorted(rows, key=_ch_uuid_order)
-    assert rows == {ANN: ["ann-1"], CARL: ["ann-2", "carl-1"], MANY: [f"many-{n:03d}" for n in range(100)], ODD: []}
+    assert rows == OWNED_IDS
 
 
 def test_launchpad_config_exports_persons_with_property_filters(store):
@@ -214,7 +217,6 @@ def test_cli_exports_groups_by_type_name(store):
 
 def test_filtered_persons_in_one_person_chunks(deps, monkeypatch):
     # With a filter the source cannot be cut to the chunk's limit first: every chunk still gets its rows.
-    from export_pipeline.exports import extract
     from export_pipeline.models.persons import persons_model
 
     # Every chunk ends its query (as when another process waits for the engine): each next chunk is a fresh
@@ -228,20 +230,21 @@ def test_filtered_persons_in_one_person_chunks(deps, monkeypatch):
     assert ids == sorted([ANN, CARL, ODD], key=_ch_uuid_order)
 
 
+def _windowed_persons_query(deps, monkeypatch, window_rows: int) -> extract.ExportQuery:
+    """The project's persons export, read in windows of `window_rows` persons, carrying ids and distinct ids."""
+    monkeypatch.setattr(persons, "PERSONS_PER_WINDOW", window_rows)
+    spec = parse_spec(project_id=PROJECT, requested_by="maria", resource="persons")
+    return extract.ExportQuery(persons.persons_model(deps.table), spec, T0, carry=("id", "distinct_ids"))
+
+
 @pytest.mark.parametrize("window_rows", [1, 2, 3])
 def test_persons_read_in_windows_of_rows_lose_and_repeat_nothing(deps, monkeypatch, window_rows):
     """The plan cuts the persons at every `window_rows`-th id (each window's query then groups only its
     persons' distinct ids); read window by window, and handed over after every chunk, the rows and their
     distinct ids are those of one whole read, in id order."""
-    from export_pipeline.exports import extract
-    from export_pipeline.models import persons
-
-    monkeypatch.setattr(persons, "PERSONS_PER_WINDOW", window_rows)
     monkeypatch.setattr(Session, "is_wanted", lambda self: True)
-    query = extract.ExportQuery(persons.persons_model(deps.table), parse_spec(project_id=PROJECT, requested_by="maria",
-                                                                              resource="persons"), T0,
-                                carry=("id", "distinct_ids"))
-    ordered = sorted([ANN, CARL, MANY, ODD], key=_ch_uuid_order)
+    query = _windowed_persons_query(deps, monkeypatch, window_rows)
+    ordered = sorted(OWNED_IDS, key=_ch_uuid_order)
     with deps.clickhouse.session("test windows") as session:
         planned = extract.plan(session, query)
         chunks = list(extract.iter_chunks(session, query, chunk_bytes=1, windows=planned.windows))
@@ -252,37 +255,26 @@ def test_persons_read_in_windows_of_rows_lose_and_repeat_nothing(deps, monkeypat
     assert planned.windows[0].start is None and planned.windows[-1].end is None
     rows = [row for chunk in chunks for row in chunk.select(["id", "distinct_ids"]).to_pylist()]
     assert [row["id"] for row in rows] == ordered
-    assert {row["id"]: json.loads(row["distinct_ids"]) for row in rows} == {
-        ANN: ["ann-1"], CARL: ["ann-2", "carl-1"], MANY: [f"many-{n:03d}" for n in range(100)], ODD: []}
+    assert {row["id"]: json.loads(row["distinct_ids"]) for row in rows} == OWNED_IDS
 
 
 def test_a_windowed_persons_export_resumed_after_a_window_exports_the_rest(deps, monkeypatch):
     """Resumed after a key in the second of two-person windows (a run that died there): the first window reads
     nothing and the export goes on exactly after that person, with every distinct id."""
-    from export_pipeline.exports import extract
-    from export_pipeline.models import persons
-
-    monkeypatch.setattr(persons, "PERSONS_PER_WINDOW", 2)
-    query = extract.ExportQuery(persons.persons_model(deps.table), parse_spec(project_id=PROJECT, requested_by="maria",
-                                                                              resource="persons"), T0,
-                                carry=("id", "distinct_ids"))
-    ordered = sorted([ANN, CARL, MANY, ODD], key=_ch_uuid_order)
+    query = _windowed_persons_query(deps, monkeypatch, 2)
+    ordered = sorted(OWNED_IDS, key=_ch_uuid_order)
     with deps.clickhouse.session("test windows resumed") as session:
         planned = extract.plan(session, query)
         chunks = list(extract.iter_chunks(session, query, chunk_bytes=1, after=(ordered[2],), windows=planned.windows))
     assert len(planned.windows) == 3
     rows = [row for chunk in chunks for row in chunk.select(["id", "distinct_ids"]).to_pylist()]
     assert [row["id"] for row in rows] == ordered[3:]
-    expected = {ANN: ["ann-1"], CARL: ["ann-2", "carl-1"], MANY: [f"many-{n:03d}" for n in range(100)], ODD: []}
-    assert json.loads(rows[0]["distinct_ids"]) == expected[ordered[3]]
+    assert json.loads(rows[0]["distinct_ids"]) == OWNED_IDS[ordered[3]]
 
 
 @pytest.mark.parametrize("fmt", ["ndjson", "parquet"])
 def test_a_persons_export_in_windows_has_the_rows_of_one_window(deps, monkeypatch, fmt):
-    from export_pipeline.models import persons
-
     monkeypatch.setattr(persons, "PERSONS_PER_WINDOW", 1)
     rows = export_rows(deps, parse_spec(project_id=PROJECT, requested_by="maria", resource="persons", format=fmt))
-    assert [row["id"] for row in rows] == sorted([ANN, CARL, MANY, ODD], key=_ch_uuid_order)
-    assert {row["id"]: row["distinct_ids"] for row in rows} == {
-        ANN: ["ann-1"], CARL: ["ann-2", "carl-1"], MANY: [f"many-{n:03d}" for n in range(100)], ODD: []}
+    assert [row["id"] for row in rows] == sorted(OWNED_IDS, key=_ch_uuid_order)
+    assert {row["id"]: row["distinct_ids"] for row in rows} == OWNED_IDS

@@ -406,7 +406,7 @@ class ClickHouse:
             details={"cluster": self.cluster_name, "lock": str(status)},
         )
 
-    def connect(self, *, merges: bool = True) -> Client:
+    def connect(self, *, merges: bool) -> Client:
         """Open a client, translating connection failures into a message that names the cluster. Without
         `merges`, the embedded engine starts with no background merges (a server's are its own business)."""
         if self.is_embedded:
