@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -278,3 +279,45 @@ def test_a_persons_export_in_windows_has_the_rows_of_one_window(deps, monkeypatc
     rows = export_rows(deps, parse_spec(project_id=PROJECT, requested_by="maria", resource="persons", format=fmt))
     assert [row["id"] for row in rows] == sorted(OWNED_IDS, key=_ch_uuid_order)
     assert {row["id"]: row["distinct_ids"] for row in rows} == OWNED_IDS
+
+
+ORDER_PROJECT = 7103
+
+
+def test_a_windowed_persons_stream_is_in_id_order_without_sorting_its_window(deps, monkeypatch):
+    """Thousands of persons in several parts, several versions each, read in windows: ClickHouse reads the
+    persons in key order through the join (no sort of the window: what keeps memory flat), and every person
+    arrives exactly once, in id order, with the distinct ids it owns now."""
+    import random
+
+    rng = random.Random(7)
+    ids = [str(uuid.UUID(int=rng.getrandbits(128))) for _ in range(12_000)]
+    deleted = set(ids[::50])
+    for part in range(4):  # one insert per part; every person's last version is in the last part
+        insert_persons(deps.clickhouse, deps.table, [
+            (ORDER_PROJECT, pid, T0, json.dumps({"v": part}), 0, int(part == 3 and pid in deleted), part + 1, T0)
+            for pid in ids[part::4] + (ids if part == 3 else [])])
+    moved = {ids[n]: ids[n + 1] for n in range(0, 12_000, 30)}  # each such person's id moved to the next one
+    insert_distinct_ids(deps.clickhouse, deps.table, [(ORDER_PROJECT, f"d-{pid}", pid, 0, 1, T0) for pid in ids])
+    insert_distinct_ids(deps.clickhouse, deps.table, [(ORDER_PROJECT, f"d-{old}", new, 0, 2, T0) for old, new in moved.items()])
+    owned: dict[str, list[str]] = {pid: [] for pid in ids if pid not in deleted}
+    for pid in ids:
+        if (owner := moved.get(pid, pid)) in owned:
+            owned[owner].append(f"d-{pid}")
+
+    monkeypatch.setattr(persons, "PERSONS_PER_WINDOW", 5_000)
+    spec = parse_spec(project_id=ORDER_PROJECT, requested_by="maria", resource="persons")
+    query = extract.ExportQuery(persons.persons_model(deps.table), spec, T0, carry=("id", "distinct_ids"))
+    with deps.clickhouse.session("test persons order") as session:
+        planned = extract.plan(session, query)
+        sql, params = query.stream_sql(after=None, window=planned.windows[1])
+        settings = {**extract.QUERY_SETTINGS, **persons.STREAM_SETTINGS}
+        pipeline = "\n".join(row[0] for row in session.client.query(
+            f"EXPLAIN PIPELINE {sql}", parameters=params, settings=settings).result_rows)
+        rows = [row for chunk in extract.iter_chunks(session, query, chunk_bytes=64_000, windows=planned.windows)
+                for row in chunk.select(["id", "distinct_ids"]).to_pylist()]
+    assert len(planned.windows) == 3
+    assert "algorithm: InOrder" in pipeline
+    assert "MergeSortingTransform" not in pipeline
+    assert [row["id"] for row in rows] == sorted(owned, key=_ch_uuid_order)
+    assert {row["id"]: json.loads(row["distinct_ids"]) for row in rows} == {k: sorted(v) for k, v in owned.items()}

@@ -24,21 +24,16 @@ ALL = 2**64 - 1  # as a LIMIT
 # The chunk's persons: its `limit` from `after_id` on, plus the previous chunk's last one (`>=` keeps a nil
 # first id), which the keyset step then drops; everything left when other filters apply.
 CHUNK_WINDOW = f"if({{bounded:Bool}}, least({{limit:UInt64}}, {ALL - 1}) + 1, {ALL})"
-# The whole export's query reads both tables with FINAL, in key order (persons_sql), and spills its final sort
-# to disk past SPILL_BYTES. What would grow with the persons, the distinct ids grouped by owner (the join's
-# right side), is bounded by reading in windows (PERSONS_PER_WINDOW). Measured at 1M persons in one window
-# (932k exported, 2.9M distinct ids), peak RSS of the query:
-# 1.08-1.10 GB without spilling, 0.90-0.91 GB with it, for the same time.
-SPILL_BYTES = 100_000_000
 # Persons per streamed window: the query reads the persons of one id range and the distinct ids they own, so
 # the grouped ids held for the join are a window's, not the whole project's. Each window scans the distinct
-# ids again (their table is ordered by distinct id, not by owner): about 0.25 s per window at 1M persons.
-# Measured there (run_export alone, NDJSON, 932k persons): one window 2.95-3.93 s and 908 MB peak; windows
-# of 250k 3.34 s and 664 MB; of 200k 4.1-4.5 s and 633-646 MB (100k persons, one window: 549 MB). Native
-# writes the same rows in 1.7-1.9 s; windows of 250k (four at 1M) came nearest 0.5x native
-# (bench.persons: 0.47x at 1M, 1.23x the peak RSS of 100k persons).
+# ids again (their table is ordered by distinct id, not by owner): about 0.2 s per window at 1M persons.
 PERSONS_PER_WINDOW = 250_000
-STREAM_SETTINGS = {"max_bytes_before_external_sort": SPILL_BYTES, "max_bytes_ratio_before_external_sort": 0}
+# Persons are read in key order through the join, so a window's rows need no sort: ClickHouse keeps the left
+# side's read order only through a hash join that cannot spill; otherwise it sorts the whole window again,
+# properties included. The window bounds what the join holds. Measured at 1M persons
+# (932k exported, run_export alone, NDJSON, windows of 250k): 2.8-2.9 s and 613-616 MB peak, against 3.3-3.5 s
+# and 660-670 MB sorting each window; 100k persons 524 MB against 548 MB.
+STREAM_SETTINGS = {"join_algorithm": "hash", "max_bytes_ratio_before_external_join": 0}
 
 
 def person_filters(table: EventsTable, spec: ExportSpec, as_of: datetime) -> Conditions:
