@@ -31,6 +31,7 @@ import clickhouse_connect
 import pyarrow as pa
 from clickhouse_connect.driver.binding import bind_query
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import DatabaseError
 
 from export_pipeline.errors import ClickHouseUnavailable, EngineBusy
 from export_pipeline.settings import Settings, redact_url, scrub_secret
@@ -117,6 +118,19 @@ class Session:
             self._queue.release()
             return False
         return True
+
+    def release_freed_memory(self) -> None:
+        """Return what the embedded engine has freed to the OS; its allocator (jemalloc) keeps freed pages for
+        reuse, and after each window of a long read it held 25-40 MB more (persons at 1M: 404 -> 492 MB over
+        four windows; purged before each, at most 436 MB, 15 ms a purge). Over HTTP nothing is done: a server's
+        memory is its own."""
+        if self._engine is None:
+            return
+        try:
+            self.client.command("SYSTEM JEMALLOC PURGE")
+        except DatabaseError as error:
+            if "SUPPORT_IS_DISABLED" not in str(error):  # an engine built without jemalloc has nothing to purge
+                raise
 
     @contextmanager
     def arrow_stream(self, sql: str, parameters: dict, settings: dict) -> Iterator[Iterator[pa.Table]]:

@@ -163,13 +163,15 @@ class ExportQuery:
         return sql, params
 
     def bounds_sql(self, every: int) -> tuple[str, dict]:
-        """Every `every`-th value of the first key column in key order (the count's rows): where windows of
-        `every` rows start (the model must declare `window_rows`)."""
+        """The count's rows and every `every`-th value of the first key column in key order: where windows of
+        `every` rows start (the model must declare `window_rows`). One row: (count, starts)."""
         where, params = self.where(after=None)
         first = self.model.key[0]
         numbered = (f"SELECT {first.sql} AS window_start, row_number() OVER (ORDER BY {self.model.order_by()}) AS n "
                     f"FROM {self.model.count_source or self.model.source} WHERE {where}")
-        sql = f"SELECT window_start FROM ({numbered}) WHERE n % {{every:UInt64}} = 0 ORDER BY n"
+        starts = "n % {every:UInt64} = 0"
+        sql = (f"SELECT count(), arraySort((start, n) -> n, groupArrayIf(window_start, {starts}), groupArrayIf(n, {starts})) "
+               f"FROM ({numbered})")
         return sql, {**params, "every": every}
 
     def last_key(self, chunk: pa.Table) -> tuple:
@@ -197,13 +199,12 @@ def plan(session: Session, query: ExportQuery) -> ExportPlan:
         counted = session.client.query(sql, parameters=params, settings=QUERY_SETTINGS).result_rows
         return ExportPlan(sum(int(rows) for _, rows in counted),
                           _windows([as_utc(start) for start, _ in counted[1:]]))
+    if model.window_rows is not None:  # counted while numbering: one pass
+        sql, params = query.bounds_sql(model.window_rows)
+        total, starts = session.client.query(sql, parameters=params, settings=QUERY_SETTINGS).result_rows[0]
+        return ExportPlan(int(total), _windows(list(starts)) if starts else WHOLE)
     sql, params = query.count_sql()
-    total = int(session.client.command(sql, parameters=params, settings=QUERY_SETTINGS))
-    if model.window_rows is None or total <= model.window_rows:
-        return ExportPlan(total)
-    sql, params = query.bounds_sql(model.window_rows)
-    starts = session.client.query(sql, parameters=params, settings=QUERY_SETTINGS).result_columns
-    return ExportPlan(total, _windows(list(starts[0]) if starts else []))
+    return ExportPlan(int(session.client.command(sql, parameters=params, settings=QUERY_SETTINGS)))
 
 
 def _windows(starts: list) -> tuple[Window, ...]:
@@ -250,6 +251,8 @@ def _window_blocks(session: Session, query: ExportQuery, windows: tuple[Window, 
         # window before `after` reads nothing: a resumed or handed-over persons export runs those queries again.
         if after is not None and isinstance(window.end, datetime) and window.end <= after[0]:
             continue  # every row of the window is at or before `after`
+        if len(windows) > 1:
+            session.release_freed_memory()  # the plan's or the last window's, so windows do not pile up
         sql, params = query.stream_sql(after=after, window=window, csv_blocks=csv_blocks)
         stream = (session.row_stream(sql, params, settings, "CSV") if csv_blocks
                   else session.arrow_stream(sql, params, settings))
