@@ -6,6 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import subprocess
+import sys
 import time
 import uuid
 from dataclasses import replace
@@ -329,3 +332,12 @@ def test_an_older_app_database_gains_new_nullable_columns(tmp_path):
     engine = get_engine(url)
     columns = {c["name"] for c in sa.inspect(engine).get_columns("access_tokens")}
     assert {"expires_at", "revoked_at", "last_used_at"} <= columns
+
+
+def test_export_processes_allocate_arrow_memory_with_jemalloc_unless_told_otherwise():
+    show = "import export_pipeline, pyarrow; print(pyarrow.default_memory_pool().backend_name)"
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    default = subprocess.run([sys.executable, "-c", show], env=env, capture_output=True, text=True, check=True)
+    chosen = subprocess.run([sys.executable, "-c", show], env={**env, "ARROW_DEFAULT_MEMORY_POOL": "system"},
+                            capture_output=True, text=True, check=True)
+    assert (default.stdout.strip(), chosen.stdout.strip()) == ("jemalloc", "system")
