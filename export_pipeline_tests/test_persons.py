@@ -281,7 +281,7 @@ def test_a_persons_export_in_windows_has_the_rows_of_one_window(deps, monkeypatc
     assert {row["id"]: row["distinct_ids"] for row in rows} == OWNED_IDS
 
 
-ORDER_PROJECT = 7103
+ORDER_PROJECT = 7110
 
 
 def test_a_windowed_persons_stream_is_in_id_order_without_sorting_its_window(deps, monkeypatch):
@@ -298,12 +298,16 @@ def test_a_windowed_persons_stream_is_in_id_order_without_sorting_its_window(dep
             (ORDER_PROJECT, pid, T0, json.dumps({"v": part}), 0, int(part == 3 and pid in deleted), part + 1, T0)
             for pid in ids[part::4] + (ids if part == 3 else [])])
     moved = {ids[n]: ids[n + 1] for n in range(0, 12_000, 30)}  # each such person's id moved to the next one
-    insert_distinct_ids(deps.clickhouse, deps.table, [(ORDER_PROJECT, f"d-{pid}", pid, 0, 1, T0) for pid in ids])
-    insert_distinct_ids(deps.clickhouse, deps.table, [(ORDER_PROJECT, f"d-{old}", new, 0, 2, T0) for old, new in moved.items()])
+    # Four distinct ids a person: more rows than persons, so ClickHouse, left to choose, would build the join
+    # from the persons and lose their order.
+    insert_distinct_ids(deps.clickhouse, deps.table, [(ORDER_PROJECT, f"d{n}-{pid}", pid, 0, 1, T0)
+                                                      for pid in ids for n in range(4)])
+    insert_distinct_ids(deps.clickhouse, deps.table, [(ORDER_PROJECT, f"d0-{old}", new, 0, 2, T0) for old, new in moved.items()])
     owned: dict[str, list[str]] = {pid: [] for pid in ids if pid not in deleted}
     for pid in ids:
-        if (owner := moved.get(pid, pid)) in owned:
-            owned[owner].append(f"d-{pid}")
+        for n in range(4):
+            if (owner := moved.get(pid, pid) if n == 0 else pid) in owned:
+                owned[owner].append(f"d{n}-{pid}")
 
     monkeypatch.setattr(persons, "PERSONS_PER_WINDOW", 5_000)
     spec = parse_spec(project_id=ORDER_PROJECT, requested_by="maria", resource="persons")

@@ -31,8 +31,11 @@ PERSONS_PER_WINDOW = 250_000
 # Persons are read in key order through the join, so a window's rows need no sort: ClickHouse keeps the left
 # side's read order only through a hash join that cannot spill; otherwise it sorts the whole window again,
 # properties included. The window bounds what the join holds. Measured at 1M persons, one window of 250k, the
-# query alone: 0.35 s and +155 MB, against 0.46 s and +260 MB sorted (docs/people.md).
-STREAM_SETTINGS = {"join_algorithm": "hash", "max_bytes_ratio_before_external_join": 0}
+# query alone: 0.35 s and +155 MB, against 0.46 s and +260 MB sorted (docs/people.md). The persons stay the
+# left side: left to choose, ClickHouse may build the join from them instead (seen with a persons table holding
+# other projects too), which loses their order.
+STREAM_SETTINGS = {"join_algorithm": "hash", "max_bytes_ratio_before_external_join": 0,
+                   "query_plan_join_swap_table": "false"}
 
 
 def person_filters(table: EventsTable, spec: ExportSpec, as_of: datetime) -> Conditions:
