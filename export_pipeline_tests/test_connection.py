@@ -197,4 +197,3 @@ def test_the_embedded_engine_hands_freed_memory_back(clickhouse):
         held = _rss_mb()
         session.release_freed_memory()
         assert _rss_mb() < held - 100
-

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import random
 import uuid
 from datetime import timedelta
 
@@ -231,10 +232,10 @@ def test_filtered_persons_in_one_person_chunks(deps, monkeypatch):
     assert ids == sorted([ANN, CARL, ODD], key=_ch_uuid_order)
 
 
-def _windowed_persons_query(deps, monkeypatch, window_rows: int) -> extract.ExportQuery:
-    """The project's persons export, read in windows of `window_rows` persons, carrying ids and distinct ids."""
+def _windowed_persons_query(deps, monkeypatch, window_rows: int, project_id: int = PROJECT) -> extract.ExportQuery:
+    """A project's persons export, read in windows of `window_rows` persons, carrying ids and distinct ids."""
     monkeypatch.setattr(persons, "PERSONS_PER_WINDOW", window_rows)
-    spec = parse_spec(project_id=PROJECT, requested_by="maria", resource="persons")
+    spec = parse_spec(project_id=project_id, requested_by="maria", resource="persons")
     return extract.ExportQuery(persons.persons_model(deps.table), spec, T0, carry=("id", "distinct_ids"))
 
 
@@ -288,8 +289,6 @@ def test_a_windowed_persons_stream_is_in_id_order_without_sorting_its_window(dep
     """Thousands of persons in several parts, several versions each, read in windows: ClickHouse reads the
     persons in key order through the join (no sort of the window: what keeps memory flat), and every person
     arrives exactly once, in id order, with the distinct ids it owns now."""
-    import random
-
     rng = random.Random(7)
     ids = [str(uuid.UUID(int=rng.getrandbits(128))) for _ in range(12_000)]
     deleted = set(ids[::50])
@@ -309,15 +308,12 @@ def test_a_windowed_persons_stream_is_in_id_order_without_sorting_its_window(dep
             if (owner := moved.get(pid, pid) if n == 0 else pid) in owned:
                 owned[owner].append(f"d{n}-{pid}")
 
-    monkeypatch.setattr(persons, "PERSONS_PER_WINDOW", 5_000)
-    spec = parse_spec(project_id=ORDER_PROJECT, requested_by="maria", resource="persons")
-    query = extract.ExportQuery(persons.persons_model(deps.table), spec, T0, carry=("id", "distinct_ids"))
+    query = _windowed_persons_query(deps, monkeypatch, 5_000, project_id=ORDER_PROJECT)
     with deps.clickhouse.session("test persons order") as session:
         planned = extract.plan(session, query)
         sql, params = query.stream_sql(after=None, window=planned.windows[1])
-        settings = {**extract.QUERY_SETTINGS, **persons.STREAM_SETTINGS}
         pipeline = "\n".join(row[0] for row in session.client.query(
-            f"EXPLAIN PIPELINE {sql}", parameters=params, settings=settings).result_rows)
+            f"EXPLAIN PIPELINE {sql}", parameters=params, settings=extract.stream_settings(query, 64_000)).result_rows)
         rows = [row for chunk in extract.iter_chunks(session, query, chunk_bytes=64_000, windows=planned.windows)
                 for row in chunk.select(["id", "distinct_ids"]).to_pylist()]
     assert len(planned.windows) == 3

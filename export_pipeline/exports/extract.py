@@ -202,7 +202,7 @@ def plan(session: Session, query: ExportQuery) -> ExportPlan:
     if model.window_rows is not None:  # counted while numbering: one pass
         sql, params = query.bounds_sql(model.window_rows)
         total, starts = session.client.query(sql, parameters=params, settings=QUERY_SETTINGS).result_rows[0]
-        return ExportPlan(int(total), _windows(list(starts)) if starts else WHOLE)
+        return ExportPlan(int(total), _windows(list(starts)))
     sql, params = query.count_sql()
     return ExportPlan(int(session.client.command(sql, parameters=params, settings=QUERY_SETTINGS)))
 
@@ -220,8 +220,7 @@ def iter_chunks(
     """Yield Arrow tables of consecutive rows in key order, strictly after the key values `after` if given,
     each ending at a key boundary; holds about one chunk and one block. A CSV chunk on the embedded engine
     holds whole ClickHouse blocks, one per table row (csv_blocks.py)."""
-    settings = {**QUERY_SETTINGS, **ENCODE_SETTINGS, "max_block_size": _block_rows(chunk_bytes),
-                **query.model.stream_settings}
+    settings = stream_settings(query, chunk_bytes)
     read_key = query.csv_block_keys if session.streams_rows else None
     while True:
         handed_over = False
@@ -240,6 +239,12 @@ def iter_chunks(
         if not handed_over:
             return
         session.checkpoint()
+
+
+def stream_settings(query: ExportQuery, chunk_bytes: int) -> dict:
+    """The settings of the streamed queries: the model's own last."""
+    return {**QUERY_SETTINGS, **ENCODE_SETTINGS, "max_block_size": _block_rows(chunk_bytes),
+            **query.model.stream_settings}
 
 
 def _window_blocks(session: Session, query: ExportQuery, windows: tuple[Window, ...], after: tuple | None,
