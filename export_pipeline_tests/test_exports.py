@@ -4,6 +4,7 @@ ingestion snapshot, access, an unreachable cluster, checksums, parts, and retry 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -14,6 +15,7 @@ import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
@@ -243,6 +245,24 @@ def test_csv_parts_each_start_with_the_header(deps):
     for written in result.files:
         rows = parse_file(written.name, deps.storage.read_bytes(written.key))
         assert len(rows) == written.rows
+
+
+def test_parquet_parts_end_at_the_first_chunk_past_the_part_size(deps):
+    # The Parquet writer writes through a buffer (serialize.py): each row group must still reach storage with
+    # its chunk, or a part would only be cut once the buffer had filled.
+    deps = small_chunks(deps, part_size_bytes=40_000)
+    request, result = export(deps, format="parquet", compression="none")
+    assert len(result.files) > 3
+    for written in result.files:
+        data = deps.storage.read_bytes(written.key)
+        metadata = pq.ParquetFile(io.BytesIO(data)).metadata
+        assert (len(data), metadata.num_rows) == (written.bytes, written.rows)
+        last_group = metadata.row_group(metadata.num_row_groups - 1)
+        group_bytes = sum(last_group.column(i).total_compressed_size for i in range(last_group.num_columns))
+        footer_bytes = int.from_bytes(data[-8:-4], "little") + 8  # metadata, its length, "PAR1"
+        if written is not result.files[-1]:  # under the part size before its last chunk, at or over it after
+            assert len(data) - footer_bytes - group_bytes < 40_000 <= len(data) - footer_bytes
+    assert sum(written.rows for written in result.files) == 3_002
 
 
 def test_failure_mid_export_leaves_nothing_and_a_retry_exports_everything(deps, clickhouse, events_table):
