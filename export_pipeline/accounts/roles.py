@@ -7,7 +7,6 @@ import time
 from enum import IntEnum
 from typing import Protocol
 
-import httpx
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -113,7 +112,10 @@ class GitLabMembers:
     `GET /api/v4/users?username=`. Answers are cached for `cache_seconds`."""
 
     def __init__(self, base_url: str, token: str, *, cache_seconds: float = 60.0, timeout: float = 5.0):
+        import httpx  # 4 MB of memory that every process checking roles in the app database would pay
+
         self.base_url = base_url.rstrip("/")
+        self._http_error = httpx.HTTPError
         self._client = httpx.Client(
             base_url=f"{self.base_url}/api/v4", headers={"PRIVATE-TOKEN": token}, timeout=timeout
         )
@@ -139,7 +141,7 @@ class GitLabMembers:
     def _get(self, path: str, params: dict | None = None):
         try:
             response = self._client.get(path, params=params)
-        except httpx.HTTPError as exc:
+        except self._http_error as exc:
             raise RoleSourceUnavailable(
                 f"Cannot reach GitLab at {self.base_url} to check roles: {exc}.",
                 hint="Check GITLAB_URL and that GitLab is up.",

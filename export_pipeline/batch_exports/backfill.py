@@ -7,15 +7,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-from dagster_graphql import DagsterGraphQLClient
 
 from export_pipeline.batch_exports.plan import backfill_intervals
 from export_pipeline.batch_exports.run import BatchDeps
 from export_pipeline.clock import as_utc, iso_utc, now_utc
 from export_pipeline.errors import BackfillRefused, InvalidRequest
 from export_pipeline.exports.graphql import ADD_PARTITION
+
+if TYPE_CHECKING:
+    from dagster_graphql import DagsterGraphQLClient
 
 ASSET = "batch_export"
 DESTINATIONS_PARTITIONS = "batch_export_destinations"
@@ -64,6 +66,9 @@ def parse_range(start: object, end: object) -> tuple[datetime, datetime]:
 
 def graphql_client(url: str) -> DagsterGraphQLClient:
     """A client of the Dagster webserver at `url` (DAGSTER_WEBSERVER_URL)."""
+    # Imported here: 8 MB of memory that every process importing this module would pay.
+    from dagster_graphql import DagsterGraphQLClient
+
     parts = urlsplit(url)
     return DagsterGraphQLClient(parts.hostname or "127.0.0.1", port_number=parts.port,
                                 use_https=parts.scheme == "https")

@@ -7,18 +7,20 @@ import json
 import os
 from urllib.parse import urlsplit
 
-import boto3
-from botocore.config import Config
-
 from export_pipeline.batch_exports.destinations import Destination
 from export_pipeline.errors import StorageError
-from export_pipeline.storage import ExportStorage, LocalStorage, S3Storage
+from export_pipeline.storage import ExportStorage, LocalStorage
 
 
 def destination_storage(destination: Destination) -> ExportStorage:
     parts = urlsplit(destination.url)
     if parts.scheme == "file":
         return LocalStorage(parts.path)
+    import boto3  # with S3Storage: 8 MB that folder destinations need not pay (storage/__init__.py)
+    from botocore.config import Config
+
+    from export_pipeline.storage.s3 import S3Storage
+
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     config = Config(signature_version="s3v4", retries={"max_attempts": 2, "mode": "standard"})
     if destination.endpoint_url:

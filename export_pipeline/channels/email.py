@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import sendgrid
 from python_http_client.exceptions import HTTPError
 
 from export_pipeline.channels.outbox import Outbox, json_bytes, safe_name
@@ -81,6 +80,8 @@ class EmailSender:
         if not api_key:
             return f"written to {self._write_outbox(payload, key)}"
         host = self.settings.sendgrid_api_host.rstrip("/")
+        import sendgrid  # 8 MB that every process importing this module (every Dagster run) would pay
+
         client = sendgrid.SendGridAPIClient(api_key=api_key, host=host)
         try:
             response = client.client.mail.send.post(request_body=payload, timeout=self.timeout_seconds)

@@ -14,9 +14,17 @@ from export_pipeline.errors import StorageError
 from export_pipeline.settings import redact_url
 from export_pipeline.storage.base import ExportStorage, ObjectWriter
 from export_pipeline.storage.local import LocalStorage
-from export_pipeline.storage.s3 import S3Storage
 
 __all__ = ["ExportStorage", "LocalStorage", "ObjectWriter", "S3Storage", "storage_from_url"]
+
+
+def __getattr__(name: str) -> object:
+    # S3Storage loads boto3, 8 MB of memory a process storing in a folder need not pay.
+    if name == "S3Storage":
+        from export_pipeline.storage.s3 import S3Storage
+
+        return S3Storage
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def storage_from_url(url: str) -> ExportStorage:
@@ -36,6 +44,8 @@ def storage_from_url(url: str) -> ExportStorage:
             raise StorageError(
                 f"Storage URL {redact_url(url)} names no bucket.", hint="Use s3://bucket/optional/prefix."
             )
+        from export_pipeline.storage.s3 import S3Storage
+
         return S3Storage(parts.netloc, parts.path)
     raise StorageError(
         f"Unsupported storage URL {redact_url(url)}.",
