@@ -45,9 +45,10 @@ from export_pipeline.models.base import ExportModel
 # blocks of exactly this many rows, each one fetch with a fixed cost, and ClickHouse holds a block per part.
 # Measured at 10M events in 60 parts, Parquet (run_export in one process): 1,024-row blocks 20.3-21.5 s and
 # 641-646 MB peak, 2,048 17.1-19.2 s and 652-662 MB, 4,096 17.9-18.5 s and 700-714 MB; the same table merged
-# reads 5,529 blocks either way, in 15-17 s. NDJSON and JSON, whose lines ClickHouse builds after merging, stay
-# at 1,024: with 2,048 the seeded table ran 0.79-0.84x as fast as merged in two bench runs, 0.89-0.93x with
-# 1,024, and 33.1 s against 30.6 s in one process.
+# reads 5,529 blocks either way, in 15-17 s. Events as NDJSON or JSON, whose lines ClickHouse builds after merging
+# a month's parts, stay at 1,024: with 2,048 the seeded table ran 0.79-0.84x as fast as merged in two bench runs,
+# 0.89-0.93x with 1,024, and 33.1 s against 30.6 s in one process. Persons (one join, windows of rows) gain from
+# 2,048 in every format: NDJSON at 1M persons 2.93 s against 3.36 s.
 CHUNK_BYTES_PER_BLOCK_ROW = 4096
 JSON_LINES_CHUNK_BYTES_PER_BLOCK_ROW = 8192
 MIN_BLOCK_ROWS = 1_024
@@ -248,7 +249,7 @@ def iter_chunks(
 
 def stream_settings(query: ExportQuery, chunk_bytes: int) -> dict:
     """The settings of the streamed queries: the model's own last."""
-    return {**QUERY_SETTINGS, **ENCODE_SETTINGS, "max_block_size": _block_rows(query.spec.format, chunk_bytes),
+    return {**QUERY_SETTINGS, **ENCODE_SETTINGS, "max_block_size": _block_rows(query, chunk_bytes),
             **query.model.stream_settings}
 
 
@@ -270,9 +271,9 @@ def _window_blocks(session: Session, query: ExportQuery, windows: tuple[Window, 
             yield from blocks
 
 
-def _block_rows(fmt: ExportFormat, chunk_bytes: int) -> int:
-    json_lines = fmt in (ExportFormat.NDJSON, ExportFormat.JSON)
-    per_row = JSON_LINES_CHUNK_BYTES_PER_BLOCK_ROW if json_lines else CHUNK_BYTES_PER_BLOCK_ROW
+def _block_rows(query: ExportQuery, chunk_bytes: int) -> int:
+    merged_json_lines = query.spec.format in (ExportFormat.NDJSON, ExportFormat.JSON) and query.model.window is not None
+    per_row = JSON_LINES_CHUNK_BYTES_PER_BLOCK_ROW if merged_json_lines else CHUNK_BYTES_PER_BLOCK_ROW
     return max(MIN_BLOCK_ROWS, min(MAX_BLOCK_ROWS, chunk_bytes // per_row))
 
 
