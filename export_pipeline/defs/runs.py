@@ -19,8 +19,9 @@ def run_is_active(instance: dg.DagsterInstance, run_id: str) -> bool:
     return run is not None and not run.is_finished
 
 
-# Dagster's run-retry tag: the daemon leaves a run that failed in a step alone when it is "false".
-NO_RUN_RETRY = {"dagster/retry_on_asset_or_op_failure": "false"}
+# Dagster's run-retry tags. max_retries 0 is what holds: the daemon honours retry_on_asset_or_op_failure only
+# once it sees the run's failure reason, and under load it may read the failed run before that tag is stored.
+NO_RUN_RETRY = {"dagster/retry_on_asset_or_op_failure": "false", "dagster/max_retries": "0"}
 # Failures another attempt would only repeat: who asked, what they asked, or another run owning the work.
 FINAL_ERRORS = (AccessDenied, InvalidRequest, NotFound, ExportConflict)
 
