@@ -45,9 +45,9 @@ from export_pipeline.models.base import ExportModel
 # blocks of exactly this many rows, each one fetch with a fixed cost, and ClickHouse holds a block per part.
 # Measured at 10M events in 60 parts, Parquet (run_export in one process): 1,024-row blocks 20.3-21.5 s and
 # 641-646 MB peak, 2,048 17.1-19.2 s and 652-662 MB, 4,096 17.9-18.5 s and 700-714 MB; the same table merged
-# reads 5,529 blocks either way, in 15-17 s. Events as NDJSON or JSON (lines built before the merge, LINES_BEFORE_MERGE)
-# take 1,024: 2,048 was 2 s faster at 10M events in 60 parts but peaked 19 MB higher. Persons (one join, windows
-# of rows) gain from 2,048 in every format: NDJSON at 1M persons 2.93 s against 3.36 s.
+# reads 5,529 blocks either way, in 15-17 s. Events as NDJSON or JSON take 1,024: with their lines built before
+# the merge (SELECT_BEFORE_MERGE), 2,048 was 2 s faster at 10M events but peaked 19 MB higher. Persons (one join,
+# windows of rows) gain from 2,048 in every format: NDJSON at 1M persons 2.93 s against 3.36 s.
 CHUNK_BYTES_PER_BLOCK_ROW = 4096
 JSON_LINES_CHUNK_BYTES_PER_BLOCK_ROW = 8192
 MIN_BLOCK_ROWS = 1_024
@@ -247,26 +247,25 @@ def iter_chunks(
 
 
 # ClickHouse merges a window's parts in key order, and by default computes the select list after that merge, so
-# the merge moves every column of every row, LowCardinality ones the dearest. JSON lines built in each part's
-# stream before the merge leave it one string to move (and the two cores build them side by side). Measured at
-# 10M events in 60 parts, JSON in one process: 38.2 s after the merge, 26.7 s before it, 26.5-27.6 s on the same
-# table merged (where the setting changes nothing); +44 MB peak, paid for by keeping pandas out (__init__.py).
-# CSV (19.6 s after, 19.9 s before) and Parquet (17.8 s after, 18.6 s before: its writer is the limit) do not.
-LINES_BEFORE_MERGE = {"query_plan_execute_functions_after_sorting": 0}
+# the merge moves the table's columns, LowCardinality ones the dearest. Computed in each part's stream before the
+# merge (and on both cores), the output columns are what it moves: for JSON lines one string, for Parquet plain
+# columns (the events model casts `event` to String). Measured at 10M events in 60 parts, in one process, after
+# against before: JSON 31.7-33.0 s against 25.1-26.2 s, NDJSON 31.2-33.6 against 28.3-29.8, Parquet 19.2-19.3
+# against 17.7-18.0; on the same table merged it changes nothing. Peak +35-44 MB for JSON lines, paid for by
+# keeping pandas out (__init__.py). CSV, which ClickHouse's CSV writer writes as fast as the disk takes it, gained
+# nothing (18.4-21.7 s against 18.3-21.4 s) for 10-15 MB more, so it keeps the default.
+SELECT_BEFORE_MERGE = {"query_plan_execute_functions_after_sorting": 0}
 
 
 def stream_settings(query: ExportQuery, chunk_bytes: int) -> dict:
     """The settings of the streamed queries: the model's own last."""
-    lines_of_parts = _json_lines_of_parts(query)
-    per_row = JSON_LINES_CHUNK_BYTES_PER_BLOCK_ROW if lines_of_parts else CHUNK_BYTES_PER_BLOCK_ROW
+    merges_parts = query.model.window is not None  # events: a month's parts per query
+    json_lines = query.spec.format in (ExportFormat.NDJSON, ExportFormat.JSON)
+    per_row = JSON_LINES_CHUNK_BYTES_PER_BLOCK_ROW if merges_parts and json_lines else CHUNK_BYTES_PER_BLOCK_ROW
     block_rows = max(MIN_BLOCK_ROWS, min(MAX_BLOCK_ROWS, chunk_bytes // per_row))
+    before_merge = merges_parts and query.spec.format is not ExportFormat.CSV
     return {**QUERY_SETTINGS, **ENCODE_SETTINGS, "max_block_size": block_rows,
-            **(LINES_BEFORE_MERGE if lines_of_parts else {}), **query.model.stream_settings}
-
-
-def _json_lines_of_parts(query: ExportQuery) -> bool:
-    """Whether ClickHouse builds JSON lines from parts it merges: events, read a month of parts at a time."""
-    return query.spec.format in (ExportFormat.NDJSON, ExportFormat.JSON) and query.model.window is not None
+            **(SELECT_BEFORE_MERGE if before_merge else {}), **query.model.stream_settings}
 
 
 def _window_blocks(session: Session, query: ExportQuery, windows: tuple[Window, ...], after: tuple | None,
