@@ -9,7 +9,8 @@ DEMO_EVENTS ?= 200000
 BENCH_EVENTS ?= 1000000,10000000
 BENCH_PERSONS ?= 100000,1000000
 BENCH_RECORDINGS ?= 500
-BENCH_ARGS ?= --merged
+# Every export figure the median of 2 runs: a single run moves 10-20% on a 2-core machine.
+BENCH_ARGS ?= --merged --repeat 2
 BENCH_BATCH_EVENTS ?= 10000000
 JSON_FIELD = $(BIN)/python -c 'import json,sys; print(json.load(open(sys.argv[2]))[sys.argv[1]])'
 
