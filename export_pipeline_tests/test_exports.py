@@ -370,9 +370,8 @@ def test_pyarrow_does_not_import_pandas_on_its_own_and_pandas_still_works():
 import sys
 from datetime import UTC, datetime
 
+import export_pipeline  # noqa: F401  (first, as in every process of ours)
 import pyarrow as pa
-
-import export_pipeline  # noqa: F401
 
 moment = datetime(2026, 1, 1, tzinfo=UTC)
 table = pa.table({"n": [1, 2], "at": [moment, moment]})
