@@ -107,6 +107,9 @@ def chunk_keys(chunk: pa.Table, fmt: str) -> list[tuple]:
         rows = list(csv.reader(io.StringIO(b"".join(chunk.column(LINE).to_pylist()).decode())))
         assert len(rows) == sum(chunk.column(ROWS).to_pylist())
         return [(row[3], row[1]) for row in rows]
+    if fmt == "parquet":  # the output columns themselves, the uuid as Parquet stores it
+        timestamps, uuids = chunk.column("timestamp").to_pylist(), chunk.column("uuid").to_pylist()
+        return [(iso(t), str(uuid.UUID(bytes=u))) for t, u in zip(timestamps, uuids, strict=True)]
     names = ["_key_timestamp", "_key_uuid"]
     return [(iso(t), u) for t, u in zip(*(chunk.column(n).to_pylist() for n in names), strict=True)]
 
@@ -167,7 +170,7 @@ def test_handing_the_engine_over_after_every_chunk_exports_every_row_once(deps, 
     handovers = []
     monkeypatch.setattr(Session, "is_wanted", lambda self: True)
     monkeypatch.setattr(Session, "checkpoint", lambda self: handovers.append(1))
-    deps = replace(deps, settings=deps.settings.model_copy(update={"chunk_bytes": 16 * 1024, "part_size_bytes": 8_000}))
+    deps = replace(deps, settings=deps.settings.model_copy(update={"chunk_bytes": 8 * 1024, "part_size_bytes": 8_000}))
     request = deps.store.create(
         parse_spec(project_id=PROJECT, requested_by="maria", format=fmt, compression=compression), source="test")
 

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
+from uuid import UUID
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -107,20 +108,25 @@ class ExportQuery:
 
     @property
     def key_names(self) -> list[str]:
-        """The chunk columns holding the key values (beside the output, which may hold them in other types)."""
+        """The chunk columns holding the key values: the output columns themselves when chunks hold those
+        (Parquet), else columns of their own beside the lines."""
+        if not self.encoded:
+            return [key.name for key in self.model.key]
         return [f"{KEY_PREFIX}{key.name}" for key in self.model.key]
 
     def stream_select(self, *, csv_blocks: bool = False) -> str:
         if csv_blocks:
             return csv_cells(self.model, escape_formulas=self.escape_formulas)
-        output = {column.name: column.sql for column in self.model.columns}
-        keys = [f"{output[key.name]} AS {name}" for key, name in zip(self.model.key, self.key_names, strict=True)]
         if not self.encoded:
             # A UUID column arrives as the 16 bytes Parquet stores (UUID logical type), converted by ClickHouse:
-            # decoding its text in Polars took 1.4 s of a 4.4 s Parquet export at 1M events.
+            # decoding its text in Polars took 1.4 s of a 4.4 s Parquet export at 1M events. The key is read
+            # from these columns (`last_key`): a copy of it as text cost the merge of a month's parts 44 bytes
+            # a row (events).
             columns = [f"UUIDStringToNum({column.sql}) AS {column.name}" if column.arrow == pa.uuid()
                        else f"{column.sql} AS {column.name}" for column in self.model.columns]
-            return ", ".join([*keys, *columns])
+            return ", ".join(columns)
+        output = {column.name: column.sql for column in self.model.columns}
+        keys = [f"{output[key.name]} AS {name}" for key, name in zip(self.model.key, self.key_names, strict=True)]
         line = line_sql(self.model, self.spec.format, escape_formulas=self.escape_formulas)
         # Aliased apart: the line's own cells already use the output names (a CSV cell may differ from the value).
         carried = [f"{output[name]} AS {CARRY_PREFIX}{name}" for name in self.carry]
@@ -180,10 +186,10 @@ class ExportQuery:
         return sql, {**params, "every": every}
 
     def last_key(self, chunk: pa.Table) -> tuple:
-        """The key values of a chunk's last row: where the next chunk starts."""
-        names = self.key_names
-        last = chunk.slice(chunk.num_rows - 1, 1).select(names).to_pylist()[0]
-        return tuple(last[name] for name in names)
+        """The key values of a chunk's last row, as bound in SQL: where the next chunk starts."""
+        last = chunk.slice(chunk.num_rows - 1, 1).select(self.key_names).to_pylist()[0]
+        uuid_bytes = () if self.encoded else {column.name for column in self.model.columns if column.arrow == pa.uuid()}
+        return tuple(str(UUID(bytes=value)) if name in uuid_bytes else value for name, value in last.items())
 
 
 QUERY_SETTINGS = {
