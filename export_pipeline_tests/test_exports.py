@@ -114,6 +114,19 @@ def test_parquet_declares_uuid_types_and_required_columns(deps):
     assert isinstance(row["uuid"], uuid.UUID)
 
 
+def test_parquet_stores_columns_of_distinct_values_plain_and_the_others_with_a_dictionary(deps):
+    import io
+
+    import pyarrow.parquet as pq
+
+    request, result = export(deps, format="parquet")
+    metadata = pq.ParquetFile(io.BytesIO(deps.storage.read_bytes(result.files[0].key))).metadata
+    for group in range(metadata.num_row_groups):
+        chunks = [metadata.row_group(group).column(index) for index in range(metadata.num_columns)]
+        with_dictionary = {chunk.path_in_schema for chunk in chunks if chunk.has_dictionary_page}
+        assert with_dictionary == {"project_id", "event", "distinct_id", "person_id"}
+
+
 def test_json_outputs_embed_properties_as_objects_one_event_per_line(deps):
     request, result = export(deps, format="ndjson", compression="none")
     raw = deps.storage.read_bytes(result.files[0].key).decode()

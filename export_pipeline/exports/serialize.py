@@ -186,10 +186,14 @@ PARQUET_BUFFER_BYTES = 1 << 20
 
 class ParquetEncoder:
     """One Parquet row group per chunk, column-compressed with the export's codec, written to the sink through
-    a buffer of pyarrow's own."""
+    a buffer of pyarrow's own. Columns of mostly distinct values are stored plain: pyarrow would otherwise hash
+    every value into a dictionary first. Measured at 10M events in one process, alternating: 60 parts 15.8-17.6 s
+    against 15.3-15.8 s and 5-16 MB less peak, the same table merged unchanged (14.3-15.7 s); files 0.8% larger
+    uncompressed."""
 
     def __init__(self, model: ExportModel, compression: Compression, zstd_level: int, gzip_level: int):
         self._schema = model.arrow_schema
+        self._dictionary = [column.name for column in model.columns if not column.distinct]
         self._codec = {Compression.GZIP: "gzip", Compression.ZSTD: "zstd", Compression.NONE: "none"}[compression]
         self._level = {Compression.GZIP: gzip_level, Compression.ZSTD: zstd_level}.get(compression)
         self._writer: pq.ParquetWriter | None = None
@@ -198,7 +202,8 @@ class ParquetEncoder:
     def begin(self, sink: PartSink) -> None:
         self._stream = pa.BufferedOutputStream(pa.PythonFile(sink, mode="w"), buffer_size=PARQUET_BUFFER_BYTES)
         self._writer = pq.ParquetWriter(
-            self._stream, self._schema, compression=self._codec, compression_level=self._level
+            self._stream, self._schema, compression=self._codec, compression_level=self._level,
+            use_dictionary=self._dictionary,
         )
 
     def write(self, table: pa.Table, sink: PartSink) -> None:

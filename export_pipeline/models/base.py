@@ -55,7 +55,8 @@ class Column:
     Arrow type in Parquet (`pa.uuid()` for a UUID selected as its text), and whether Parquet declares it
     nullable. A `json_object` column holds JSON text that JSON outputs embed as an object. `built_json` says
     ClickHouse wrote that text itself (toJSONString: always valid, an object or an array), so it is embedded
-    without checking."""
+    without checking. `distinct` says most rows hold a value of their own (ids, event times, JSON texts):
+    Parquet stores it plain, as a dictionary of it would cost the writer time and save nothing."""
 
     name: str
     sql: str
@@ -63,6 +64,7 @@ class Column:
     json_object: bool = False
     built_json: bool = False
     nullable: bool = True
+    distinct: bool = False
 
     @property
     def is_object_name(self) -> str:

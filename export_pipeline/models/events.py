@@ -45,14 +45,14 @@ def events_model(table: EventsTable) -> ExportModel:
         columns=(
             # Every column of the events table is non-Nullable in ClickHouse, so Parquet declares them required.
             Column("project_id", c("project_id"), pa.uint64(), nullable=False),
-            Column("uuid", f"toString({c('uuid')})", pa.uuid(), nullable=False),
+            Column("uuid", f"toString({c('uuid')})", pa.uuid(), nullable=False, distinct=True),
             # A plain String (toString keeps LowCardinality): cheaper to move through a merge of parts (extract.py).
             Column("event", f"CAST({c('event')} AS String)", pa.string(), nullable=False),
-            Column("timestamp", c("timestamp"), UTC_MICROSECONDS, nullable=False),
+            Column("timestamp", c("timestamp"), UTC_MICROSECONDS, nullable=False, distinct=True),
             Column("distinct_id", c("distinct_id"), pa.string(), nullable=False),
             Column("person_id", f"toString({c('person_id')})", pa.uuid(), nullable=False),
-            Column("created_at", c("created_at"), UTC_MICROSECONDS, nullable=False),
-            Column("properties", c("properties"), pa.string(), json_object=True, nullable=False),
+            Column("created_at", c("created_at"), UTC_MICROSECONDS, nullable=False, distinct=True),
+            Column("properties", c("properties"), pa.string(), json_object=True, nullable=False, distinct=True),
         ),
         key=(KeyColumn("timestamp", c("timestamp"), CH_TIME), KeyColumn("uuid", c("uuid"), "UUID")),
         filters=filters,
