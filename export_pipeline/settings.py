@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 GIB = 1024**3
@@ -18,7 +18,9 @@ MIB = 1024**2
 class Settings(BaseSettings):
     """Every knob of the service. Unset URLs resolve to embedded defaults under `home`."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    # Only the environment names below are read, never the field names: pydantic-settings matches names
+    # case-insensitively, so reading by field name made `$HOME` decide `home` (the data folder).
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     home: Path = Field(Path(".data"), alias="EXPORT_PIPELINE_HOME")
     clickhouse_url_setting: str | None = Field(None, alias="CLICKHOUSE_URL")
@@ -81,6 +83,17 @@ class Settings(BaseSettings):
     slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
     # A delivery still rendering/delivering after this long belongs to a dead run: it is failed.
     delivery_stale_minutes: int = Field(60, alias="SUBSCRIPTION_DELIVERY_STALE_MINUTES", ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _environment_names_only(cls, given: object) -> object:
+        """Refuse a field name where its environment name is meant (it would be ignored silently)."""
+        if isinstance(given, dict):
+            misnamed = sorted(name for name in given if name in cls.model_fields and cls.model_fields[name].alias)
+            if misnamed:
+                wanted = ", ".join(f"{name} -> {cls.model_fields[name].alias}" for name in misnamed)
+                raise ValueError(f"Settings takes environment names, not field names: {wanted}")
+        return given
 
     @field_validator("home")
     @classmethod

@@ -243,3 +243,18 @@ def test_export_wait_on_a_terminal_draws_a_bar_that_ends_at_the_counted_total():
 
     stored = ExportStore(get_engine(Settings().database_url)).require(result["export_id"])
     assert (stored.row_count, stored.row_total) == (750, 750)
+
+
+def test_without_export_pipeline_home_the_data_folder_is_dot_data_in_the_working_directory(tmp_path):
+    """`$HOME` must not decide the data folder (environment names match case-insensitively)."""
+    home, workdir = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    workdir.mkdir()
+    env = {name: value for name, value in os.environ.items() if name != "EXPORT_PIPELINE_HOME"} | {"HOME": str(home)}
+    for args in (["members", "add", "--project-id", "1", "--user", "ana", "--role", "owner"],
+                 ["members", "list", "--project-id", "1"]):
+        done = subprocess.run(CLI + args, capture_output=True, text=True, timeout=300, env=env, cwd=workdir)
+        assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["ana\towner\t50"]
+    assert (workdir / ".data" / "app.db").is_file()
+    assert list(home.iterdir()) == []

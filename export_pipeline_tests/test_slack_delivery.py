@@ -73,9 +73,9 @@ def sleeps() -> Sleeps:
 
 def settings_for(slack: FakeSlack, home: Path, tokens: dict[str, str] | None = None) -> Settings:
     return Settings(
-        home=home,
-        slack_bot_tokens={"acme": ACME, "community": COMMUNITY} if tokens is None else tokens,
-        slack_api_url=slack.api_url,
+        EXPORT_PIPELINE_HOME=home,
+        SLACK_BOT_TOKENS={"acme": ACME, "community": COMMUNITY} if tokens is None else tokens,
+        SLACK_API_URL=slack.api_url,
     )
 
 

@@ -145,7 +145,7 @@ def run_settings(*parts: SettingsPart) -> Settings:
     fields: dict[str, object] = {}
     for part in parts:
         fields |= part.settings_fields()
-    return Settings(**fields)
+    return Settings(**{Settings.model_fields[name].alias: value for name, value in fields.items()})
 
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
