@@ -75,7 +75,9 @@ system-deps:
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	[ -z "$$missing" ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; }
 
+# The floors first (pyproject.toml [tool.importlinter], docs/architecture.md): an upward import fails at once.
 test: install dagster-home system-deps
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 # Deployment files, offline: deploy/kubernetes rendered by `kubectl kustomize` and checked against the Kubernetes

@@ -101,9 +101,9 @@ def _ours(fmt: str, compression: str) -> dict:
     import logging
 
     from export_pipeline.accounts.roles import Role, add_member
+    from export_pipeline.engine.spec import parse_spec
     from export_pipeline.exports.deps import build_deps
     from export_pipeline.exports.run import run_export
-    from export_pipeline.exports.spec import parse_spec
     from export_pipeline.settings import Settings
 
     deps = build_deps(Settings())

@@ -19,10 +19,10 @@ from fastapi.testclient import TestClient
 from export_pipeline.accounts.roles import Role, add_member
 from export_pipeline.accounts.tokens import create_token, revoke_token
 from export_pipeline.api.app import create_app
+from export_pipeline.engine.spec import parse_spec
 from export_pipeline.exports.deps import build_deps
 from export_pipeline.exports.requests import ExportState
 from export_pipeline.exports.run import run_export
-from export_pipeline.exports.spec import parse_spec
 
 from .conftest import serving
 from .exportdata import T0, expected_rows, insert_events, known_events

@@ -28,9 +28,9 @@ from export_pipeline.accounts.roles import (
 from export_pipeline.accounts.tokens import authenticate, create_token, list_tokens, revoke_token
 from export_pipeline.db import access_refusals, access_tokens, export_requests
 from export_pipeline.db import subscriptions as subscriptions_table
+from export_pipeline.engine.spec import Compression, ExportFormat, ExportSpec
 from export_pipeline.errors import AccessDenied, ExportConflict, NotFound
 from export_pipeline.exports.requests import ExportState, ExportStore
-from export_pipeline.exports.spec import Compression, ExportFormat, ExportSpec
 from export_pipeline.subscriptions.records import DeliveryBusy, DeliveryState, delivery_id
 from export_pipeline.subscriptions.store import SubscriptionStore
 

@@ -14,8 +14,8 @@ import pytest
 from export_pipeline.accounts.roles import Role, add_member
 from export_pipeline.defs.exports import EXPORT_PARTITIONS
 from export_pipeline.defs.runs import CLICKHOUSE_TAG
+from export_pipeline.engine.spec import parse_spec
 from export_pipeline.exports.requests import ExportState
-from export_pipeline.exports.spec import parse_spec
 
 from .exportdata import T0, insert_events
 from .test_export_page import needs_chromium
@@ -183,15 +183,13 @@ def test_a_job_backfill_from_failure_reexecutes_a_refused_graphql_export(service
     Dagster re-executes a partition only if its latest run tagged with the job's partition set failed. A run
     submitted through GraphQL (`submit_export`) gets that tag from the run queue; without it this backfill
     launched nothing and still completed successfully."""
-    from dagster_graphql import DagsterGraphQLClient
-
-    from export_pipeline.exports.graphql import submit_export
+    from export_pipeline.defs.graphql import DagsterGraphQL
 
     store, deployment = services["store"], services["deployment"]
     instance = dg.DagsterInstance.from_config(str(services["dagster_home"]))
     add_member(store.engine, PROJECT, "cal", Role.REPORTER)
-    client = DagsterGraphQLClient("127.0.0.1", port_number=services["port"])
-    export_id, first_run = submit_export(client, project_id=PROJECT, requested_by="cal", format="csv")
+    client = DagsterGraphQL(f"http://127.0.0.1:{services['port']}")
+    export_id, first_run = client.submit_export(project_id=PROJECT, requested_by="cal", format="csv")
 
     def runs() -> list[dg.DagsterRun]:  # newest first
         return instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": export_id}))

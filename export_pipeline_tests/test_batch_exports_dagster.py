@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import pytest
 import yaml
-from dagster_graphql import DagsterGraphQLClient
 
 from export_pipeline.batch_exports.backfill import launch_backfill
 from export_pipeline.batch_exports.destinations import RunState
@@ -22,6 +21,7 @@ from export_pipeline.batch_exports.target import destination_storage
 from export_pipeline.db import get_engine
 from export_pipeline.definitions import defs
 from export_pipeline.defs.batch_exports import BATCH_JOB, DESTINATIONS, batch_export_sensor
+from export_pipeline.defs.graphql import DagsterGraphQL
 from export_pipeline.defs.resources import AppDatabaseResource
 from export_pipeline.defs.runs import CLICKHOUSE_TAG
 
@@ -125,7 +125,7 @@ def test_a_graphql_backfill_is_run_by_the_daemon_at_low_priority(deployment, set
     # Paused, so that only the backfill (an operator's explicit request) exports it, not the live sensor.
     destination = DestinationStore(engine).set_paused(_create(engine, tmp_path / "out").id, True, "backfill only")
     deps = build_batch_deps(settings, engine, clickhouse)
-    client = DagsterGraphQLClient("127.0.0.1", port_number=services.port)
+    client = DagsterGraphQL(f"http://127.0.0.1:{services.port}")
 
     backfill = launch_backfill(client, deps, destination.id, DAY0, DAY0 + timedelta(hours=3), requested_by="sam")
     assert backfill.intervals == [f"{destination.id}|2026-11-02-00:00", f"{destination.id}|2026-11-02-02:00"]
@@ -171,7 +171,7 @@ def test_canceling_a_graphql_backfill_cancels_its_queued_runs_and_leaves_the_int
                                              status=dg.DagsterRunStatus.STARTED,
                                              tags={"dagster/partition/destination": destination.id}))
     try:
-        backfill = launch_backfill(DagsterGraphQLClient("127.0.0.1", port_number=services.port), deps,
+        backfill = launch_backfill(DagsterGraphQL(f"http://127.0.0.1:{services.port}"), deps,
                                    destination.id, DAY0, DAY0 + timedelta(hours=3), requested_by="sam")
         backfill_runs = dg.RunsFilter(tags={"dagster/backfill": backfill.backfill_id})
         queued = services.wait_until(

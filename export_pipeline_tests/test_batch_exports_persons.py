@@ -20,8 +20,8 @@ from export_pipeline.batch_exports.run import BatchDeps, build_batch_deps, expor
 from export_pipeline.batch_exports.target import destination_storage
 from export_pipeline.clickhouse.connection import ClickHouse
 from export_pipeline.db import get_engine
+from export_pipeline.engine.extract import QUERY_SETTINGS
 from export_pipeline.errors import InvalidRequest
-from export_pipeline.exports.extract import QUERY_SETTINGS
 from export_pipeline.models import BATCH_MODELS
 from export_pipeline.storage import ExportStorage
 from export_pipeline_tests.exportdata import iso, parse_file

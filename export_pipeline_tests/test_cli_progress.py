@@ -7,8 +7,8 @@ import sys
 from datetime import UTC, datetime
 
 from export_pipeline.cli.progress import ProgressDisplay, bar_line, plain_line
+from export_pipeline.engine.spec import Compression, ExportFormat, ExportSpec
 from export_pipeline.exports.requests import ExportRequest, ExportState
-from export_pipeline.exports.spec import Compression, ExportFormat, ExportSpec
 
 WHEN = datetime(2026, 11, 30, tzinfo=UTC)
 

@@ -11,9 +11,9 @@ import pytest
 
 from export_pipeline.accounts.roles import Role, add_member
 from export_pipeline.cohorts.store import CohortStore, person_ids_from_csv
+from export_pipeline.engine.extract import ExportQuery, iter_chunks
+from export_pipeline.engine.spec import parse_spec
 from export_pipeline.errors import InvalidRequest, NotFound
-from export_pipeline.exports.extract import ExportQuery, iter_chunks
-from export_pipeline.exports.spec import parse_spec
 from export_pipeline.models.persons import cohort_model
 from export_pipeline.models.resolve import resolve_spec
 

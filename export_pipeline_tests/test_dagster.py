@@ -17,9 +17,9 @@ from export_pipeline.defs.exports import (
     with_storage_kind,
 )
 from export_pipeline.defs.resources import AppDatabaseResource
+from export_pipeline.engine.spec import parse_spec
 from export_pipeline.exports.finished_email import size_text
 from export_pipeline.exports.requests import ExportState, ExportStore
-from export_pipeline.exports.spec import parse_spec
 
 from .exportdata import expected_rows, insert_events, known_events
 
@@ -129,12 +129,10 @@ def dagster_deployment(dagster_stack) -> dict:
 
 
 def test_graphql_launched_run_exports(dagster_deployment, clickhouse, events_table):
-    from dagster_graphql import DagsterGraphQLClient
+    from export_pipeline.defs.graphql import DagsterGraphQL
 
-    from export_pipeline.exports.graphql import submit_export
-
-    client = DagsterGraphQLClient("127.0.0.1", port_number=dagster_deployment["port"])
-    export_id, run_id = submit_export(client, project_id=PROJECT, requested_by="maria", format="ndjson", compression="zstd")
+    client = DagsterGraphQL(f"http://127.0.0.1:{dagster_deployment['port']}")
+    export_id, run_id = client.submit_export(project_id=PROJECT, requested_by="maria", format="ndjson", compression="zstd")
 
     deployment = dagster_deployment["deployment"]
     status = deployment.wait_until(

@@ -25,12 +25,12 @@ from export_pipeline.accounts.tokens import create_token
 from export_pipeline.api.app import create_app
 from export_pipeline.cli import main as cli
 from export_pipeline.clickhouse.connection import ClickHouse
+from export_pipeline.engine.spec import parse_spec
 from export_pipeline.errors import ClickHouseUnavailable, InvalidRequest
 from export_pipeline.exports.deps import ExportDeps, build_deps
 from export_pipeline.exports.manifest import read_manifest
 from export_pipeline.exports.requests import ExportRequest, ExportState
 from export_pipeline.exports.run import run_export
-from export_pipeline.exports.spec import parse_spec
 from export_pipeline.storage import storage_from_url
 
 from .exportdata import insert_events, known_events

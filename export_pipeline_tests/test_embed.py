@@ -21,9 +21,9 @@ from export_pipeline.accounts.tokens import create_token
 from export_pipeline.api.app import create_app
 from export_pipeline.db import insights as insights_table
 from export_pipeline.db import share_links
+from export_pipeline.engine.spec import parse_spec
 from export_pipeline.exports.manifest import read_manifest
 from export_pipeline.exports.run import run_export
-from export_pipeline.exports.spec import parse_spec
 from export_pipeline.insights.store import InsightStore
 from export_pipeline.render.browser import PngRenderer
 from export_pipeline.render.capture import png_size

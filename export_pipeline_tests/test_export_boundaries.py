@@ -24,13 +24,13 @@ import pytest
 
 from export_pipeline.accounts.roles import Role, add_member
 from export_pipeline.clickhouse.connection import Session
-from export_pipeline.exports import csv_blocks, extract
-from export_pipeline.exports.encode_sql import ENCODE_SETTINGS, LINE
-from export_pipeline.exports.extract import ExportPlan, ExportQuery, Window, iter_chunks, plan
+from export_pipeline.engine import csv_blocks, extract
+from export_pipeline.engine.encode_sql import ENCODE_SETTINGS, LINE
+from export_pipeline.engine.extract import ExportPlan, ExportQuery, Window, iter_chunks, plan
+from export_pipeline.engine.serialize import ROWS
+from export_pipeline.engine.spec import parse_spec
 from export_pipeline.exports.manifest import read_manifest
 from export_pipeline.exports.run import run_export
-from export_pipeline.exports.serialize import ROWS
-from export_pipeline.exports.spec import parse_spec
 from export_pipeline.models.events import events_model
 
 from .exportdata import expected_rows, insert_events, iso, parse_file

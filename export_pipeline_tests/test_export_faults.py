@@ -39,13 +39,13 @@ from export_pipeline.clock import now_utc
 from export_pipeline.db import export_requests, get_engine
 from export_pipeline.defs.exports import export_reconcile_sensor
 from export_pipeline.defs.resources import AppDatabaseResource, AppSettingsResource, ExportStorageResource
+from export_pipeline.engine.spec import parse_spec
 from export_pipeline.errors import StorageError
 from export_pipeline.exports.manifest import read_manifest
 from export_pipeline.exports.parts import PartLog
 from export_pipeline.exports.reconcile import INTERRUPTED, Reconciler
 from export_pipeline.exports.requests import ExportState, ExportStore
 from export_pipeline.exports.run import run_export
-from export_pipeline.exports.spec import parse_spec
 from export_pipeline.storage import S3Storage, storage_from_url
 from export_pipeline.storage.s3 import MIN_PART_SIZE
 

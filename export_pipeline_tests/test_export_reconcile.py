@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from export_pipeline.accounts.roles import Role, add_member
 from export_pipeline.clock import now_utc
 from export_pipeline.db import export_requests
+from export_pipeline.engine.spec import parse_spec
 from export_pipeline.errors import StorageError
 from export_pipeline.exports.deps import ExportDeps
 from export_pipeline.exports.manifest import read_manifest
@@ -28,7 +29,6 @@ from export_pipeline.exports.parts import PartLog
 from export_pipeline.exports.reconcile import INTERRUPTED, Reconciler, RunView
 from export_pipeline.exports.requests import ExportState
 from export_pipeline.exports.run import run_export
-from export_pipeline.exports.spec import parse_spec
 
 from .exportdata import expected_rows, insert_events, known_events, read_export_rows
 

@@ -16,9 +16,9 @@ from export_pipeline.clock import now_utc
 from export_pipeline.db import export_requests, get_engine
 from export_pipeline.defs.exports import export_reconcile_sensor
 from export_pipeline.defs.resources import AppDatabaseResource, AppSettingsResource, ExportStorageResource
+from export_pipeline.engine.spec import parse_spec
 from export_pipeline.exports.reconcile import INTERRUPTED
 from export_pipeline.exports.requests import ExportState, ExportStore
-from export_pipeline.exports.spec import parse_spec
 
 STALE_AFTER = 3.0
 

@@ -40,7 +40,7 @@ def test_status_reports_an_export_whose_process_died_as_failed(store):
 
     from export_pipeline.clock import now_utc
     from export_pipeline.db import export_requests
-    from export_pipeline.exports.spec import parse_spec
+    from export_pipeline.engine.spec import parse_spec
 
     add_member(store.engine, PROJECT, "maria", Role.MAINTAINER)
     request = store.create(parse_spec(project_id=PROJECT, requested_by="maria"), source="cli")
@@ -63,8 +63,8 @@ def test_a_wait_on_a_queued_export_ends_when_the_daemon_is_gone(deps):
     import time
 
     from export_pipeline.cli.follow import GaveUp, follow_export
+    from export_pipeline.engine.spec import parse_spec
     from export_pipeline.exports.requests import ExportState
-    from export_pipeline.exports.spec import parse_spec
 
     request = deps.store.create(parse_spec(project_id=PROJECT, requested_by="wes", format="ndjson"), source="test")
     started = time.monotonic()

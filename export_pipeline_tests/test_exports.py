@@ -22,12 +22,12 @@ import sqlalchemy as sa
 from export_pipeline.accounts.roles import Role, add_member
 from export_pipeline.clickhouse.connection import ClickHouse
 from export_pipeline.db import access_refusals
+from export_pipeline.engine.spec import parse_spec
 from export_pipeline.errors import AccessDenied, ClickHouseUnavailable
 from export_pipeline.exports.deps import ExportDeps
 from export_pipeline.exports.manifest import read_manifest
 from export_pipeline.exports.requests import ExportState
 from export_pipeline.exports.run import run_export
-from export_pipeline.exports.spec import parse_spec
 from export_pipeline.storage import storage_from_url
 
 from .exportdata import (

@@ -15,9 +15,9 @@ import openpyxl
 import pytest
 
 from export_pipeline.accounts.roles import Role, add_member
+from export_pipeline.engine.spec import parse_spec
 from export_pipeline.exports.manifest import read_manifest
 from export_pipeline.exports.run import run_export
-from export_pipeline.exports.spec import parse_spec
 from export_pipeline.insights.store import InsightStore
 
 from .exportdata import insert_events

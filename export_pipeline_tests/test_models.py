@@ -18,13 +18,13 @@ import pytest
 
 from export_pipeline.accounts.roles import Role, add_member
 from export_pipeline.clickhouse.schema import EventsTable
-from export_pipeline.exports.extract import ExportQuery, iter_chunks
+from export_pipeline.engine.extract import ExportQuery, iter_chunks
+from export_pipeline.engine.model import Column, ExportModel, KeyColumn
+from export_pipeline.engine.serialize import PartWriter
+from export_pipeline.engine.spec import Compression, ExportFormat, parse_spec
 from export_pipeline.exports.manifest import read_manifest
 from export_pipeline.exports.run import run_export
-from export_pipeline.exports.serialize import PartWriter
-from export_pipeline.exports.spec import Compression, ExportFormat, parse_spec
 from export_pipeline.models import MODELS
-from export_pipeline.models.base import Column, ExportModel, KeyColumn
 from export_pipeline.models.events import events_model
 
 from .exportdata import (

@@ -21,9 +21,9 @@ from export_pipeline.api.daemon import NO_DAEMON_HINT, DaemonWatch
 from export_pipeline.api.responses import ErrorBody
 from export_pipeline.clock import iso_utc, now_utc
 from export_pipeline.db import export_requests
+from export_pipeline.engine.spec import parse_spec
 from export_pipeline.exports.deps import build_deps
 from export_pipeline.exports.run import run_export
-from export_pipeline.exports.spec import parse_spec
 
 from .exportdata import T0, insert_events
 

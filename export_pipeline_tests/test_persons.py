@@ -12,9 +12,9 @@ import pytest
 
 from export_pipeline.accounts.roles import Role, add_member
 from export_pipeline.clickhouse.connection import Session
+from export_pipeline.engine import extract
+from export_pipeline.engine.spec import parse_spec
 from export_pipeline.errors import InvalidRequest
-from export_pipeline.exports import extract
-from export_pipeline.exports.spec import parse_spec
 from export_pipeline.models import persons
 from export_pipeline.models.group_types import set_group_type
 

@@ -16,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from export_pipeline.accounts.roles import Role, add_member
+from export_pipeline.engine.spec import parse_spec
 from export_pipeline.exports.manifest import read_manifest
 from export_pipeline.exports.run import run_export
-from export_pipeline.exports.spec import parse_spec
 from export_pipeline.recordings import seed as recording_seed
 from export_pipeline.recordings.blobs import RecordingBlobs
 from export_pipeline.recordings.document import snapshot

@@ -8,7 +8,7 @@ import pytest
 from export_pipeline.clickhouse.schema import EventsTable, init_schema
 from export_pipeline.clickhouse.seed import seed_events
 from export_pipeline.clickhouse.seed_people import seed_people
-from export_pipeline.exports.extract import QUERY_SETTINGS
+from export_pipeline.engine.extract import QUERY_SETTINGS
 from export_pipeline.models.person_sql import distinct_ids_sql, persons_sql
 
 PROJECTS = 2

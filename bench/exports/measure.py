@@ -96,9 +96,9 @@ def _child_native(spec: dict) -> dict:
 def _child_export(spec: dict) -> dict:
     import logging
 
+    from export_pipeline.engine.spec import parse_spec
     from export_pipeline.exports.deps import build_deps
     from export_pipeline.exports.run import run_export
-    from export_pipeline.exports.spec import parse_spec
     from export_pipeline.settings import Settings
 
     deps = build_deps(Settings())

@@ -21,12 +21,12 @@ from export_pipeline.api.errors import ApiError
 from export_pipeline.api.responses import MEMBER_ERRORS, error_responses
 from export_pipeline.clock import iso_utc, now_utc
 from export_pipeline.db import export_requests
+from export_pipeline.engine.spec import parse_spec
 from export_pipeline.errors import NotFound
 from export_pipeline.exports.deps import ExportDeps
 from export_pipeline.exports.manifest import MANIFEST_NAME, download_name, file_link, read_manifest
 from export_pipeline.exports.reconcile import reconciled
 from export_pipeline.exports.requests import ExportRequest, ExportState, request_from_row
-from export_pipeline.exports.spec import parse_spec
 from export_pipeline.storage.base import content_disposition
 
 log = logging.getLogger(__name__)

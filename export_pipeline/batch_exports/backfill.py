@@ -1,41 +1,27 @@
 """An operator's backfill of a range: plan it (empty intervals skipped at once, with one count), then hand the
-intervals holding rows to Dagster as one multi-run asset backfill through GraphQL `launchPartitionBackfill`,
-at a lower priority than live intervals (`dagster/priority` -1). Each run replaces its interval's files, so
-a backfill over intervals that live runs already exported duplicates nothing."""
+intervals holding rows to Dagster as one multi-run asset backfill (`defs/graphql.py` launches it through
+GraphQL `launchPartitionBackfill`), at a lower priority than live intervals (`dagster/priority` -1). Each run
+replaces its interval's files, so a backfill over intervals that live runs already exported duplicates nothing."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+from typing import Protocol
 
 from export_pipeline.batch_exports.plan import backfill_intervals
 from export_pipeline.batch_exports.run import BatchDeps
 from export_pipeline.clock import as_utc, iso_utc, now_utc
-from export_pipeline.errors import BackfillRefused, InvalidRequest
-from export_pipeline.exports.graphql import ADD_PARTITION
+from export_pipeline.errors import InvalidRequest
 
-if TYPE_CHECKING:
-    from dagster_graphql import DagsterGraphQLClient
-
-ASSET = "batch_export"
-DESTINATIONS_PARTITIONS = "batch_export_destinations"
 BACKFILL_PRIORITY = "-1"
 
-_LAUNCH = """
-mutation LaunchBackfill($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message }
-    ... on PartitionSetNotFoundError { message }
-    ... on PartitionKeysNotFoundError { message }
-    ... on UnauthorizedError { message }
-    ... on InvalidSubsetError { message }
-  }
-}
-"""
+
+class BackfillLauncher(Protocol):
+    """What starts the runs of a backfill (Dagster, through `defs/graphql.py`); returns the backfill's id."""
+
+    def launch_backfill(self, destination_id: str, partition_keys: list[str], *, title: str, description: str,
+                        tags: dict[str, str]) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -64,52 +50,18 @@ def parse_range(start: object, end: object) -> tuple[datetime, datetime]:
     return parsed["start"], parsed["end"]
 
 
-def graphql_client(url: str) -> DagsterGraphQLClient:
-    """A client of the Dagster webserver at `url` (DAGSTER_WEBSERVER_URL)."""
-    # Imported here: 8 MB of memory that every process importing this module would pay.
-    from dagster_graphql import DagsterGraphQLClient
-
-    parts = urlsplit(url)
-    return DagsterGraphQLClient(parts.hostname or "127.0.0.1", port_number=parts.port,
-                                use_https=parts.scheme == "https")
-
-
-def launch_backfill(client: DagsterGraphQLClient, deps: BatchDeps, destination_id: str, start: datetime,
-                    end: datetime, *, requested_by: str, location_name: str = "export_pipeline",
-                    repository_name: str = "__repository__") -> Backfill:
+def launch_backfill(launcher: BackfillLauncher, deps: BatchDeps, destination_id: str, start: datetime,
+                    end: datetime, *, requested_by: str) -> Backfill:
     destination = deps.destinations.require(destination_id)
     intervals, skipped = backfill_intervals(destination, start, end, deps, now_utc())
     keys = [f"{destination.id}|{interval.partition_key}" for interval in intervals]
     if not keys:
         return Backfill(destination.id, None, [], skipped)
-    selector = {"repositoryLocationName": location_name, "repositoryName": repository_name}
-    added = _execute(client, ADD_PARTITION, {"selector": selector, "partitions": DESTINATIONS_PARTITIONS,
-                                             "key": destination.id})["addDynamicPartition"]
-    if added["__typename"] not in ("AddDynamicPartitionSuccess", "DuplicateDynamicPartitionError"):
-        raise BackfillRefused(f"Dagster refused to register batch export {destination.id}: {added.get('message')}")
-    params = {
-        "assetSelection": [{"path": [ASSET]}],
-        "partitionNames": keys,
-        "title": f"Backfill {destination.id} {iso_utc(start)} to {iso_utc(end)}",
-        "description": f"Requested by {requested_by}: {len(keys)} interval(s), {skipped} empty skipped.",
-        "tags": [{"key": "dagster/priority", "value": BACKFILL_PRIORITY},
-                 {"key": "export-pipeline/batch-export", "value": destination.id},
-                 {"key": "export-pipeline/requested-by", "value": requested_by}],
-    }
-    launched = _execute(client, _LAUNCH, {"params": params})["launchPartitionBackfill"]
-    if launched["__typename"] != "LaunchBackfillSuccess":
-        raise BackfillRefused(f"Dagster refused the backfill of {destination.id}: "
-                              f"{launched['__typename']} {launched.get('message', '')}".strip(),
-                              hint="Check that the export_pipeline code location is loaded in the Dagster UI.")
-    return Backfill(destination.id, launched["backfillId"], keys, skipped)
-
-
-def _execute(client: DagsterGraphQLClient, query: str, variables: dict) -> dict:
-    try:
-        return client._execute(query, variables)
-    except Exception as exc:  # the client wraps transport and GraphQL errors alike
-        # Its text repeats the whole query; the cause is what follows it.
-        text = str(exc.__cause__ or exc).strip()
-        cause = text.splitlines()[-1] if text else type(exc).__name__
-        raise BackfillRefused(f"Could not reach Dagster's GraphQL API: {cause}",
-                              hint="Check that the Dagster webserver at DAGSTER_WEBSERVER_URL is running.") from None
+    backfill_id = launcher.launch_backfill(
+        destination.id, keys,
+        title=f"Backfill {destination.id} {iso_utc(start)} to {iso_utc(end)}",
+        description=f"Requested by {requested_by}: {len(keys)} interval(s), {skipped} empty skipped.",
+        tags={"dagster/priority": BACKFILL_PRIORITY, "export-pipeline/batch-export": destination.id,
+              "export-pipeline/requested-by": requested_by},
+    )
+    return Backfill(destination.id, backfill_id, keys, skipped)

@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from export_pipeline.batch_exports.intervals import Interval, IntervalUnit
 from export_pipeline.clickhouse.schema import EventsTable
 from export_pipeline.clock import as_utc
+from export_pipeline.engine.spec import Compression, ExportFormat, default_compression
 from export_pipeline.errors import InvalidRequest
-from export_pipeline.exports.spec import Compression, ExportFormat, default_compression
 from export_pipeline.models import BATCH_MODELS
 from export_pipeline.storage.base import key_parts
 

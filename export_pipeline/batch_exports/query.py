@@ -11,9 +11,9 @@ from export_pipeline.batch_exports.destinations import Destination
 from export_pipeline.batch_exports.intervals import Interval, IntervalUnit
 from export_pipeline.clickhouse.connection import Session
 from export_pipeline.clock import as_utc, ch_time
-from export_pipeline.exports.extract import EVERY_ROW, QUERY_SETTINGS, ExportQuery, Window
-from export_pipeline.exports.spec import ExportSpec
-from export_pipeline.models.base import ExportModel
+from export_pipeline.engine.extract import EVERY_ROW, QUERY_SETTINGS, ExportQuery, Window
+from export_pipeline.engine.model import ExportModel
+from export_pipeline.engine.spec import ExportSpec
 
 
 @dataclass(frozen=True, kw_only=True)

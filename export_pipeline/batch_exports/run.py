@@ -32,6 +32,9 @@ from export_pipeline.channels.slack import SlackSender
 from export_pipeline.clickhouse.connection import ClickHouse
 from export_pipeline.clickhouse.schema import EventsTable
 from export_pipeline.clock import iso_utc, now_utc
+from export_pipeline.engine.extract import iter_chunks, prefetched
+from export_pipeline.engine.model import ExportModel
+from export_pipeline.engine.serialize import PartWriter, WrittenFile
 from export_pipeline.errors import (
     ClickHouseUnavailable,
     EngineBusy,
@@ -40,10 +43,7 @@ from export_pipeline.errors import (
     InvalidRequest,
     StorageError,
 )
-from export_pipeline.exports.extract import iter_chunks, prefetched
-from export_pipeline.exports.serialize import PartWriter, WrittenFile
 from export_pipeline.models import BATCH_MODELS
-from export_pipeline.models.base import ExportModel
 from export_pipeline.settings import Settings
 from export_pipeline.storage import ExportStorage
 

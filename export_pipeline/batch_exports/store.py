@@ -14,8 +14,8 @@ from export_pipeline.batch_exports.intervals import IntervalUnit
 from export_pipeline.clock import as_utc, now_utc
 from export_pipeline.db import batch_export_destinations as table
 from export_pipeline.db import batch_export_runs
+from export_pipeline.engine.spec import Compression, ExportFormat
 from export_pipeline.errors import InvalidRequest, NotFound
-from export_pipeline.exports.spec import Compression, ExportFormat
 
 
 def new_destination_id() -> str:

@@ -11,9 +11,9 @@ from export_pipeline.clickhouse.schema import EventsTable, init_schema
 from export_pipeline.clickhouse.seed import seed_events
 from export_pipeline.clickhouse.seed_people import seed_people
 from export_pipeline.clock import now_utc
-from export_pipeline.cohorts.demo import seed_app_people
 from export_pipeline.db import get_engine
 from export_pipeline.defs.instance import dagster_instance, ensure_dagster_home
+from export_pipeline.demo.cohorts import seed_app_people
 from export_pipeline.deps import AppDeps
 from export_pipeline.exports.deps import ExportDeps
 from export_pipeline.exports.lifecycle import sweep_expired

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from export_pipeline.accounts.roles import Role, require_role
-from export_pipeline.batch_exports.backfill import graphql_client, launch_backfill, parse_range
+from export_pipeline.batch_exports.backfill import launch_backfill, parse_range
 from export_pipeline.batch_exports.destinations import Destination, RunState
 from export_pipeline.batch_exports.records import RunStore
 from export_pipeline.batch_exports.run import build_batch_deps
@@ -17,6 +17,7 @@ from export_pipeline.batch_exports.views import (
     destination_json,
 )
 from export_pipeline.cli.common import app_deps, emit, project_option, say
+from export_pipeline.defs.graphql import DagsterGraphQL
 from export_pipeline.deps import AppDeps
 
 user_option = click.option("--user", required=True, help="Who acts (Maintainer or higher on the project)")
@@ -154,7 +155,7 @@ def backfill(project_id: int, user: str, destination_id: str, start: str, end: s
     DestinationStore(app.engine).require(destination_id, project_id=project_id)
     first, last = parse_range(start, end)
     batch = build_batch_deps(app.settings, app.engine, app.clickhouse)
-    launched = launch_backfill(graphql_client(app.settings.dagster_url), batch, destination_id, first, last,
+    launched = launch_backfill(DagsterGraphQL(app.settings.dagster_url), batch, destination_id, first, last,
                                requested_by=user)
     if launched.backfill_id:
         say(f"Backfill {launched.backfill_id}: {len(launched.intervals)} interval(s); watch it in the Dagster UI "

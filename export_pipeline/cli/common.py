@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 import click
 from sqlalchemy.engine import Engine
@@ -12,6 +13,9 @@ from export_pipeline.db import get_engine
 from export_pipeline.deps import AppDeps
 from export_pipeline.errors import AccessDenied, ExportPipelineError, InvalidRequest
 from export_pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 project_option = click.option("--project-id", type=click.IntRange(min=1), required=True)
 
@@ -65,3 +69,15 @@ def app_deps() -> AppDeps:
 def app_database() -> Engine:
     """For commands that only read and write the app database: storage and role settings need not be valid."""
     return get_engine(Settings().database_url)
+
+
+def job_loader(name: str) -> Callable[[], dg.JobDefinition]:
+    """Builds job `name` when called: the definitions read settings and every job, which only a run in this
+    process needs."""
+
+    def load() -> dg.JobDefinition:
+        from export_pipeline.definitions import defs
+
+        return defs.resolve_job_def(name)
+
+    return load

@@ -14,15 +14,16 @@ import zstandard
 
 from export_pipeline.accounts.emails import optional_email
 from export_pipeline.accounts.roles import require_role
-from export_pipeline.cli.common import app_deps, emit, say
+from export_pipeline.cli.common import app_deps, emit, job_loader, say
 from export_pipeline.cli.progress import ProgressDisplay
 from export_pipeline.defs.instance import add_partition, run_unless_daemon
+from export_pipeline.defs.names import EXPORT_JOB
+from export_pipeline.engine.spec import PNG_WIDTHS, RESOURCE_FORMATS, Compression, ExportFormat, parse_spec
 from export_pipeline.errors import AccessDenied, ExportPipelineError, InvalidRequest, NotFound
 from export_pipeline.exports.deps import ExportDeps
 from export_pipeline.exports.reconcile import reconciled
 from export_pipeline.exports.requests import ExportRequest, ExportState
 from export_pipeline.exports.run import describe
-from export_pipeline.exports.spec import PNG_WIDTHS, RESOURCE_FORMATS, Compression, ExportFormat, parse_spec
 from export_pipeline.models.events import unknown_events
 
 PREVIEW_LINE_CHARS = 400
@@ -102,7 +103,7 @@ def export(notify_email: str | None, wait: bool, timeout: float | None, **spec_f
     reconcile_now(deps, instance)  # exports and runs a killed process left behind
     display = ProgressDisplay()
     with display.sharing_stderr():  # the run's warnings, written while the bar is drawn, go above it
-        runner = run_unless_daemon(instance, "export_job", request.id, label=f"Export {request.id}",
+        runner = run_unless_daemon(instance, job_loader(EXPORT_JOB), request.id, label=f"Export {request.id}",
                                    doing="exporting", say=say, in_background=True)
         final, gave_up = follow_export(deps, instance, request, runner=runner, timeout=timeout, display=display)
         if runner is not None:

@@ -12,6 +12,7 @@ from export_pipeline.cli.common import (
     app_database,
     app_deps,
     emit,
+    job_loader,
     json_option,
     project_option,
     say,
@@ -19,6 +20,7 @@ from export_pipeline.cli.common import (
 )
 from export_pipeline.clock import now_utc
 from export_pipeline.defs.instance import add_partition, run_unless_daemon
+from export_pipeline.defs.names import DELIVERY_JOB
 from export_pipeline.demo import demo_subscription
 from export_pipeline.errors import InvalidRequest
 from export_pipeline.insights.store import InsightStore
@@ -125,7 +127,7 @@ def subscriptions_send_now(project_id: int, subscription_id: str) -> None:
     subscription = store.get(project_id, subscription_id)
     delivery = store.request_delivery(subscription, now_utc().replace(second=0, microsecond=0))
     instance = add_partition(app.settings, DELIVERY_PARTITIONS, delivery.id)
-    runner = run_unless_daemon(instance, "subscription_delivery_job", delivery.id, label=f"Delivery {delivery.id}",
+    runner = run_unless_daemon(instance, job_loader(DELIVERY_JOB), delivery.id, label=f"Delivery {delivery.id}",
                                doing="delivering", say=say, in_background=False)
     if runner is None:
         deadline = time.monotonic() + DAEMON_DELIVERY_WAIT_SECONDS

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from export_pipeline.engine.filters import PropertyFilter, parse_property_filters
 from export_pipeline.errors import InvalidRequest
-from export_pipeline.exports.filters import PropertyFilter, parse_property_filters
 
 MAX_FILTERS = 20
 MAX_DAYS = 3650

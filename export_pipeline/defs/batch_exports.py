@@ -20,6 +20,7 @@ from export_pipeline.batch_exports.run import IntervalResult, build_batch_deps, 
 from export_pipeline.batch_exports.store import DestinationStore
 from export_pipeline.clickhouse.connection import ClickHouse
 from export_pipeline.clock import iso_utc, now_utc
+from export_pipeline.defs import names
 from export_pipeline.defs.resources import (
     AppDatabaseResource,
     AppSettingsResource,
@@ -31,7 +32,7 @@ from export_pipeline.defs.resources import (
 from export_pipeline.defs.runs import clickhouse_tags, failure, run_is_active
 from export_pipeline.errors import ExportPipelineError
 
-DESTINATIONS = dg.DynamicPartitionsDefinition(name="batch_export_destinations")
+DESTINATIONS = dg.DynamicPartitionsDefinition(name=names.DESTINATIONS_PARTITIONS)
 BATCH_PARTITIONS = dg.MultiPartitionsDefinition({
     "destination": DESTINATIONS,
     "interval": dg.HourlyPartitionsDefinition(start_date="2020-01-01-00:00", timezone="UTC"),

@@ -9,6 +9,7 @@ import dagster as dg
 from pydantic import Field
 
 from export_pipeline.clock import now_utc
+from export_pipeline.defs import names
 from export_pipeline.defs.resources import (
     AppDatabaseResource,
     AppSettingsResource,
@@ -20,6 +21,7 @@ from export_pipeline.defs.resources import (
 )
 from export_pipeline.defs.runs import clickhouse_tags, end_run, failure, run_is_active, run_view
 from export_pipeline.deps import AppDeps
+from export_pipeline.engine.spec import Compression, ExportFormat, parse_spec
 from export_pipeline.errors import ExportPipelineError
 from export_pipeline.exports.deps import ExportDeps
 from export_pipeline.exports.finished_email import size_text
@@ -27,10 +29,9 @@ from export_pipeline.exports.lifecycle import sweep_expired
 from export_pipeline.exports.reconcile import Reconciled, Reconciler
 from export_pipeline.exports.requests import ExportState, ExportStore
 from export_pipeline.exports.run import ExportResult, describe, run_export
-from export_pipeline.exports.spec import Compression, ExportFormat, parse_spec
 from export_pipeline.storage import ExportStorage
 
-EXPORT_PARTITIONS = dg.DynamicPartitionsDefinition(name="export_requests")
+EXPORT_PARTITIONS = dg.DynamicPartitionsDefinition(name=names.EXPORT_PARTITIONS)
 EXPORT_ID_TAG = "export-pipeline/export-id"
 
 
@@ -127,7 +128,7 @@ def _metadata(result: ExportResult, described: dict) -> dict[str, object]:
 
 def build_export_job(cluster_name: str):
     return dg.define_asset_job(
-        "export_job",
+        names.EXPORT_JOB,
         selection=[event_export],
         partitions_def=EXPORT_PARTITIONS,
         tags=clickhouse_tags(cluster_name),
@@ -136,7 +137,7 @@ def build_export_job(cluster_name: str):
 
 
 @dg.sensor(
-    job_name="export_job",
+    job_name=names.EXPORT_JOB,
     minimum_interval_seconds=5,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Registers a partition and requests a run (run_key = export id) for each queued export.",
@@ -206,7 +207,7 @@ def end_orphan_export_runs(instance: dg.DagsterInstance, store: ExportStore, *, 
     went to another run) for longer than `stale_after`: their process died before Dagster heard the end."""
     ended = []
     started = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
-    for record in instance.get_run_records(dg.RunsFilter(job_name="export_job", statuses=started), limit=200):
+    for record in instance.get_run_records(dg.RunsFilter(job_name=names.EXPORT_JOB, statuses=started), limit=200):
         run = record.dagster_run
         request = store.get(run.tags.get("dagster/partition", ""))
         if request is not None and request.state is ExportState.RUNNING and request.run_id == run.run_id:

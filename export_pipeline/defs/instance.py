@@ -56,26 +56,25 @@ def add_partition(settings: Settings, partitions: dg.DynamicPartitionsDefinition
     return instance
 
 
-def run_unless_daemon(instance: dg.DagsterInstance, job_name: str, key: str, *, label: str, doing: str,
-                      say: Callable[[str], None], in_background: bool) -> threading.Thread | None:
+def run_unless_daemon(instance: dg.DagsterInstance, load_job: Callable[[], dg.JobDefinition], key: str, *,
+                      label: str, doing: str, say: Callable[[str], None],
+                      in_background: bool) -> threading.Thread | None:
     """Leave a registered partition to a running daemon (returns None), or else run it in this process,
     recorded in the same instance so the UI shows the run. Returns the thread running it: still running when
     `in_background` (for a caller that follows the progress itself), finished otherwise. A caller must join
     it before exiting: the run is a daemon thread, and a process that exits first leaves the run STARTED in
-    Dagster, holding the engine's run slot."""
+    Dagster, holding the engine's run slot. `load_job` builds the job only when it runs here: building the
+    definitions reads settings and every job."""
     if daemon_is_running(instance):
         say(f"{label} queued; the Dagster daemon will run it.")
         return None
     say(f"{label}: no Dagster daemon running, {doing} in this process.")
-    # Building the definitions reads settings and every job; only a run in this process needs them.
-    from export_pipeline.definitions import defs
-
-    job = defs.resolve_job_def(job_name)
+    job = load_job()
     runner = threading.Thread(
         target=lambda: job.execute_in_process(
             instance=instance, partition_key=key, run_config=QUIET_RUN_CONFIG, raise_on_error=False
         ),
-        name=job_name,
+        name=job.name,
         daemon=True,
     )
     runner.start()

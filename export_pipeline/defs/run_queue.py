@@ -28,15 +28,16 @@ from dagster._core.storage.tags import MAX_RETRIES_TAG, PARTITION_NAME_TAG, PART
 
 from export_pipeline.clickhouse.connection import ClickHouse
 from export_pipeline.db import get_engine
+from export_pipeline.defs import names
 from export_pipeline.defs.runs import CLICKHOUSE_TAG, clickhouse_tags
+from export_pipeline.engine.spec import parse_spec
 from export_pipeline.errors import ExportPipelineError
 from export_pipeline.exports.requests import ExportStore
-from export_pipeline.exports.spec import parse_spec
 from export_pipeline.settings import Settings
 
-EXPORT_ASSET = dg.AssetKey("event_export")
-CLICKHOUSE_ASSETS = frozenset({EXPORT_ASSET, dg.AssetKey("subscription_delivery"), dg.AssetKey("batch_export")})
-CLICKHOUSE_JOBS = frozenset({"export_job", "subscription_delivery_job"})  # their runs select no assets
+EXPORT_ASSET = dg.AssetKey(names.EXPORT_OP)
+CLICKHOUSE_ASSETS = frozenset({EXPORT_ASSET, dg.AssetKey(names.DELIVERY_ASSET), dg.AssetKey(names.BATCH_EXPORT_ASSET)})
+CLICKHOUSE_JOBS = frozenset({names.EXPORT_JOB, names.DELIVERY_JOB})  # their runs select no assets
 
 
 class ClickHouseRunCoordinator(QueuedRunCoordinator):
@@ -97,7 +98,7 @@ def _touches_clickhouse(run: dg.DagsterRun) -> bool:
 def _exports(run: dg.DagsterRun) -> bool:
     if run.asset_selection is not None:
         return EXPORT_ASSET in run.asset_selection
-    return run.job_name == "export_job"
+    return run.job_name == names.EXPORT_JOB
 
 
 def _export_config(run_config: Mapping[str, Any]) -> dict[str, Any]:

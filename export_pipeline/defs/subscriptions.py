@@ -13,6 +13,7 @@ from pydantic import Field
 
 from export_pipeline.clickhouse.connection import ClickHouse
 from export_pipeline.clock import now_utc
+from export_pipeline.defs import names
 from export_pipeline.defs.resources import (
     AppDatabaseResource,
     AppSettingsResource,
@@ -84,7 +85,7 @@ def _metadata(result: DeliveryResult) -> dict[str, object]:
 
 def build_delivery_job(cluster_name: str):
     return dg.define_asset_job(
-        "subscription_delivery_job",
+        names.DELIVERY_JOB,
         selection=[subscription_delivery],
         partitions_def=DELIVERY_PARTITIONS,
         tags=clickhouse_tags(cluster_name),  # its insights are computed on the (maybe embedded) engine
@@ -103,7 +104,7 @@ def skipped_observation(delivery: Delivery) -> dg.AssetObservation:
 
 
 @dg.sensor(
-    job_name="subscription_delivery_job",
+    job_name=names.DELIVERY_JOB,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Every 30 s: fails deliveries whose run died, plans the slots that came due (the latest per "

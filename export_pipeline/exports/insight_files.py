@@ -21,10 +21,10 @@ import xlsxwriter
 from export_pipeline.clock import now_utc
 from export_pipeline.embed.images import default_width, render_view_once
 from export_pipeline.embed.page import compute_view
+from export_pipeline.engine.serialize import CONTENT_TYPES, WrittenFile, neutralise_formulas
+from export_pipeline.engine.spec import ExportFormat
 from export_pipeline.errors import ExportPipelineError
 from export_pipeline.exports.requests import ExportRequest
-from export_pipeline.exports.serialize import CONTENT_TYPES, WrittenFile, neutralise_formulas
-from export_pipeline.exports.spec import ExportFormat
 from export_pipeline.insights.queries import InsightResult, compute
 from export_pipeline.insights.store import Insight, InsightStore, file_slug
 

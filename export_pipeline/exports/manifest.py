@@ -6,8 +6,8 @@ import json
 from datetime import datetime
 
 from export_pipeline.clock import iso_utc
+from export_pipeline.engine.serialize import WrittenFile
 from export_pipeline.exports.requests import ExportRequest
-from export_pipeline.exports.serialize import WrittenFile
 from export_pipeline.storage import ExportStorage
 
 MANIFEST_NAME = "manifest.json"

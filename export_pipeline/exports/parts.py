@@ -13,8 +13,8 @@ from sqlalchemy.engine import Engine
 
 from export_pipeline.clock import now_utc
 from export_pipeline.db import export_parts, export_requests
+from export_pipeline.engine.serialize import WrittenFile
 from export_pipeline.exports.requests import ExportState
-from export_pipeline.exports.serialize import WrittenFile
 
 
 @dataclass(frozen=True)

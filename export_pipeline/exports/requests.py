@@ -14,9 +14,9 @@ from sqlalchemy.engine import Engine
 from export_pipeline.accounts.emails import optional_email
 from export_pipeline.clock import as_utc, now_utc
 from export_pipeline.db import export_requests
+from export_pipeline.engine.filters import parse_property_filters
+from export_pipeline.engine.spec import Compression, ExportFormat, ExportSpec
 from export_pipeline.errors import ExportConflict, NotFound
-from export_pipeline.exports.filters import parse_property_filters
-from export_pipeline.exports.spec import Compression, ExportFormat, ExportSpec
 from export_pipeline.models.resolve import MODEL_FILTERED, resolve_spec
 
 

@@ -14,9 +14,11 @@ import pyarrow as pa
 
 from export_pipeline.accounts.roles import require_role
 from export_pipeline.clock import iso_utc, now_utc
+from export_pipeline.engine.extract import ExportQuery, iter_chunks, plan, prefetched
+from export_pipeline.engine.model import ExportModel
+from export_pipeline.engine.serialize import PartWriter, WrittenFile
 from export_pipeline.errors import ExportConflict, ExportPipelineError
 from export_pipeline.exports.deps import ExportDeps
-from export_pipeline.exports.extract import ExportQuery, iter_chunks, plan, prefetched
 from export_pipeline.exports.finished_email import ExportMailer
 from export_pipeline.exports.insight_files import write_insight_files
 from export_pipeline.exports.manifest import (
@@ -28,11 +30,9 @@ from export_pipeline.exports.manifest import (
 )
 from export_pipeline.exports.parts import PartLog
 from export_pipeline.exports.reconcile import Heartbeat
+from export_pipeline.exports.recordings import write_recordings
 from export_pipeline.exports.requests import ExportRequest, ExportState
-from export_pipeline.exports.serialize import PartWriter, WrittenFile
 from export_pipeline.models import MODELS
-from export_pipeline.models.base import ExportModel
-from export_pipeline.recordings.export import write_recordings
 
 # At most one progress record (app database, Dagster log event, callback) per this many seconds.
 PROGRESS_RECORD_SECONDS = 0.5

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from export_pipeline.clickhouse.schema import EventsTable
-from export_pipeline.models.base import ExportModel
+from export_pipeline.engine.model import ExportModel
 from export_pipeline.models.events import events_model
 from export_pipeline.models.groups import groups_model
 from export_pipeline.models.person_versions import person_versions_model

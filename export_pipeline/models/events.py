@@ -13,8 +13,7 @@ import pyarrow as pa
 from export_pipeline.clickhouse.connection import Session
 from export_pipeline.clickhouse.schema import EventsTable
 from export_pipeline.clock import ch_time
-from export_pipeline.exports.spec import ExportSpec
-from export_pipeline.models.base import (
+from export_pipeline.engine.model import (
     CH_TIME,
     UTC_MICROSECONDS,
     Column,
@@ -23,6 +22,7 @@ from export_pipeline.models.base import (
     KeyColumn,
     date_range,
 )
+from export_pipeline.engine.spec import ExportSpec
 
 
 def events_model(table: EventsTable) -> ExportModel:

@@ -10,8 +10,8 @@ import pyarrow as pa
 
 from export_pipeline.clickhouse.schema import EventsTable
 from export_pipeline.clock import ch_time
-from export_pipeline.exports.spec import ExportSpec
-from export_pipeline.models.base import UTC_MICROSECONDS, Column, Conditions, ExportModel, KeyColumn
+from export_pipeline.engine.model import UTC_MICROSECONDS, Column, Conditions, ExportModel, KeyColumn
+from export_pipeline.engine.spec import ExportSpec
 from export_pipeline.models.person_sql import created_and_properties
 
 

@@ -8,9 +8,9 @@ make ClickHouse read the alias inside the aggregate)."""
 from __future__ import annotations
 
 from export_pipeline.clickhouse.schema import EventsTable
-from export_pipeline.exports.filters import PropertyFilter
-from export_pipeline.exports.spec import ExportSpec
-from export_pipeline.models.base import CH_TIME, date_range
+from export_pipeline.engine.filters import PropertyFilter
+from export_pipeline.engine.model import CH_TIME, date_range
+from export_pipeline.engine.spec import ExportSpec
 
 AS_OF = f"{{as_of:{CH_TIME}}}"
 

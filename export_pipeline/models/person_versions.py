@@ -15,8 +15,8 @@ from datetime import datetime
 import pyarrow as pa
 
 from export_pipeline.clickhouse.schema import EventsTable
-from export_pipeline.exports.spec import ExportSpec
-from export_pipeline.models.base import UTC_MICROSECONDS, Column, Conditions, ExportModel, KeyColumn
+from export_pipeline.engine.model import UTC_MICROSECONDS, Column, Conditions, ExportModel, KeyColumn
+from export_pipeline.engine.spec import ExportSpec
 
 
 def version_filters(spec: ExportSpec, _as_of: datetime) -> Conditions:

@@ -14,9 +14,9 @@ import pyarrow as pa
 
 from export_pipeline.clickhouse.schema import EventsTable
 from export_pipeline.clock import ch_time
-from export_pipeline.cohorts.sql import membership_condition
-from export_pipeline.exports.spec import ExportSpec
-from export_pipeline.models.base import UTC_MICROSECONDS, Column, Conditions, ExportModel, KeyColumn
+from export_pipeline.engine.model import UTC_MICROSECONDS, Column, Conditions, ExportModel, KeyColumn
+from export_pipeline.engine.spec import ExportSpec
+from export_pipeline.models.cohort_sql import membership_condition
 from export_pipeline.models.person_sql import created_and_properties, persons_sql
 
 LOWEST_UUID = "00000000-0000-0000-0000-000000000000"

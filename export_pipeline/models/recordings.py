@@ -1,7 +1,7 @@
 """Session recordings' metadata: one row per session (its `session_replay_events` rows summed, as of the
 request), with the person its distinct id belongs to now, paged by session id. Filters: start time range
 (date_from/date_to), distinct id, person id, minimum duration. The snapshots are exported beside it
-(recordings/export.py)."""
+(exports/recordings.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ import pyarrow as pa
 
 from export_pipeline.clickhouse.schema import EventsTable
 from export_pipeline.clock import ch_time
-from export_pipeline.exports.spec import ExportSpec
-from export_pipeline.models.base import (
+from export_pipeline.engine.model import (
     UTC_MICROSECONDS,
     Column,
     Conditions,
@@ -20,6 +19,7 @@ from export_pipeline.models.base import (
     KeyColumn,
     date_range,
 )
+from export_pipeline.engine.spec import ExportSpec
 from export_pipeline.models.person_sql import AS_OF, distinct_ids_sql, persons_sql
 
 NO_PERSON = "00000000-0000-0000-0000-000000000000"  # what a LEFT JOIN leaves in a UUID column

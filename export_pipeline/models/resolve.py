@@ -9,7 +9,7 @@ from dataclasses import replace
 from sqlalchemy.engine import Engine
 
 from export_pipeline.cohorts.store import CohortStore
-from export_pipeline.exports.spec import ExportSpec
+from export_pipeline.engine.spec import ExportSpec
 from export_pipeline.models.group_types import resolve_group_type
 
 # Resources whose requests store model filters (export_requests.model_filters).

@@ -14,12 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from export_pipeline.accounts.roles import Role
 from export_pipeline.api.dependencies import Caller, Deps, ProjectId, require
 from export_pipeline.api.responses import MEMBER_ERRORS, error_responses
-from export_pipeline.batch_exports.backfill import graphql_client, launch_backfill, parse_range
+from export_pipeline.batch_exports.backfill import launch_backfill, parse_range
 from export_pipeline.batch_exports.destinations import Destination, RunState
 from export_pipeline.batch_exports.records import RunStore
 from export_pipeline.batch_exports.run import build_batch_deps
 from export_pipeline.batch_exports.store import DestinationStore
 from export_pipeline.batch_exports.views import BackfillView, BatchExportList, IntervalRunList
+from export_pipeline.defs.graphql import DagsterGraphQL
 
 router = APIRouter(tags=["batch exports"], responses=error_responses(*MEMBER_ERRORS))
 BASE = "/api/v1/projects/{project_id}/batch_exports"
@@ -120,6 +121,6 @@ def backfill_batch_export(project_id: ProjectId, destination_id: DestinationId, 
     store.require(destination_id, project_id=project_id)
     start, end = parse_range(body.start, body.end)
     batch = build_batch_deps(deps.settings, deps.engine, deps.clickhouse)
-    launched = launch_backfill(graphql_client(deps.settings.dagster_url), batch, destination_id, start, end,
+    launched = launch_backfill(DagsterGraphQL(deps.settings.dagster_url), batch, destination_id, start, end,
                                requested_by=who.user)
     return BackfillView.of(launched)

@@ -18,8 +18,8 @@ from export_pipeline.clickhouse.schema import EventsTable
 from export_pipeline.clock import iso_utc, now_utc
 from export_pipeline.cohorts.store import Cohort, CohortStore, person_ids_from_csv
 from export_pipeline.deps import AppDeps
-from export_pipeline.exports.extract import QUERY_SETTINGS, ExportQuery
-from export_pipeline.exports.spec import parse_spec
+from export_pipeline.engine.extract import QUERY_SETTINGS, ExportQuery
+from export_pipeline.engine.spec import parse_spec
 from export_pipeline.models.persons import cohort_model
 from export_pipeline.models.resolve import resolve_spec
 

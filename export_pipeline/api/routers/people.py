@@ -18,10 +18,10 @@ from export_pipeline.api.responses import MEMBER_ERRORS, error_responses
 from export_pipeline.clickhouse.schema import EventsTable
 from export_pipeline.clock import as_utc, now_utc
 from export_pipeline.deps import AppDeps
+from export_pipeline.engine.extract import QUERY_SETTINGS, ExportQuery
+from export_pipeline.engine.model import object_value
+from export_pipeline.engine.spec import ExportSpec, parse_spec
 from export_pipeline.errors import NotFound
-from export_pipeline.exports.extract import QUERY_SETTINGS, ExportQuery
-from export_pipeline.exports.spec import ExportSpec, parse_spec
-from export_pipeline.models.base import object_value
 from export_pipeline.models.groups import groups_model
 from export_pipeline.models.persons import persons_model
 from export_pipeline.models.resolve import resolve_spec

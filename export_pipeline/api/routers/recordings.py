@@ -18,13 +18,13 @@ from export_pipeline.api.routers.people import read_one, read_rows
 from export_pipeline.clickhouse.schema import EventsTable
 from export_pipeline.clock import now_utc
 from export_pipeline.deps import AppDeps
+from export_pipeline.engine.extract import ExportQuery
+from export_pipeline.engine.spec import parse_spec
 from export_pipeline.errors import NotFound
-from export_pipeline.exports.extract import ExportQuery
-from export_pipeline.exports.spec import parse_spec
+from export_pipeline.exports.recordings import recording_person
 from export_pipeline.models.recordings import recordings_model
 from export_pipeline.recordings.blobs import SESSION_ID, RecordingBlobs
 from export_pipeline.recordings.document import recording_document
-from export_pipeline.recordings.export import recording_person
 from export_pipeline.storage import storage_from_url
 
 router = APIRouter(prefix="/api/v1/projects/{project_id}/recordings", tags=["recordings"],

@@ -29,9 +29,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import zstandard
 
-from export_pipeline.exports.encode_sql import LINE
-from export_pipeline.exports.spec import Compression, ExportFormat
-from export_pipeline.models.base import ExportModel
+from export_pipeline.engine.encode_sql import LINE
+from export_pipeline.engine.model import ExportModel
+from export_pipeline.engine.spec import Compression, ExportFormat
 from export_pipeline.storage import ExportStorage, ObjectWriter
 
 # In a chunk whose `line` values are whole ClickHouse blocks of CSV (csv_blocks.py): each block's row count.

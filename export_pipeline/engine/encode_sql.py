@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from export_pipeline.exports.spec import ExportFormat
-from export_pipeline.models.base import Column, ExportModel
+from export_pipeline.engine.model import Column, ExportModel
+from export_pipeline.engine.spec import ExportFormat
 
 LINE = "line"
 TEXT_FORMATS = (ExportFormat.NDJSON, ExportFormat.JSON, ExportFormat.CSV)

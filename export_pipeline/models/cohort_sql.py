@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from export_pipeline.clickhouse.schema import EventsTable
 from export_pipeline.cohorts.definition import Behavioral, CohortDefinition, parse_definition
-from export_pipeline.exports.filters import PropertyFilter
+from export_pipeline.engine.filters import PropertyFilter
 from export_pipeline.models.person_sql import AS_OF, distinct_ids_sql, property_condition
 
 

@@ -25,9 +25,9 @@ from datetime import datetime
 import numpy as np
 import pyarrow as pa
 
-from export_pipeline.exports.encode_sql import LINE
-from export_pipeline.exports.serialize import ROWS
-from export_pipeline.models.base import ExportModel
+from export_pipeline.engine.encode_sql import LINE
+from export_pipeline.engine.model import ExportModel
+from export_pipeline.engine.serialize import ROWS
 
 KeyReader = Callable[[Sequence[str]], tuple]
 _QUOTE, _NEWLINE = ord('"'), ord("\n")

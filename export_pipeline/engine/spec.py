@@ -10,8 +10,8 @@ from enum import StrEnum
 from typing import TypeVar
 
 from export_pipeline.clock import FIRST_YEAR, LAST_YEAR, as_utc, iso_utc
+from export_pipeline.engine.filters import PropertyFilter, parse_property_filters
 from export_pipeline.errors import InvalidRequest
-from export_pipeline.exports.filters import PropertyFilter, parse_property_filters
 
 
 class ExportFormat(StrEnum):

@@ -37,10 +37,10 @@ import pyarrow.compute as pc
 
 from export_pipeline.clickhouse.connection import Session
 from export_pipeline.clock import as_utc, ch_time
-from export_pipeline.exports.csv_blocks import KeyReader, csv_chunks, csv_key_reader
-from export_pipeline.exports.encode_sql import ENCODE_SETTINGS, TEXT_FORMATS, csv_cells, line_sql
-from export_pipeline.exports.spec import ExportFormat, ExportSpec
-from export_pipeline.models.base import ExportModel
+from export_pipeline.engine.csv_blocks import KeyReader, csv_chunks, csv_key_reader
+from export_pipeline.engine.encode_sql import ENCODE_SETTINGS, TEXT_FORMATS, csv_cells, line_sql
+from export_pipeline.engine.model import ExportModel
+from export_pipeline.engine.spec import ExportFormat, ExportSpec
 
 # Rows per ClickHouse block, from the chunk size: 2,048 rows for the default 8 MiB. A single part read in key order
 # comes in blocks of a granule (~1,800 events, 1 MiB) whatever this says, but parts merged in key order come in

@@ -11,12 +11,12 @@ from collections.abc import Iterable
 
 import zstandard
 
+from export_pipeline.engine.extract import ExportQuery, iter_chunks
+from export_pipeline.engine.model import object_value
+from export_pipeline.engine.serialize import COMPRESSION_SUFFIX, PartWriter, WrittenFile
+from export_pipeline.engine.spec import Compression
 from export_pipeline.exports.deps import ExportDeps
-from export_pipeline.exports.extract import ExportQuery, iter_chunks
 from export_pipeline.exports.requests import ExportRequest
-from export_pipeline.exports.serialize import COMPRESSION_SUFFIX, PartWriter, WrittenFile
-from export_pipeline.exports.spec import Compression
-from export_pipeline.models.base import object_value
 from export_pipeline.models.recordings import recordings_model
 from export_pipeline.recordings.blobs import RecordingBlobs
 from export_pipeline.recordings.document import recording_document

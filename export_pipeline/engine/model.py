@@ -2,7 +2,7 @@
 
 A model is declared, not programmed: its columns (select list, output order, Arrow type and JSON shape in one
 list), the key its rows are paged by, and how an export's parameters filter it. Extraction
-(`exports/extract.py`) and serialization (`exports/serialize.py`) derive everything else from this.
+(`engine/extract.py`) and serialization (`engine/serialize.py`) derive everything else from this.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from datetime import datetime
 import pyarrow as pa
 
 from export_pipeline.clock import ch_time
-from export_pipeline.exports.spec import ExportSpec
+from export_pipeline.engine.spec import ExportSpec
 
 # SQL conditions (joined with AND) and the bound parameters they name.
 Conditions = tuple[list[str], dict]

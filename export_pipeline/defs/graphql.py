@@ -1,0 +1,129 @@
+"""Dagster's GraphQL API, as a host product or an operator tool calls it: register a dynamic partition, launch
+a partitioned run, launch a multi-run asset backfill.
+
+One client for the three, over plain HTTP (`POST /graphql`), so no caller depends on a private method of
+`dagster_graphql`. A partition is registered before its run is launched: Dagster 1.13 starts a run for an
+unknown dynamic partition and fails it late. A run launched here still checks access itself: GraphQL access to
+Dagster does not bypass the Maintainer rule.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from export_pipeline.clock import now_utc
+from export_pipeline.defs.names import (
+    BATCH_EXPORT_ASSET,
+    CODE_LOCATION,
+    DESTINATIONS_PARTITIONS,
+    EXPORT_JOB,
+    EXPORT_OP,
+    EXPORT_PARTITIONS,
+    REPOSITORY,
+)
+from export_pipeline.errors import BackfillRefused
+from export_pipeline.exports.requests import new_export_id
+
+_ADD_PARTITION = """
+mutation AddPartition($selector: RepositorySelector!, $partitions: String!, $key: String!) {
+  addDynamicPartition(repositorySelector: $selector, partitionsDefName: $partitions, partitionKey: $key) {
+    __typename
+    ... on Error { message }
+  }
+}
+"""
+
+_LAUNCH_RUN = """
+mutation LaunchRun($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on RunConfigValidationInvalid { errors { message } }
+    ... on Error { message }
+  }
+}
+"""
+
+_LAUNCH_BACKFILL = """
+mutation LaunchBackfill($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on Error { message }
+  }
+}
+"""
+
+
+class DagsterGraphQL:
+    """The GraphQL API of the Dagster webserver at `url` (DAGSTER_WEBSERVER_URL)."""
+
+    def __init__(self, url: str, *, timeout_seconds: float = 30.0, location: str = CODE_LOCATION,
+                 repository: str = REPOSITORY):
+        self.url = url.rstrip("/")
+        self.timeout_seconds = timeout_seconds
+        self.selector = {"repositoryLocationName": location, "repositoryName": repository}
+
+    def execute(self, query: str, variables: dict) -> dict:
+        try:
+            answer = httpx.post(f"{self.url}/graphql", json={"query": query, "variables": variables},
+                                timeout=self.timeout_seconds)
+            answer.raise_for_status()
+            body = answer.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise BackfillRefused(f"Could not reach Dagster's GraphQL API at {self.url}: {exc or type(exc).__name__}",
+                                  hint="Check that the Dagster webserver at DAGSTER_WEBSERVER_URL is running.") from None
+        if body.get("errors"):
+            raise BackfillRefused(f"Dagster's GraphQL API refused the request: {body['errors'][0].get('message')}")
+        return body["data"]
+
+    def add_partition(self, partitions: str, key: str) -> None:
+        added = self.execute(_ADD_PARTITION, {"selector": self.selector, "partitions": partitions,
+                                              "key": key})["addDynamicPartition"]
+        if added["__typename"] not in ("AddDynamicPartitionSuccess", "DuplicateDynamicPartitionError"):
+            raise BackfillRefused(f"Dagster refused to register partition {key} of {partitions}: "
+                                  f"{added.get('message', added['__typename'])}")
+
+    def launch_run(self, job: str, *, run_config: dict, tags: dict[str, str]) -> str:
+        """Launch `job` and return its run id."""
+        params = {"selector": {**self.selector, "jobName": job}, "runConfigData": run_config,
+                  "executionMetadata": {"tags": [{"key": key, "value": value} for key, value in tags.items()]}}
+        launched = self.execute(_LAUNCH_RUN, {"params": params})["launchRun"]
+        if launched["__typename"] != "LaunchRunSuccess":
+            problems = [error["message"] for error in launched.get("errors", ())] or [launched.get("message", "")]
+            raise BackfillRefused(f"Dagster refused to launch {job}: {launched['__typename']} {'; '.join(problems)}".strip())
+        return launched["run"]["runId"]
+
+    def submit_export(self, *, project_id: int, requested_by: str, format: str = "ndjson",
+                      compression: str | None = None, date_from: str | None = None, date_to: str | None = None,
+                      events: list[str] | None = None, export_id: str | None = None) -> tuple[str, str]:
+        """Register an export's partition and launch its run; returns (export_id, run_id)."""
+        export_id = export_id or new_export_id(now_utc())
+        self.add_partition(EXPORT_PARTITIONS, export_id)
+        config = {
+            "project_id": project_id,
+            "requested_by": requested_by,
+            "format": format.upper(),  # Dagster config enums take member names
+            "events": events or [],
+            **({"compression": compression.upper()} if compression else {}),
+            **({"date_from": date_from} if date_from else {}),
+            **({"date_to": date_to} if date_to else {}),
+        }
+        run_id = self.launch_run(EXPORT_JOB, run_config={"ops": {EXPORT_OP: {"config": config}}},
+                                 tags={"dagster/partition": export_id})
+        return export_id, run_id
+
+    def launch_backfill(self, destination_id: str, partition_keys: list[str], *, title: str, description: str,
+                        tags: dict[str, str]) -> str:
+        """Register the destination's partition and launch a backfill of the batch-export asset over
+        `partition_keys`; returns the backfill id."""
+        self.add_partition(DESTINATIONS_PARTITIONS, destination_id)
+        params = {"assetSelection": [{"path": [BATCH_EXPORT_ASSET]}], "partitionNames": partition_keys,
+                  "title": title, "description": description,
+                  "tags": [{"key": key, "value": value} for key, value in tags.items()]}
+        launched = self.execute(_LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
+        if launched["__typename"] != "LaunchBackfillSuccess":
+            raise BackfillRefused(f"Dagster refused the backfill of {destination_id}: "
+                                  f"{launched['__typename']} {launched.get('message', '')}".strip(),
+                                  hint="Check that the export_pipeline code location is loaded in the Dagster UI.")
+        return launched["backfillId"]
