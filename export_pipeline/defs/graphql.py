@@ -71,7 +71,7 @@ class DagsterGraphQL:
             answer.raise_for_status()
             body = answer.json()
         except (httpx.HTTPError, ValueError) as exc:
-            raise BackfillRefused(f"Could not reach Dagster's GraphQL API at {self.url}: {exc or type(exc).__name__}",
+            raise BackfillRefused(f"Could not reach Dagster's GraphQL API: {exc or type(exc).__name__} ({self.url})",
                                   hint="Check that the Dagster webserver at DAGSTER_WEBSERVER_URL is running.") from None
         if body.get("errors"):
             raise BackfillRefused(f"Dagster's GraphQL API refused the request: {body['errors'][0].get('message')}")
