@@ -136,7 +136,7 @@ def test_graphql_launched_run_exports(dagster_deployment, clickhouse, events_tab
 
     deployment = dagster_deployment["deployment"]
     status = deployment.wait_until(
-        lambda: (s := client.get_run_status(run_id)) in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE) and s,
+        lambda: (s := dg.DagsterRunStatus(client.run_status(run_id))) in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE) and s,
         timeout=180, what=f"run {run_id}",
     )
     assert status == dg.DagsterRunStatus.SUCCESS, deployment.log_tail()

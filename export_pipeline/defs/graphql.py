@@ -44,6 +44,16 @@ mutation LaunchRun($params: ExecutionParams!) {
 }
 """
 
+_RUN_STATUS = """
+query RunStatus($runId: ID!) {
+  runOrError(runId: $runId) {
+    __typename
+    ... on Run { status }
+    ... on Error { message }
+  }
+}
+"""
+
 _LAUNCH_BACKFILL = """
 mutation LaunchBackfill($params: LaunchBackfillParams!) {
   launchPartitionBackfill(backfillParams: $params) {
@@ -93,6 +103,13 @@ class DagsterGraphQL:
             problems = [error["message"] for error in launched.get("errors", ())] or [launched.get("message", "")]
             raise BackfillRefused(f"Dagster refused to launch {job}: {launched['__typename']} {'; '.join(problems)}".strip())
         return launched["run"]["runId"]
+
+    def run_status(self, run_id: str) -> str:
+        """The run's `DagsterRunStatus` name, e.g. `QUEUED`, `STARTED`, `SUCCESS`."""
+        found = self.execute(_RUN_STATUS, {"runId": run_id})["runOrError"]
+        if found["__typename"] != "Run":
+            raise BackfillRefused(f"Dagster has no run {run_id}: {found.get('message', found['__typename'])}")
+        return found["status"]
 
     def submit_export(self, *, project_id: int, requested_by: str, format: str = "ndjson",
                       compression: str | None = None, date_from: str | None = None, date_to: str | None = None,
