@@ -28,7 +28,7 @@ from export_pipeline.clickhouse.connection import ClickHouse  # noqa: E402
 from export_pipeline.clickhouse.schema import EventsTable, init_schema  # noqa: E402
 from export_pipeline.db import get_engine  # noqa: E402
 from export_pipeline.exports.deps import ExportDeps  # noqa: E402
-from export_pipeline.exports.requests import ExportStore  # noqa: E402
+from export_pipeline.exports.store import ExportStore  # noqa: E402
 from export_pipeline.settings import Settings  # noqa: E402
 from export_pipeline.storage import storage_from_url  # noqa: E402
 from export_pipeline_tests.clickhouse_http import clickhouse_http  # noqa: E402, F401

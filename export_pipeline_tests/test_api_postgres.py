@@ -9,7 +9,7 @@ import pytest
 
 from export_pipeline.clickhouse.schema import EventsTable, init_schema
 from export_pipeline.db import get_engine
-from export_pipeline.exports.requests import ExportStore
+from export_pipeline.exports.store import ExportStore
 from export_pipeline.settings import Settings
 
 from .test_api import (  # noqa: F401 - collected here with this module's fixtures

@@ -30,7 +30,8 @@ from export_pipeline.db import access_refusals, access_tokens, export_requests
 from export_pipeline.db import subscriptions as subscriptions_table
 from export_pipeline.engine.spec import Compression, ExportFormat, ExportSpec
 from export_pipeline.errors import AccessDenied, ExportConflict, NotFound
-from export_pipeline.exports.requests import ExportState, ExportStore
+from export_pipeline.exports.requests import ExportState
+from export_pipeline.exports.store import ExportStore
 from export_pipeline.subscriptions.records import DeliveryBusy, DeliveryState, delivery_id
 from export_pipeline.subscriptions.store import SubscriptionStore
 

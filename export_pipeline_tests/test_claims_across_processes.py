@@ -21,7 +21,8 @@ from export_pipeline.batch_exports.records import RunStore
 from export_pipeline.db import get_engine
 from export_pipeline.engine.spec import Compression, ExportFormat, ExportSpec
 from export_pipeline.errors import ExportConflict, IntervalBusy
-from export_pipeline.exports.requests import ExportState, ExportStore
+from export_pipeline.exports.requests import ExportState
+from export_pipeline.exports.store import ExportStore
 from export_pipeline.subscriptions.records import DeliveryBusy, DeliveryState
 from export_pipeline.subscriptions.store import SubscriptionStore
 

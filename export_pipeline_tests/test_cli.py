@@ -238,7 +238,7 @@ def test_export_wait_on_a_terminal_draws_a_bar_that_ends_at_the_counted_total():
     assert re.fullmatch(r"succeeded \[#{24}\] 100%  750/750 rows  \d+\.\d MB\n", frames[-1]), frames[-1]
 
     from export_pipeline.db import get_engine
-    from export_pipeline.exports.requests import ExportStore
+    from export_pipeline.exports.store import ExportStore
     from export_pipeline.settings import Settings
 
     stored = ExportStore(get_engine(Settings().database_url)).require(result["export_id"])

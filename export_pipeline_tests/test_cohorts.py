@@ -114,7 +114,7 @@ def test_bad_cohorts_are_refused(deps):
 
 def test_cohorts_and_people_requests_round_trip_in_the_app_database(app_engine):
     """On SQLite and PostgreSQL: cohorts, their people, group types, and the request's model filters."""
-    from export_pipeline.exports.requests import ExportStore
+    from export_pipeline.exports.store import ExportStore
     from export_pipeline.models.group_types import group_type_names, set_group_type
 
     store = CohortStore(app_engine)

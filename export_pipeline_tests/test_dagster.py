@@ -19,7 +19,8 @@ from export_pipeline.defs.exports import (
 from export_pipeline.defs.resources import AppDatabaseResource
 from export_pipeline.engine.spec import parse_spec
 from export_pipeline.exports.finished_email import size_text
-from export_pipeline.exports.requests import ExportState, ExportStore
+from export_pipeline.exports.requests import ExportState
+from export_pipeline.exports.store import ExportStore
 
 from .exportdata import expected_rows, insert_events, known_events
 

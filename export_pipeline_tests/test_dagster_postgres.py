@@ -13,7 +13,7 @@ import yaml
 
 from export_pipeline.accounts.roles import Role, add_member
 from export_pipeline.db import get_engine
-from export_pipeline.exports.requests import ExportStore
+from export_pipeline.exports.store import ExportStore
 
 from .dagster_services import ROOT, running_deployment
 from .test_dagster import PROJECT, test_daemon_sensor_launches_a_queued_export_exactly_once  # noqa: F401

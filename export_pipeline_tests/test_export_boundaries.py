@@ -238,7 +238,7 @@ def test_a_server_streams_the_same_tables_through_query_arrow_stream(deps, click
     sql, params = query.stream_sql(after=None)
     with deps.clickhouse.session("test server branch") as session:
         client = session.client
-        monkeypatch.setattr(session, "_engine", None)  # the server branch: no embedded engine
+        monkeypatch.setattr(session, "_lease", None)  # the server branch: no embedded engine
         with session.arrow_stream(sql, params, {**extract.QUERY_SETTINGS, "max_block_size": 100}) as tables:
             chunks = list(tables)
         monkeypatch.undo()

@@ -44,8 +44,9 @@ from export_pipeline.errors import StorageError
 from export_pipeline.exports.manifest import read_manifest
 from export_pipeline.exports.parts import PartLog
 from export_pipeline.exports.reconcile import INTERRUPTED, Reconciler
-from export_pipeline.exports.requests import ExportState, ExportStore
+from export_pipeline.exports.requests import ExportState
 from export_pipeline.exports.run import run_export
+from export_pipeline.exports.store import ExportStore
 from export_pipeline.storage import S3Storage, storage_from_url
 from export_pipeline.storage.s3 import MIN_PART_SIZE
 

@@ -18,7 +18,8 @@ from export_pipeline.defs.exports import export_reconcile_sensor
 from export_pipeline.defs.resources import AppDatabaseResource, AppSettingsResource, ExportStorageResource
 from export_pipeline.engine.spec import parse_spec
 from export_pipeline.exports.reconcile import INTERRUPTED
-from export_pipeline.exports.requests import ExportState, ExportStore
+from export_pipeline.exports.requests import ExportState
+from export_pipeline.exports.store import ExportStore
 
 STALE_AFTER = 3.0
 

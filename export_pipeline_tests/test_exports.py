@@ -308,7 +308,7 @@ def test_a_second_run_does_not_redo_a_succeeded_export(deps):
 
 
 def test_a_run_cannot_take_an_export_another_live_run_is_writing(deps):
-    from export_pipeline.exports.requests import ExportConflict
+    from export_pipeline.errors import ExportConflict
 
     spec = parse_spec(project_id=PROJECT, requested_by=MAINTAINER, format="ndjson")
     request = deps.store.create(spec, source="test")

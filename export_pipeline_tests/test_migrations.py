@@ -1,6 +1,6 @@
 """Alembic migrations of the app database, on SQLite and on Postgres: a new database and one created before
 migrations existed (with rows in it, and missing a column added since) both end at head with exactly the
-schema of export_pipeline/db.py, keeping every row; concurrent starts migrate once."""
+schema of export_pipeline/db/, keeping every row; concurrent starts migrate once."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def head() -> str:
 
 
 def state(engine: sa.Engine) -> tuple[str | None, list]:
-    """The database's revision and how its schema differs from db.py's tables (empty when equal)."""
+    """The database's revision and how its schema differs from db/'s tables (empty when equal)."""
     with engine.connect() as conn:
         context = MigrationContext.configure(conn)
         return context.get_current_revision(), compare_metadata(context, metadata)

@@ -13,10 +13,11 @@ from export_pipeline.api.cursors import aware_time, decode_cursor, encode_cursor
 from export_pipeline.api.dependencies import Caller, Deps, Events, ProjectId, require
 from export_pipeline.api.responses import MEMBER_ERRORS, error_responses
 from export_pipeline.clock import now_utc
-from export_pipeline.engine.extract import QUERY_SETTINGS, ExportQuery
+from export_pipeline.engine.extract import ExportQuery
 from export_pipeline.engine.serialize import concatenated, json_lines
 from export_pipeline.engine.spec import parse_spec
 from export_pipeline.models.events import events_model
+from export_pipeline.models.pages import arrow_page
 
 router = APIRouter()
 
@@ -60,9 +61,8 @@ def list_events(
     as_of = state["as_of"] if state else now_utc()
     after = (state["ts"], state["uuid"]) if state else None
     query = ExportQuery(events_model(table), spec, as_of)
-    sql, params = query.chunk_sql(after=after, limit=limit)
     with deps.clickhouse.session(f"api events project {project_id}") as session:
-        page = session.client.query_arrow(sql, parameters=params, settings=QUERY_SETTINGS)
+        page = arrow_page(session, query, after=after, limit=limit)
     import polars as pl
 
     frame = pl.from_arrow(page)

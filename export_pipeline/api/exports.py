@@ -7,7 +7,6 @@ Files download under unique names (`<project>-<export_id>-<resource>-part-00000.
 import logging
 from typing import Annotated, Literal
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,13 +19,12 @@ from export_pipeline.api.dependencies import Caller, Exports, ProjectId, require
 from export_pipeline.api.errors import ApiError
 from export_pipeline.api.responses import MEMBER_ERRORS, error_responses
 from export_pipeline.clock import iso_utc, now_utc
-from export_pipeline.db import export_requests
 from export_pipeline.engine.spec import parse_spec
 from export_pipeline.errors import NotFound
 from export_pipeline.exports.deps import ExportDeps
 from export_pipeline.exports.manifest import MANIFEST_NAME, download_name, file_link, read_manifest
 from export_pipeline.exports.reconcile import reconciled
-from export_pipeline.exports.requests import ExportRequest, ExportState, request_from_row
+from export_pipeline.exports.requests import ExportRequest, ExportState
 from export_pipeline.storage.base import content_disposition
 
 log = logging.getLogger(__name__)
@@ -163,16 +161,8 @@ def list_exports(
 ) -> ExportPage:
     """The project's exports, newest first."""
     after = decode_cursor(cursor, {"created_at": aware_time, "id": identifier}) if cursor else None
-    query = sa.select(export_requests).where(export_requests.c.project_id == project_id)
-    if after:
-        created = after["created_at"]
-        query = query.where(
-            sa.or_(export_requests.c.created_at < created,
-                   sa.and_(export_requests.c.created_at == created, export_requests.c.id < after["id"]))
-        )
-    query = query.order_by(export_requests.c.created_at.desc(), export_requests.c.id.desc()).limit(limit + 1)
-    with deps.engine.connect() as conn:
-        rows = [request_from_row(row) for row in conn.execute(query).all()]
+    rows = deps.store.project_page(project_id, after=(after["created_at"], after["id"]) if after else None,
+                                   limit=limit + 1)
     page, more = rows[:limit], len(rows) > limit
     next_cursor = encode_cursor({"created_at": page[-1].created_at.isoformat(), "id": page[-1].id}) if more else None
     return ExportPage(data=[export_resource(deps, daemon, r, request) for r in page], next_cursor=next_cursor)
@@ -260,15 +250,8 @@ def _export_response(deps: ExportDeps, daemon: DaemonWatch, export: ExportReques
 
 
 def _in_flight(deps: ExportDeps, project_id: int) -> list[ExportRequest]:
-    with deps.engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(export_requests).where(
-                export_requests.c.project_id == project_id,
-                export_requests.c.state.in_([ExportState.QUEUED.value, ExportState.RUNNING.value]),
-            )
-        ).all()
     # A dead export must neither be handed back as the duplicate of a new request nor count against the cap.
-    found = (reconciled(deps, request_from_row(row), log=log) for row in rows)
+    found = (reconciled(deps, request, log=log) for request in deps.store.in_flight(project_id))
     return [request for request in found if not request.is_terminal]
 
 

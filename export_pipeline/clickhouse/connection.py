@@ -1,71 +1,34 @@
 """Sessions on ClickHouse through clickhouse-connect: a server over HTTP(S), or the embedded chDB engine.
 
-chDB locks its data folder: only one process may have the engine open, and a process may only ever open
-one path. So for `chdb://` every session takes a cross-process lease (two `flock` files) and closes the
-engine when it ends, letting the API, Dagster runs and the CLI take turns. A long reader (an export)
-calls `Session.checkpoint()` between queries: it hands the engine over when another process is waiting.
+For `chdb://` every session takes the cross-process lease on the engine (lease.py) and closes the engine when
+it ends, letting the API, Dagster runs and the CLI take turns. A long reader (an export) calls
+`Session.checkpoint()` between queries: it hands the engine over when another process is waiting.
 
-The lease is two locks. A waiter first takes the *queue* lock and keeps it while it waits for the
-*engine* lock. The holder, at a checkpoint, tries the queue lock without blocking: if it cannot get it,
-somebody is waiting, so it closes the engine, releases it, and queues up behind them.
-
-A process that opens the data folder without the lease (another checkout, another EXPORT_PIPELINE_HOME, a
-bare chDB script) holds ClickHouse's own lock, the folder's `status` file. Opening then fails with a driver
-error that reads like a connection problem, so that lock is probed and the holder named instead.
+A process that opens the data folder without the lease holds ClickHouse's own lock on it. Opening then fails
+with a driver error that reads like a connection problem, so that lock is probed and the holder named instead.
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
 import threading
 import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import clickhouse_connect
 import pyarrow as pa
-from clickhouse_connect.driver.binding import bind_query
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
+from export_pipeline.clickhouse.embedded_streams import EmbeddedStreams, arrow_blocks, row_blocks
+from export_pipeline.clickhouse.lease import EngineLease, status_lock_holder
 from export_pipeline.errors import ClickHouseUnavailable, EngineBusy
 from export_pipeline.settings import Settings, redact_url, scrub_secret
 
-_POLL_SECONDS = 0.02
 _HANDOVER_POLL_SECONDS = 0.05
-
-
-@dataclass
-class _FileLock:
-    path: Path
-    fd: int | None = None
-
-    def try_acquire(self) -> bool:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        self.fd = fd
-        return True
-
-    def acquire(self, deadline: float) -> bool:
-        while not self.try_acquire():
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(_POLL_SECONDS)
-        return True
-
-    def release(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)  # closing the descriptor drops the flock
-            self.fd = None
 
 
 # The embedded engine merges parts inside the process that opens it, from the moment it loads the tables. A
@@ -86,9 +49,8 @@ class Session:
         self._purpose = purpose
         self._merges = merges
         self._client: Client | None = None
-        self._engine = _FileLock(owner.lock_dir / "clickhouse.engine.lock") if owner.is_embedded else None
-        self._queue = _FileLock(owner.lock_dir / "clickhouse.queue.lock") if owner.is_embedded else None
-        self._streams: set = set()  # chDB handles of open `arrow_stream`s: closed before the engine is released
+        self._lease = EngineLease(owner.lock_dir) if owner.is_embedded else None
+        self._streams = EmbeddedStreams(owner.data_path) if owner.is_embedded else None
 
     @property
     def client(self) -> Client:
@@ -99,11 +61,7 @@ class Session:
 
     def checkpoint(self) -> None:
         """Between queries of a long read: let a waiting process use the embedded engine, then resume."""
-        if self._engine is None or self._client is None:
-            return
-        assert self._queue is not None
-        if self._queue.try_acquire():
-            self._queue.release()  # nobody is queued
+        if self._lease is None or self._client is None or not self._lease.is_wanted():
             return
         self.close()
         self._open()
@@ -111,20 +69,16 @@ class Session:
     def is_wanted(self) -> bool:
         """Whether another process waits for the embedded engine (a long reader then ends its query at a row
         it can resume after, and calls `checkpoint`)."""
-        if self._engine is None or self._client is None:
+        if self._lease is None or self._client is None:
             return False
-        assert self._queue is not None
-        if self._queue.try_acquire():
-            self._queue.release()
-            return False
-        return True
+        return self._lease.is_wanted()
 
     def release_freed_memory(self) -> None:
         """Return what the embedded engine has freed to the OS; its allocator (jemalloc) keeps freed pages for
         reuse, and after each window of a long read it held 25-40 MB more (persons at 1M: 404 -> 492 MB over
         four windows; purged before each, at most 436 MB, 15 ms a purge). Over HTTP nothing is done: a server's
         memory is its own."""
-        if self._engine is None:
+        if self._lease is None:
             return
         try:
             self.client.command("SYSTEM JEMALLOC PURGE")
@@ -142,7 +96,7 @@ class Session:
         own through chDB's streaming API (`send_query`), its values bound as server-side parameters exactly
         as clickhouse-connect binds them."""
         client = self.client
-        if self._engine is None:
+        if self._lease is None:
             with client.query_arrow_stream(sql, parameters=parameters, settings=settings) as batches:
                 yield _tables(batches)
             return
@@ -151,47 +105,30 @@ class Session:
         options = {"output_format_arrow_string_as_string": 1, "output_format_arrow_compression_method": "none",
                    **settings}
         with self._embedded_stream(sql, parameters, options, "Arrow") as stream:
-            yield _arrow_blocks(stream)
+            yield arrow_blocks(stream)
 
     @property
     def streams_rows(self) -> bool:
         """Whether `row_stream` is available: the embedded engine hands over its output block by block, each
         whole rows; a server's HTTP response is cut anywhere."""
-        return self._engine is not None
+        return self._lease is not None
 
     @contextmanager
     def row_stream(self, sql: str, parameters: dict, settings: dict, fmt: str) -> Iterator[Iterator[tuple[bytes, int]]]:
         """One query's output in a row format (`CSV`) as ClickHouse's own writer produces it, one ClickHouse
         block at a time: (the block's bytes, its number of rows). Embedded engine only (`streams_rows`)."""
-        if self._engine is None:
+        if self._lease is None:
             raise ValueError("row_stream needs the embedded engine")
         with self._embedded_stream(sql, parameters, settings, fmt) as stream:
-            yield _row_blocks(stream)
+            yield row_blocks(stream)
 
     @contextmanager
     def _embedded_stream(self, sql: str, parameters: dict, settings: dict, fmt: str) -> Iterator:
-        """A chDB streaming result on a handle of its own, closed (with the handle) when the block ends."""
-        import chdb  # only the embedded engine needs it
-
+        assert self._streams is not None
         if self._client is None:
             self._open()  # the session's lease first, as for its first query
-        final, bound = bind_query(sql, parameters)
-        clause = ", ".join(f"{name} = {_setting_literal(value)}" for name, value in settings.items())
-        handle = chdb.connect(os.path.realpath(urlsplit(self._owner.url).path))
-        self._streams.add(handle)
-        stream = None
-        try:
-            stream = handle.send_query(
-                f"{final} SETTINGS {clause}", fmt, params={k.removeprefix("param_"): v for k, v in bound.items()}
-            )
+        with self._streams.query(sql, parameters, settings, fmt) as stream:
             yield stream
-        finally:
-            try:
-                if stream is not None:
-                    stream.close()
-            finally:
-                self._streams.discard(handle)
-                handle.close()
 
     def release_if_waited(self) -> None:
         """Close the engine if another process (or session) is queued for it; the next query reopens it,
@@ -200,64 +137,27 @@ class Session:
             self.close()
 
     def _open(self) -> None:
-        if self._engine is not None:
-            self._acquire_engine()
+        if self._lease is not None:
+            self._lease.acquire(self._purpose, timeout=self._owner.busy_timeout, engine_name=self._owner.display_url)
         try:
             self._client = self._owner.connect(merges=self._merges)
         except BaseException:
             if self._client is not None:
                 self.close()
-            elif self._engine is not None:
-                self._engine.release()
+            elif self._lease is not None:
+                self._lease.release()
             raise
 
-    def _acquire_engine(self) -> None:
-        assert self._engine is not None and self._queue is not None
-        self._owner.lock_dir.mkdir(parents=True, exist_ok=True)
-        deadline = time.monotonic() + self._owner.busy_timeout
-        if not self._queue.acquire(deadline):
-            raise self._busy()
-        try:
-            if not self._engine.acquire(deadline):
-                raise self._busy()
-        finally:
-            self._queue.release()
-        assert self._engine.fd is not None
-        os.ftruncate(self._engine.fd, 0)
-        os.pwrite(self._engine.fd, f"pid {os.getpid()}: {self._purpose}".encode(), 0)
-
-    def _busy(self) -> EngineBusy:
-        lock = self._owner.lock_dir / "clickhouse.engine.lock"
-        # A holder names itself right after taking the lock; in between it is anonymous.
-        holder = lock.read_text(errors="replace").strip() or "a process that has not named itself yet"
-        return EngineBusy(
-            f"The embedded ClickHouse ({self._owner.display_url}) stayed busy for "
-            f"{self._owner.busy_timeout:g} s, held by {holder} (lock {lock}).",
-            hint="It serves one process at a time. Try again when that work finishes, raise "
-            "CLICKHOUSE_BUSY_TIMEOUT_SECONDS, or point CLICKHOUSE_URL at a ClickHouse server.",
-        )
-
     def close(self) -> None:
-        for handle in list(self._streams):  # an unclosed handle would keep the engine open after the lease
-            self._streams.discard(handle)
-            handle.close()
+        if self._streams is not None:
+            self._streams.close_all()
         if self._client is not None:
             try:
                 self._client.close()
             finally:
                 self._client = None
-                if self._engine is not None:
-                    self._engine.release()
-
-
-def _setting_literal(value: object) -> str:
-    """A setting's value in a SETTINGS clause; settings are the code's own constants, never request values."""
-    if isinstance(value, bool | int):
-        return str(int(value))
-    text = str(value)
-    if text and not text.replace("_", "").isalnum():
-        raise ValueError(f"unexpected setting value {text!r}")
-    return f"'{text}'"
+                if self._lease is not None:
+                    self._lease.release()
 
 
 def _tables(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Table]:
@@ -265,53 +165,6 @@ def _tables(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Table]:
     for batch in batches:
         if batch.num_rows:
             yield pa.Table.from_batches([batch])
-
-
-def _arrow_blocks(stream) -> Iterator[pa.Table]:
-    """The tables of a chDB streaming result in Arrow format: each fetched block is one Arrow IPC file."""
-    while (block := stream.fetch()) is not None:
-        # Copied once into memory Python owns: uncompressed Arrow arrays would point into the result's buffer,
-        # which chDB frees or reuses after the next fetch (seen as corrupt strings), while the chunks built
-        # from them live on. One copy is cheaper than the LZ4 round trip that hid this (connection options).
-        table = pa.ipc.open_file(pa.py_buffer(bytes(block.get_memview().view()))).read_all()
-        if table.num_rows:
-            yield table
-
-
-def _row_blocks(stream) -> Iterator[tuple[bytes, int]]:
-    """Each fetched block's output (copied: chDB reuses its buffer) and its row count."""
-    while (block := stream.fetch()) is not None:
-        yield block.bytes(), block.rows_read()
-
-
-def _status_lock_holder(status: Path) -> str | None:
-    """Who holds ClickHouse's lock on its data folder (`pid N (command), started at …`), or None if free."""
-    try:
-        fd = os.open(status, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pass
-        else:
-            fcntl.flock(fd, fcntl.LOCK_UN)  # free: the failure was something else
-            return None
-        fields = dict(line.split(": ", 1) for line in os.read(fd, 4096).decode(errors="replace").splitlines()
-                      if ": " in line)
-    finally:
-        os.close(fd)
-    pid = fields.get("PID", "").strip()
-    if not pid.isdigit():
-        return "an unknown process"
-    try:
-        command = " ".join(Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").replace("\0", " ").split())
-    except OSError:
-        command = ""
-    described = f"pid {pid}" + (f" ({command[:200]})" if command else "")
-    started = fields.get("Started at", "").strip()
-    return described + (f", started at {started}" if started else "")
 
 
 def _hand_over_while_idle(owner_ref: weakref.ref[ClickHouse]) -> None:
@@ -347,6 +200,7 @@ class ClickHouse:
         self.send_receive_timeout = send_receive_timeout
         self.is_embedded = url.startswith("chdb:")
         self.display_url = redact_url(url)
+        self.data_path = urlsplit(url).path if self.is_embedded else ""  # the embedded engine's folder
         self._kept: Session | None = None
         self._kept_lock = threading.Lock()
 
@@ -408,8 +262,8 @@ class ClickHouse:
                 kept.close()
 
     def _held_without_lease(self) -> EngineBusy | None:
-        status = Path(urlsplit(self.url).path) / "status"
-        holder = _status_lock_holder(status)
+        status = Path(self.data_path) / "status"
+        holder = status_lock_holder(status)
         if holder is None:
             return None
         return EngineBusy(
@@ -424,7 +278,7 @@ class ClickHouse:
         """Open a client, translating connection failures into a message that names the cluster. Without
         `merges`, the embedded engine starts with no background merges (a server's are its own business)."""
         if self.is_embedded:
-            Path(urlsplit(self.url).path).mkdir(parents=True, exist_ok=True)
+            Path(self.data_path).mkdir(parents=True, exist_ok=True)
             transport: dict = {} if merges else {"chdb_options": NO_BACKGROUND_MERGES}
         else:
             transport = {

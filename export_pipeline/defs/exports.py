@@ -27,8 +27,9 @@ from export_pipeline.exports.deps import ExportDeps
 from export_pipeline.exports.finished_email import size_text
 from export_pipeline.exports.lifecycle import sweep_expired
 from export_pipeline.exports.reconcile import Reconciled, Reconciler
-from export_pipeline.exports.requests import ExportState, ExportStore
+from export_pipeline.exports.requests import ExportState
 from export_pipeline.exports.run import ExportResult, describe, run_export
+from export_pipeline.exports.store import ExportStore
 from export_pipeline.storage import ExportStorage
 
 EXPORT_PARTITIONS = dg.DynamicPartitionsDefinition(name=names.EXPORT_PARTITIONS)

@@ -17,7 +17,7 @@ from pydantic import PrivateAttr
 from sqlalchemy.engine import Engine
 
 from export_pipeline.db import get_engine
-from export_pipeline.exports.requests import ExportStore
+from export_pipeline.exports.store import ExportStore
 from export_pipeline.render.browser import PngRenderer
 from export_pipeline.settings import Settings
 from export_pipeline.storage import ExportStorage, storage_from_url

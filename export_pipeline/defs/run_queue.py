@@ -32,7 +32,7 @@ from export_pipeline.defs import names
 from export_pipeline.defs.runs import CLICKHOUSE_TAG, clickhouse_tags
 from export_pipeline.engine.spec import parse_spec
 from export_pipeline.errors import ExportPipelineError
-from export_pipeline.exports.requests import ExportStore
+from export_pipeline.exports.store import ExportStore
 from export_pipeline.settings import Settings
 
 EXPORT_ASSET = dg.AssetKey(names.EXPORT_OP)

@@ -10,7 +10,7 @@ from export_pipeline.accounts.roles import RoleSource
 from export_pipeline.clickhouse.connection import ClickHouse
 from export_pipeline.clickhouse.schema import EventsTable
 from export_pipeline.deps import AppDeps
-from export_pipeline.exports.requests import ExportStore
+from export_pipeline.exports.store import ExportStore
 from export_pipeline.settings import Settings
 from export_pipeline.storage import ExportStorage
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from export_pipeline.exports.parts import PartLog
-from export_pipeline.exports.requests import ExportRequest, ExportStore
+from export_pipeline.exports.requests import ExportRequest
+from export_pipeline.exports.store import ExportStore
 from export_pipeline.storage import ExportStorage
 
 

@@ -21,7 +21,8 @@ from datetime import datetime, timedelta
 from export_pipeline.clock import now_utc
 from export_pipeline.exports.deps import ExportDeps
 from export_pipeline.exports.parts import PartLog
-from export_pipeline.exports.requests import ExportRequest, ExportState, ExportStore
+from export_pipeline.exports.requests import ExportRequest, ExportState
+from export_pipeline.exports.store import ExportStore
 from export_pipeline.storage import ExportStorage
 
 INTERRUPTED = "export_interrupted"

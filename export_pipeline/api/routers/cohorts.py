@@ -18,8 +18,9 @@ from export_pipeline.clickhouse.schema import EventsTable
 from export_pipeline.clock import iso_utc, now_utc
 from export_pipeline.cohorts.store import Cohort, CohortStore, person_ids_from_csv
 from export_pipeline.deps import AppDeps
-from export_pipeline.engine.extract import QUERY_SETTINGS, ExportQuery
+from export_pipeline.engine.extract import ExportQuery
 from export_pipeline.engine.spec import parse_spec
+from export_pipeline.models.pages import row_count
 from export_pipeline.models.persons import cohort_model
 from export_pipeline.models.resolve import resolve_spec
 
@@ -67,9 +68,8 @@ class CohortUpdate(BaseModel):
 def _size(deps: AppDeps, table: EventsTable, cohort: Cohort, user: str) -> int:
     spec = resolve_spec(parse_spec(project_id=cohort.project_id, requested_by=user, resource="cohort",
                                    cohort_id=cohort.id), deps.engine)
-    sql, params = ExportQuery(cohort_model(table), spec, now_utc()).count_sql()
     with deps.clickhouse.session(f"api cohort {cohort.id} size") as session:
-        return int(session.client.command(sql, parameters=params, settings=QUERY_SETTINGS))
+        return row_count(session, ExportQuery(cohort_model(table), spec, now_utc()))
 
 
 def _out(deps: AppDeps, table: EventsTable, cohort: Cohort, user: str) -> CohortOut:

@@ -4,10 +4,10 @@ higher, as events. Pages are read with the export models' own queries and keyset
 from __future__ import annotations
 
 import json
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Annotated
 
-import pyarrow as pa
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel
 
@@ -15,14 +15,15 @@ from export_pipeline.accounts.roles import EXPORT_ROLE
 from export_pipeline.api.cursors import aware_time, decode_cursor, encode_cursor, uuid_text
 from export_pipeline.api.dependencies import Caller, Deps, Events, ProjectId, require
 from export_pipeline.api.responses import MEMBER_ERRORS, error_responses
+from export_pipeline.clickhouse.connection import Session
 from export_pipeline.clickhouse.schema import EventsTable
-from export_pipeline.clock import as_utc, now_utc
+from export_pipeline.clock import now_utc
 from export_pipeline.deps import AppDeps
-from export_pipeline.engine.extract import QUERY_SETTINGS, ExportQuery
-from export_pipeline.engine.model import object_value
+from export_pipeline.engine.extract import ExportQuery
 from export_pipeline.engine.spec import ExportSpec, parse_spec
 from export_pipeline.errors import NotFound
 from export_pipeline.models.groups import groups_model
+from export_pipeline.models.pages import page_rows, row_by_key
 from export_pipeline.models.persons import persons_model
 from export_pipeline.models.resolve import resolve_spec
 
@@ -62,31 +63,19 @@ class GroupPage(BaseModel):
 
 
 def read_rows(deps: AppDeps, query: ExportQuery, *, after: tuple | None, limit: int) -> list[dict]:
-    return _rows(deps, query, *query.chunk_sql(after=after, limit=limit))
+    """A page of the query's rows after the key values `after`, as the JSON exports write them."""
+    with _session(deps, query) as session:
+        return page_rows(session, query, after=after, limit=limit)
 
 
-def read_one(deps: AppDeps, query: ExportQuery, condition: str, params: dict) -> dict | None:
-    """The first row of the query that also meets `condition` (over the model's source columns)."""
-    where, filters = query.where(after=None)
-    sql = f"SELECT {query.model.select_list(output_only=True)} FROM {query.model.source} WHERE {where} AND {condition} LIMIT 1"
-    rows = _rows(deps, query, sql, {**filters, **params})
-    return rows[0] if rows else None
+def read_one(deps: AppDeps, query: ExportQuery, key: str) -> dict | None:
+    """The query's row whose key is `key`, or None."""
+    with _session(deps, query) as session:
+        return row_by_key(session, query, key)
 
 
-def _rows(deps: AppDeps, query: ExportQuery, sql: str, params: dict) -> list[dict]:
-    """Rows as the JSON exports write them: JSON texts as values, times as UTC ISO 8601 with microseconds."""
-    with deps.clickhouse.session(f"api {query.model.name} project {query.spec.project_id}") as session:
-        rows = session.client.query_arrow(sql, parameters=params, settings=QUERY_SETTINGS).to_pylist()
-    for column in query.model.columns:
-        for row in rows:
-            value = row[column.name]
-            if column.built_json:
-                row[column.name] = json.loads(value)
-            elif column.json_object:
-                row[column.name] = object_value(value)
-            elif pa.types.is_timestamp(column.arrow):
-                row[column.name] = as_utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return rows
+def _session(deps: AppDeps, query: ExportQuery) -> AbstractContextManager[Session]:
+    return deps.clickhouse.session(f"api {query.model.name} project {query.spec.project_id}")
 
 
 def person_page(deps: AppDeps, table: EventsTable, spec: ExportSpec, *, limit: int, cursor: str | None) -> PersonPage:
@@ -120,7 +109,7 @@ def get_person(project_id: ProjectId, person_id: Annotated[str, Path(max_length=
         raise NotFound(f"No person {person_id!r} in project {project_id}.") from None
     spec = parse_spec(project_id=project_id, requested_by=who.user, resource="persons")
     query = ExportQuery(persons_model(table), spec, now_utc())
-    row = read_one(deps, query, "id = {person:UUID}", {"person": canonical})
+    row = read_one(deps, query, canonical)
     if row is None:
         raise NotFound(f"No person {person_id!r} in project {project_id}.")
     return Person(**row)

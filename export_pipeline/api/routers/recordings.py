@@ -63,7 +63,7 @@ def _one(deps: AppDeps, table: EventsTable, project_id: int, user: str, session_
         raise NotFound(f"No recording {session_id!r} in project {project_id}.")
     query = ExportQuery(recordings_model(table), parse_spec(project_id=project_id, requested_by=user,
                                                             resource="recordings"), now_utc())
-    row = read_one(deps, query, "r_session = {session:String}", {"session": session_id})
+    row = read_one(deps, query, session_id)
     if row is None:
         raise NotFound(f"No recording {session_id!r} in project {project_id}.")
     return row

@@ -1,14 +1,9 @@
-"""Application state (members, access refusals, export requests) in SQLite by default, Postgres in production."""
+"""The app database's tables (SQLAlchemy Core), all on one `metadata`, in the order Alembic compares them:
+members and access, export requests, usage, insights, subscriptions, groups and cohorts, batch exports."""
 
 from __future__ import annotations
 
-from functools import cache
-from pathlib import Path
-
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
-
-from export_pipeline.errors import NotFound
 
 metadata = sa.MetaData()
 
@@ -364,62 +359,3 @@ batch_export_runs = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_batch_export_runs_state", "destination_id", "state"),
 )
-
-
-@cache
-def get_engine(database_url: str) -> Engine:
-    """One engine per URL per process; upgrades the schema to the newest migration on first use."""
-    if database_url.startswith("sqlite:///"):
-        Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        # The Dagster daemon, runs, CLI and API write concurrently: wait on locks rather than fail.
-        engine = sa.create_engine(database_url, connect_args={"timeout": 30})
-        sa.event.listen(engine, "connect", _sqlite_wal)
-    else:
-        engine = sa.create_engine(database_url, pool_pre_ping=True)
-    upgrade_schema(engine)
-    return engine
-
-
-def project_row(conn: sa.Connection, table: sa.Table, row_id: object, project_id: int, what: str) -> sa.Row:
-    """The row `row_id` of a per-project table, or NotFound naming `what` when the project has no such row."""
-    row = conn.execute(sa.select(table).where(table.c.id == row_id, table.c.project_id == project_id)).first()
-    if row is None:
-        raise NotFound(f"{what} {row_id!r} not found in project {project_id}.")
-    return row
-
-
-def delete_rows(engine: Engine, key: object, *columns: sa.Column) -> None:
-    """Delete, in one transaction and in the order given (children before their parent), the rows of each
-    column's table whose column equals `key`."""
-    with engine.begin() as conn:
-        for column in columns:
-            conn.execute(sa.delete(column.table).where(column == key))
-
-
-# Any constant: Postgres advisory locks are keyed by a number; this one is the app-database migration's.
-_MIGRATION_LOCK = 0x6578706F7274
-
-
-def upgrade_schema(engine: Engine, revision: str = "head") -> None:
-    """Run the Alembic migrations (export_pipeline_migrations/) up to `revision`, in one transaction.
-
-    API workers, the daemon and runs start together: on Postgres they queue on an advisory lock, and the
-    first one migrates while the others then find the database at head.
-    """
-    from alembic import command
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", "export_pipeline_migrations:.")
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
-        config.attributes["connection"] = conn
-        command.upgrade(config, revision)
-
-
-def _sqlite_wal(dbapi_connection, _record) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
