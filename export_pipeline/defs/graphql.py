@@ -24,45 +24,18 @@ from export_pipeline.defs.names import (
 from export_pipeline.errors import BackfillRefused
 from export_pipeline.exports.requests import new_export_id
 
-_ADD_PARTITION = """
-mutation AddPartition($selector: RepositorySelector!, $partitions: String!, $key: String!) {
+# Each answers its result type's name, and an error's message (every Dagster error type has one).
+_ADD_PARTITION = """mutation AddPartition($selector: RepositorySelector!, $partitions: String!, $key: String!) {
   addDynamicPartition(repositorySelector: $selector, partitionsDefName: $partitions, partitionKey: $key) {
-    __typename
-    ... on Error { message }
-  }
-}
-"""
-
-_LAUNCH_RUN = """
-mutation LaunchRun($params: ExecutionParams!) {
-  launchRun(executionParams: $params) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on RunConfigValidationInvalid { errors { message } }
-    ... on Error { message }
-  }
-}
-"""
-
-_RUN_STATUS = """
-query RunStatus($runId: ID!) {
-  runOrError(runId: $runId) {
-    __typename
-    ... on Run { status }
-    ... on Error { message }
-  }
-}
-"""
-
-_LAUNCH_BACKFILL = """
-mutation LaunchBackfill($params: LaunchBackfillParams!) {
+    __typename ... on Error { message } } }"""
+_LAUNCH_RUN = """mutation LaunchRun($params: ExecutionParams!) { launchRun(executionParams: $params) {
+    __typename ... on LaunchRunSuccess { run { runId } } ... on RunConfigValidationInvalid { errors { message } }
+    ... on Error { message } } }"""
+_RUN_STATUS = """query RunStatus($runId: ID!) { runOrError(runId: $runId) {
+    __typename ... on Run { status } ... on Error { message } } }"""
+_LAUNCH_BACKFILL = """mutation LaunchBackfill($params: LaunchBackfillParams!) {
   launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on Error { message }
-  }
-}
-"""
+    __typename ... on LaunchBackfillSuccess { backfillId } ... on Error { message } } }"""
 
 
 class DagsterGraphQL:
