@@ -64,7 +64,12 @@ def make_settings(home: Path, host: str | None) -> Settings:
 
 def mailer(settings: Settings, sleeps: list[float] | None = None) -> ReportMailer:
     sleeps = [] if sleeps is None else sleeps
-    return ReportMailer(settings, transport=EmailSender(settings, sleep=sleeps.append, backoff_seconds=0.25))
+    return ReportMailer(EmailSender.from_settings(settings, sleep=sleeps.append, retry_base_seconds=0.25))
+
+
+def composed(reports: ReportMailer, report: Report, **args) -> dict:
+    """The SendGrid `mail/send` body of the report's email, exactly as the sender posts it."""
+    return reports.sender.body(reports.compose(report, **args))
 
 
 def report(count: int = 2, periods: list[Period | None] | None = None) -> Report:
@@ -87,8 +92,8 @@ def link_for(email: str, version: int = 1) -> str:
 def test_the_payload_of_a_two_image_report_is_exact(tmp_path):
     settings = make_settings(tmp_path, None)
     unsubscribe = link_for("ana@example.com")
-    payload = mailer(settings).compose(report(), to=" ana@example.com ", unsubscribe_url=unsubscribe,
-                                       subscription_id=SUBSCRIPTION)
+    payload = composed(mailer(settings), report(), to=" ana@example.com ", unsubscribe_url=unsubscribe,
+                       subscription_id=SUBSCRIPTION)
 
     assert unsubscribe.startswith(f"{BASE}/unsubscribe/") and "//unsubscribe" not in unsubscribe
     text = (
@@ -146,7 +151,8 @@ def test_the_payload_of_a_two_image_report_is_exact(tmp_path):
 
 def test_the_title_is_the_one_heading_and_tile_titles_are_only_alt_text(tmp_path):
     """Each image draws its tile's title: the email names the report once and repeats no tile title."""
-    html = mailer(make_settings(tmp_path, None)).compose(
+    html = composed(
+        mailer(make_settings(tmp_path, None)),
         report(3), to="ana@example.com", unsubscribe_url=link_for("ana@example.com"),
         subscription_id=SUBSCRIPTION)["content"][1]["value"]
     body = html.split("<body", 1)[1]
@@ -161,7 +167,8 @@ def test_the_title_is_the_one_heading_and_tile_titles_are_only_alt_text(tmp_path
 def test_charts_of_different_periods_name_the_whole_span_and_each_ones_own(tmp_path):
     year = Period(datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
     morning = Period(datetime(2027, 1, 5, 6, tzinfo=UTC), datetime(2027, 1, 5, 12, 30, tzinfo=UTC))
-    payload = mailer(make_settings(tmp_path, None)).compose(
+    payload = composed(
+        mailer(make_settings(tmp_path, None)),
         report(3, [year, None, morning]), to="ana@example.com", unsubscribe_url=link_for("ana@example.com"),
         subscription_id=SUBSCRIPTION)
     text, html = (c["value"] for c in payload["content"])
@@ -179,7 +186,8 @@ def test_charts_of_different_periods_name_the_whole_span_and_each_ones_own(tmp_p
 
 
 def test_a_report_without_periods_says_none(tmp_path):
-    payload = mailer(make_settings(tmp_path, None)).compose(
+    payload = composed(
+        mailer(make_settings(tmp_path, None)),
         report(1, [None]), to="ana@example.com", unsubscribe_url=link_for("ana@example.com"),
         subscription_id=SUBSCRIPTION)
     assert all("cover" not in c["value"] for c in payload["content"])
@@ -193,9 +201,8 @@ def test_a_period_of_whole_days_names_its_last_day():
 @pytest.mark.parametrize("count", [20, 101])
 def test_every_tile_is_inline_in_order_without_a_cap(tmp_path, count):
     big = report(count)
-    payload = mailer(make_settings(tmp_path, None)).compose(big, to="ana@example.com",
-                                                            unsubscribe_url=link_for("ana@example.com"),
-                                                            subscription_id=SUBSCRIPTION)
+    payload = composed(mailer(make_settings(tmp_path, None)), big, to="ana@example.com",
+                       unsubscribe_url=link_for("ana@example.com"), subscription_id=SUBSCRIPTION)
     ids = [f"tile-{n:02d}" for n in range(1, count + 1)]
     attachments = payload["attachments"]
     assert [a["content_id"] for a in attachments] == ids and ids[-1] == f"tile-{count}"
@@ -217,8 +224,8 @@ def test_sending_posts_exactly_the_composed_json_with_the_api_key(tmp_path, send
     delivery = reports.send(report(), to="ana@example.com", unsubscribe_url=unsubscribe,
                             subscription_id=SUBSCRIPTION, key="sub-42-d1-ana")
 
-    expected = reports.compose(report(), to="ana@example.com", unsubscribe_url=unsubscribe,
-                               subscription_id=SUBSCRIPTION)
+    expected = composed(reports, report(), to="ana@example.com", unsubscribe_url=unsubscribe,
+                        subscription_id=SUBSCRIPTION)
     assert sendgrid.received == [expected]
     assert sendgrid.authorizations == [f"Bearer {KEY}"]
     assert (delivery.attempts, delivery.error) == (1, None)
@@ -245,7 +252,7 @@ def test_without_a_key_the_same_payload_goes_to_the_outbox(tmp_path, sendgrid):
 
     [written] = sorted((tmp_path / "outbox").iterdir())
     assert written.name.endswith("-sub-42_d1_ana.json") and written.name[:8].isdigit()
-    assert json.loads(written.read_text()) == reports.compose(report(), **args)
+    assert json.loads(written.read_text()) == composed(reports, report(), **args)
     assert delivery.attempts == 1 and delivery.sent_at is not None and delivery.where == f"written to {written}"
     assert sendgrid.received == []
 
@@ -281,7 +288,7 @@ def test_a_report_too_large_for_email_fails_clearly_and_sends_nothing(tmp_path, 
 
     just_fits = Report(title="Fits", message=None, link=f"{BASE}/shared/x",
                        images=[ReportImage(name="big.png", title="Big", png=bytes(15 * MIB))])  # 20 MiB encoded
-    assert len(reports.compose(just_fits, **args)["attachments"]) == 1
+    assert len(composed(reports, just_fits, **args)["attachments"]) == 1
 
 
 def test_bad_addresses_and_urls_are_refused_before_sending(tmp_path):
@@ -296,7 +303,8 @@ def test_bad_addresses_and_urls_are_refused_before_sending(tmp_path):
 
 def test_a_title_with_line_breaks_makes_a_one_line_subject(tmp_path):
     titled = Report(title="  Weekly\r\nBcc: x@example.com ", message=None, link=f"{BASE}/s", images=[])
-    payload = mailer(make_settings(tmp_path, None)).compose(
+    payload = composed(
+        mailer(make_settings(tmp_path, None)),
         titled, to="ana@example.com", unsubscribe_url=link_for("ana@example.com"), subscription_id=SUBSCRIPTION
     )
     assert payload["subject"] == "Weekly Bcc: x@example.com"

@@ -8,7 +8,7 @@ from sqlalchemy.engine import Engine
 
 from export_pipeline.accounts.emails import recipient_for
 from export_pipeline.batch_exports.destinations import Destination
-from export_pipeline.channels.email import EmailSender, sender
+from export_pipeline.channels.email import Email, EmailSender
 from export_pipeline.channels.slack import SlackSender, mrkdwn_escape
 from export_pipeline.settings import Settings
 
@@ -43,13 +43,8 @@ class PauseAlerts:
             return
         text = (f"{summary}\n\nLast error:\n{error}\n\nOnce the cause is fixed, resume it; the failed intervals "
                 f"are exported again first, then the ones that closed meanwhile:\n\n    {resume}\n")
-        payload = {
-            "personalizations": [{"to": [{"email": recipient.email}]}],
-            "from": sender(self.settings),
-            "subject": f"Batch export '{destination.name}' was paused",
-            "content": [{"type": "text/plain", "value": text}],
-        }
-        sent = self.email.send(payload, f"batch-export-paused-{destination.id}", log=log)
+        email = Email(to=recipient.email, subject=f"Batch export '{destination.name}' was paused", text=text)
+        sent = self.email.send(email, f"batch-export-paused-{destination.id}", log=log)
         if sent.error:
             log.error("Telling %s that batch export %s paused failed: %s", recipient.email, destination.id, sent.error)
 

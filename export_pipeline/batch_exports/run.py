@@ -235,7 +235,7 @@ def _clear(storage: ExportStorage | None, destination: Destination, interval: In
 def build_batch_deps(settings: Settings, engine: Engine, clickhouse: ClickHouse, *,
                      sleep: Callable[[float], None] = time.sleep, attempts: int = 3,
                      backoff_seconds: float = 5.0) -> BatchDeps:
-    email, slack = EmailSender(settings, sleep=sleep), SlackSender(settings, sleep=sleep)
+    email, slack = EmailSender.from_settings(settings, sleep=sleep), SlackSender(settings, sleep=sleep)
     return BatchDeps(
         settings=settings, engine=engine, clickhouse=clickhouse, table=EventsTable.from_settings(settings),
         destinations=DestinationStore(engine), runs=RunStore(engine),

@@ -1,8 +1,8 @@
 """The email sent when an export finishes: its download links and their expiry, or why it failed.
 
-Sent through `channels.email` (SendGrid, or the outbox without a key; retried); whatever happens, sending never
-raises: an email must not fail an export. The outcome is recorded on the request (`notified_to`, `notified_at`,
-`notify_error`).
+Composed as a `channels.email.Email` and sent by `EmailSender` (SendGrid, or the outbox without a key;
+retried); whatever happens, sending never raises: an email must not fail an export. The outcome is recorded on
+the request (`notified_to`, `notified_at`, `notify_error`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from html import escape
 from urllib.parse import quote
 
 from export_pipeline.accounts.emails import recipient_for
-from export_pipeline.channels.email import EmailOutcome, EmailSender, Logger, sender
+from export_pipeline.channels.email import Email, EmailOutcome, EmailSender, Logger
 from export_pipeline.channels.email_html import ALERT, MUTED, NOTICE, html_email, link, paragraph, table
 from export_pipeline.exports.deps import ExportDeps
 from export_pipeline.exports.manifest import MANIFEST_NAME, file_link
@@ -45,9 +45,9 @@ class FileLink:
 class ExportMailer:
     """Composes and sends the finished-export email. Plain Python; `run_export` calls it once per outcome."""
 
-    def __init__(self, settings: Settings, *, transport: EmailSender | None = None):
+    def __init__(self, settings: Settings, *, sender: EmailSender | None = None):
         self.settings = settings
-        self.transport = transport or EmailSender(settings)
+        self.sender = sender or EmailSender.from_settings(settings)
 
     # ------------------------------------------------------------------------------------------ entry
 
@@ -68,7 +68,7 @@ class ExportMailer:
             )
             return
         try:
-            sent = self.transport.send(self.compose(request, deps, recipient.email), request.id, log=log)
+            sent = self.sender.send(self.compose(request, deps, recipient.email), request.id, log=log)
         except Exception as exc:  # composing failed, e.g. an unreadable manifest
             log.exception("Export %s: the email to %s could not be prepared.", request.id, recipient.email)
             sent = EmailOutcome(attempts=0, error=f"{type(exc).__name__}: {exc}"[:2000])
@@ -89,21 +89,13 @@ class ExportMailer:
 
     # ---------------------------------------------------------------------------------------- compose
 
-    def compose(self, request: ExportRequest, deps: ExportDeps, to: str) -> dict:
-        """The SendGrid v3 `mail/send` body."""
+    def compose(self, request: ExportRequest, deps: ExportDeps, to: str) -> Email:
         if request.state is ExportState.SUCCEEDED:
             subject, text, html = self._ready(request, deps)
         else:
             subject, text, html = self._failed(request)
-        return {
-            "personalizations": [{"to": [{"email": to}]}],
-            "from": sender(self.settings),
-            "subject": subject,
-            "content": [{"type": "text/plain", "value": text}, {"type": "text/html", "value": html}],
-            "custom_args": {"export_id": request.id, "project_id": str(request.spec.project_id)},
-            # Click tracking would wrap presigned links in a redirect through SendGrid; keep them as they are.
-            "tracking_settings": {"click_tracking": {"enable": False, "enable_text": False}},
-        }
+        return Email(to=to, subject=subject, text=text, html=html, keep_links=True,  # presigned links stay intact
+                     custom_args=(("export_id", request.id), ("project_id", str(request.spec.project_id))))
 
     def download_link(self, request: ExportRequest, deps: ExportDeps, name: str) -> str:
         """A presigned URL for S3; otherwise the API's download endpoint (local files are served by the API)."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Engine
 
 from export_pipeline.accounts.emails import recipient_for
-from export_pipeline.channels.email import EmailSender, sender
+from export_pipeline.channels.email import Email, EmailSender
 from export_pipeline.clickhouse.connection import ClickHouse
 from export_pipeline.clickhouse.schema import EventsTable
 from export_pipeline.embed.images import render_view
@@ -59,7 +59,7 @@ def build_subscription_deps(settings: Settings, engine: Engine, clickhouse: Clic
                             renderer: Callable[[], PngRenderer],
                             sleep: Callable[[float], None] = time.sleep) -> SubscriptionDeps:
     """From the app's connections (`AppDeps` or its parts: a delivery never touches export storage)."""
-    notices = EmailSender(settings, sleep=sleep)
+    notices = EmailSender.from_settings(settings, sleep=sleep)
     return SubscriptionDeps(
         settings=settings,
         engine=engine,
@@ -69,7 +69,7 @@ def build_subscription_deps(settings: Settings, engine: Engine, clickhouse: Clic
         insights=InsightStore(engine),
         share_links=ShareLinks(engine),
         slack=SlackDeliverer(settings, sleep=sleep),
-        mail=ReportMailer(settings, transport=notices),
+        mail=ReportMailer(notices),
         notices=notices,
         renderer=renderer,
     )
@@ -236,13 +236,8 @@ def _tell_creator(subscription: Subscription, destination: Destination, reason: 
             "The other destinations of the subscription still receive it. Once the cause is fixed, enable the "
             f"destination again (PATCH /api/v1/projects/{subscription.project_id}/subscriptions/{subscription.id}).\n"
         )
-        payload = {
-            "personalizations": [{"to": [{"email": recipient.email}]}],
-            "from": sender(deps.settings),
-            "subject": subject,
-            "content": [{"type": "text/plain", "value": text}],
-        }
-        sent = deps.notices.send(payload, f"notice-{subscription.id}-{destination.id}", log=log)
+        email = Email(to=recipient.email, subject=subject, text=text)
+        sent = deps.notices.send(email, f"notice-{subscription.id}-{destination.id}", log=log)
         if sent.error:
             log.error("Telling %s that %s was disabled failed: %s", recipient.email, destination.label, sent.error)
     except Exception:

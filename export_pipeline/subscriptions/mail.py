@@ -6,23 +6,22 @@ heading: each image draws its tile's title, so the email does not repeat it (the
 clients that block images). The period the charts cover is said at the top, from the insights' date ranges,
 so a message such as "last week in numbers" is read against what the charts show.
 
-One SendGrid v3 `mail/send` per recipient, because each recipient has their own unsubscribe link; the caller
-loops over recipients, and one failing address never blocks the others (`send` never raises). Transport,
-outbox (no `SENDGRID_API_KEY`) and retries are `channels.email`'s.
+One email per recipient, because each recipient has their own unsubscribe link; the caller loops over
+recipients, and one failing address never blocks the others (`send` never raises). This module composes the
+`channels.email.Email`; its wire format, the outbox (no `SENDGRID_API_KEY`) and retries are `EmailSender`'s.
 """
 
 from __future__ import annotations
 
-import base64
 import logging
 from html import escape
 from urllib.parse import urlsplit
 
 from export_pipeline.accounts.emails import valid_email
-from export_pipeline.channels.email import EmailOutcome, EmailSender, Logger, sender
+from export_pipeline.channels.email import Email, EmailOutcome, EmailSender, InlineImage, Logger
 from export_pipeline.channels.email_html import MUTED, html_email, image, link, paragraph, rule
 from export_pipeline.errors import ExportPipelineError, InvalidRequest
-from export_pipeline.settings import MIB, Settings
+from export_pipeline.settings import MIB
 from export_pipeline.subscriptions.report import Report, ReportImage
 
 logger = logging.getLogger(__name__)
@@ -43,15 +42,8 @@ class ReportTooLarge(ExportPipelineError):
 class ReportMailer:
     """Composes and sends a subscription's report email. Plain Python; the delivery job calls it per recipient."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        transport: EmailSender | None = None,
-        max_attachment_bytes: int = MAX_ATTACHMENT_BYTES,
-    ):
-        self.settings = settings
-        self.transport = transport or EmailSender(settings)
+    def __init__(self, sender: EmailSender, *, max_attachment_bytes: int = MAX_ATTACHMENT_BYTES):
+        self.sender = sender
         self.max_attachment_bytes = max_attachment_bytes
 
     def send(
@@ -69,52 +61,41 @@ class ReportMailer:
         `key` names this delivery in logs and outbox file names; make it unique per recipient.
         """
         try:
-            payload = self.compose(report, to=to, unsubscribe_url=unsubscribe_url, subscription_id=subscription_id)
+            email = self.compose(report, to=to, unsubscribe_url=unsubscribe_url, subscription_id=subscription_id)
         except Exception as exc:  # e.g. too large or a bad address: the same on every attempt, so no retry
             log.error("Subscription %s: the report email to %s could not be prepared: %s", subscription_id, to, exc)
             return EmailOutcome(attempts=0, error=f"{type(exc).__name__}: {exc}"[:2000])
-        return self.transport.send(payload, key, log=log)
+        return self.sender.send(email, key, log=log)
 
-    def compose(self, report: Report, *, to: str, unsubscribe_url: str, subscription_id: str) -> dict:
-        """The SendGrid v3 `mail/send` body. Raises ReportTooLarge, or InvalidRequest for a bad address or URL."""
+    def compose(self, report: Report, *, to: str, unsubscribe_url: str, subscription_id: str) -> Email:
+        """Raises ReportTooLarge, or InvalidRequest for a bad address or URL."""
         address = valid_email(to, field="to")
         link = _web_url(report.link, "the shared page link")
         unsubscribe = _web_url(unsubscribe_url, "the unsubscribe link")
-        attachments = self._attachments(report)
-        cids = [attachment["content_id"] for attachment in attachments]
+        images = self._images(report)
+        cids = [image.content_id for image in images]
         subject = " ".join(report.title.split()) or NO_TITLE  # a line break in a subject header is refused
-        payload: dict = {
-            "personalizations": [{"to": [{"email": address}]}],
-            "from": sender(self.settings),
-            "subject": subject,
-            "content": [
-                {"type": "text/plain", "value": self._text(report, subject, link, unsubscribe, address)},
-                {"type": "text/html", "value": self._html(report, subject, link, unsubscribe, address, cids)},
-            ],
-            "headers": {
-                # RFC 2369 + RFC 8058: mail apps show an unsubscribe button that POSTs to the link, no login.
-                "List-Unsubscribe": f"<{unsubscribe}>",
-                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-            },
-            # Categories feed SendGrid's statistics and must not be unique ids; the id goes in custom_args.
-            "categories": [CATEGORY],
-            "custom_args": {"subscription_id": subscription_id},
-            "tracking_settings": {
-                # Click tracking would wrap our links in a redirect through SendGrid; keep them as they are.
-                "click_tracking": {"enable": False, "enable_text": False},
-                # SendGrid's own unsubscribe footer would unsubscribe from all our mail, not this subscription.
-                "subscription_tracking": {"enable": False},
-            },
-        }
-        if attachments:  # SendGrid refuses an empty attachments list
-            payload["attachments"] = attachments
-        return payload
+        return Email(
+            to=address,
+            subject=subject,
+            text=self._text(report, subject, link, unsubscribe, address),
+            html=self._html(report, subject, link, unsubscribe, address, cids),
+            images=images,
+            keep_links=True,
+            unsubscribe_url=unsubscribe,
+            categories=(CATEGORY,),
+            custom_args=(("subscription_id", subscription_id),),
+        )
 
     # ---------------------------------------------------------------------------------------------- parts
 
-    def _attachments(self, report: Report) -> list[dict]:
-        encoded = [base64.b64encode(image.png).decode("ascii") for image in report.images]
-        total = sum(len(content) for content in encoded)
+    def _images(self, report: Report) -> tuple[InlineImage, ...]:
+        images = tuple(
+            InlineImage(content_id=content_id(number), filename=image.name or f"{content_id(number)}.png",
+                        content=image.png)
+            for number, image in enumerate(report.images, start=1)
+        )
+        total = sum(image.encoded_bytes for image in images)
         if total > self.max_attachment_bytes:
             raw = sum(len(image.png) for image in report.images)
             raise ReportTooLarge(
@@ -127,16 +108,7 @@ class ReportMailer:
                 details={"images": len(report.images), "encoded_bytes": total,
                          "limit_bytes": self.max_attachment_bytes},
             )
-        return [
-            {
-                "content": content,
-                "type": "image/png",
-                "filename": image.name or f"{content_id(number)}.png",
-                "disposition": "inline",
-                "content_id": content_id(number),
-            }
-            for number, (image, content) in enumerate(zip(report.images, encoded, strict=True), start=1)
-        ]
+        return images
 
     def _text(self, report: Report, subject: str, link: str, unsubscribe: str, to: str) -> str:
         lines = [subject, ""]
