@@ -234,7 +234,7 @@ class Session:
             f"The embedded ClickHouse ({self._owner.display_url}) stayed busy for "
             f"{self._owner.busy_timeout:g} s, held by {holder} (lock {lock}).",
             hint="It serves one process at a time. Try again when that work finishes, raise "
-            "CLICKHOUSE_BUSY_TIMEOUT_SECONDS, or point CLICKHOUSE_URL at a ClickHouse server.",
+            "CLICKHOUSE_BUSY_TIMEOUT_SECONDS, or point CLICKHOUSE_URL at a ClickHouse server.", retryable=True,
         )
 
     def close(self) -> None:
@@ -417,7 +417,7 @@ class ClickHouse:
             f"that did not take this service's lease ({self.lock_dir}).",
             hint="It serves one process at a time. Stop that process, or give it the same EXPORT_PIPELINE_HOME "
             "so the two take turns, or point CLICKHOUSE_URL at a ClickHouse server.",
-            details={"cluster": self.cluster_name, "lock": str(status)},
+            details={"cluster": self.cluster_name, "lock": str(status)}, retryable=True,
         )
 
     def connect(self, *, merges: bool) -> Client:
@@ -443,5 +443,5 @@ class ClickHouse:
                 f"Cannot reach ClickHouse at {self.display_url}: {reason}",
                 hint="Check CLICKHOUSE_URL (host, port, credentials) and that the server is up; "
                 "unset it to use the embedded engine.",
-                details={"cluster": self.cluster_name},
+                details={"cluster": self.cluster_name}, retryable=True,
             ) from None
