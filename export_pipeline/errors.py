@@ -7,15 +7,29 @@ from pydantic import ValidationError
 
 
 class ExportPipelineError(Exception):
-    """Base for failures we explain to the user; `code` is stable and machine-readable."""
+    """Base for failures we explain to the user; `code` is stable and machine-readable.
+
+    `retryable`: the same call may succeed if tried again (an outage, not a mistake). False unless the code that
+    raises knows better and says so (an S3 5xx or an unreachable cluster is retryable, a missing bucket is not)."""
 
     code = "export_pipeline_error"
+    retryable = False
 
-    def __init__(self, message: str, *, hint: str | None = None, details: dict | None = None):
+    def __init__(self, message: str, *, hint: str | None = None, details: dict | None = None,
+                 retryable: bool | None = None):
         self.message = message
         self.hint = hint
         self.details = details or {}
+        if retryable is not None:
+            self.retryable = retryable
         super().__init__(f"{message} {hint}" if hint else message)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Our errors say so themselves; of the others, only a dropped or timed-out connection is worth another try."""
+    if isinstance(exc, ExportPipelineError):
+        return exc.retryable
+    return isinstance(exc, ConnectionError | TimeoutError)
 
 
 class InvalidRequest(ExportPipelineError):

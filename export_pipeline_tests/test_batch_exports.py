@@ -16,10 +16,11 @@ import pytest
 from pydantic import SecretStr
 
 from export_pipeline.batch_exports.destinations import Destination, RunState
+from export_pipeline.batch_exports.folder_target import FolderTarget
 from export_pipeline.batch_exports.intervals import Interval, IntervalUnit, intervals_between
 from export_pipeline.batch_exports.plan import backfill_intervals, due_intervals
 from export_pipeline.batch_exports.run import BatchDeps, build_batch_deps, export_interval
-from export_pipeline.batch_exports.target import destination_storage
+from export_pipeline.batch_exports.targets import open_target
 from export_pipeline.db import get_engine
 from export_pipeline.errors import IntervalBusy, IntervalFailed, InvalidRequest
 from export_pipeline.storage import ExportStorage
@@ -129,7 +130,7 @@ def test_hourly_intervals_over_three_days_with_late_events_give_every_row_exactl
         batch, clickhouse, events_table, bucket_url, moto_endpoint):
     destination = _create(batch, PROJECT, bucket_url, endpoint_url=moto_endpoint,
                           key_template="{project_id}/{year}/{month}/{day}")
-    storage = destination_storage(destination)
+    storage = open_target(destination).storage
     # The sensor's view after two days: every closed hour since the start, oldest first, 50 per tick.
     now = DAY0 + timedelta(days=2)
     requested = []
@@ -166,7 +167,7 @@ def test_hourly_intervals_over_three_days_with_late_events_give_every_row_exactl
 
 def test_a_backfill_over_live_intervals_and_single_reruns_in_a_local_folder(batch, clickhouse, events_table, tmp_path):
     destination = _create(batch, PROJECT, f"file://{tmp_path}", key_template="{model}/{data_interval_start}")
-    storage = destination_storage(destination)
+    storage = open_target(destination).storage
     day_end = DAY0 + timedelta(hours=10)
     while due := due_intervals(destination, batch.destinations, batch.runs, day_end):
         _run_all(batch, destination, [d.interval for d in due], "live")
@@ -189,7 +190,7 @@ def test_a_backfill_over_live_intervals_and_single_reruns_in_a_local_folder(batc
 def test_one_file_per_event_name(batch, clickhouse, events_table, tmp_path):
     destination = _create(batch, SPLIT_PROJECT, f"file://{tmp_path}", split_by_event=True, format="csv",
                           key_template="{model}/{data_interval_start}")
-    storage = destination_storage(destination)
+    storage = open_target(destination).storage
     intervals = list(intervals_between(IntervalUnit.HOUR, destination.zone, DAY0, DAY0 + timedelta(hours=3)))
     _run_all(batch, destination, intervals, "split")
     folder = "events/20261101T000000Z/20261101T000000Z-20261101T010000Z"
@@ -273,7 +274,7 @@ def test_a_bucket_that_rejects_writes_pauses_after_three_failures_and_tells_emai
 
 def test_transient_failures_are_retried_with_backoff(batch, sleeps, tmp_path):
     destination = _create(batch, PROJECT, f"file://{tmp_path}")
-    real = batch.storage_for
+    real = batch.open_target
     calls = []
 
     def flaky(target):
@@ -282,7 +283,7 @@ def test_transient_failures_are_retried_with_backoff(batch, sleeps, tmp_path):
             raise ConnectionError("connection reset")
         return real(target)
 
-    flaky_batch = BatchDeps(**{**batch.__dict__, "storage_for": flaky})
+    flaky_batch = BatchDeps(**{**batch.__dict__, "open_target": flaky})
     result = export_interval(destination.id, DAY0, flaky_batch, run_id="flaky")
     assert sleeps == [0.5, 1.0] and result.record.state is RunState.SUCCEEDED and result.record.rows == 40
 
@@ -373,13 +374,13 @@ def test_intervals_left_by_runs_that_ended_are_recorded_failed_and_requested_aga
 def test_a_run_stopped_mid_interval_records_it_failed_and_leaves_no_files(batch, tmp_path):
     destination = _create(batch, PROJECT, f"file://{tmp_path}")
     export_interval(destination.id, DAY0, batch, run_id="first")
-    real = batch.storage_for
+    real = batch.open_target
 
     class Terminated:
         """Parts are written, then the run is terminated (Dagster raises its interrupt inside the step)."""
 
-        def __init__(self, target):
-            self._storage = real(target)
+        def __init__(self, destination):
+            self._storage = real(destination).storage
 
         def __getattr__(self, name):
             return getattr(self._storage, name)
@@ -388,12 +389,13 @@ def test_a_run_stopped_mid_interval_records_it_failed_and_leaves_no_files(batch,
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        export_interval(destination.id, DAY0, BatchDeps(**{**batch.__dict__, "storage_for": Terminated}),
+        export_interval(destination.id, DAY0,
+                        BatchDeps(**{**batch.__dict__, "open_target": lambda d: FolderTarget(Terminated(d))}),
                         run_id="canceled")
     record = batch.runs.get(destination.id, DAY0)
     assert (record.state, record.run_id, record.attempts, record.error) == (
         RunState.FAILED, "canceled", 2, "The run stopped before it finished.")
-    assert destination_storage(destination).list_keys("") == []
+    assert open_target(destination).storage.list_keys("") == []
     stopped = batch.destinations.require(destination.id)
     assert stopped.consecutive_failures == 0 and not stopped.paused
     [due] = [d for d in due_intervals(stopped, batch.destinations, batch.runs, DAY0 + timedelta(hours=1))

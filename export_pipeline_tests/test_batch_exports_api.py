@@ -15,6 +15,8 @@ from export_pipeline.accounts.roles import Role, add_member
 from export_pipeline.accounts.tokens import create_token
 from export_pipeline.api.app import create_app
 from export_pipeline.cli import main
+from export_pipeline.defs.graphql import DagsterGraphQL
+from export_pipeline.errors import BackfillRefused
 from export_pipeline_tests.exportdata import INGESTED_COLUMNS
 from export_pipeline_tests.net import free_port
 
@@ -158,3 +160,30 @@ def test_persons_are_a_batch_export_model_and_a_model_without_ingestion_time_is_
     cli = CliRunner().invoke(main, ["batch-exports", "create", "--project-id", str(PROJECT), "--user", "mia",
                                     "--url", "/tmp/never-written", "--start-at", "2026-11-02", "--model", "cohort"])
     assert cli.exit_code == 2 and "model: cohort has no ingestion-time column" in cli.stderr
+
+
+def test_create_can_test_the_connection_first_and_then_stores_nothing_on_failure(client, tokens, moto_endpoint,
+                                                                                 tmp_path):
+    missing = f"missing-{uuid.uuid4().hex[:8]}"
+    before = client.get(BASE, headers=as_(tokens, "mia")).json()
+    refused = client.post(BASE, json={**BODY, "url": f"s3://{missing}/events", "endpoint_url": moto_endpoint,
+                                      "credentials_ref": None, "probe": True}, headers=as_(tokens, "mia"))
+    assert refused.status_code == 503
+    error = refused.json()["error"]
+    assert error["code"] == "storage_error"
+    assert error["message"].startswith(f"The connection test of s3://{missing}/events (us-east-1, {moto_endpoint}) "
+                                       f"failed: Could not write '.export-pipeline-probe-")
+    assert f"bucket '{missing}' does not exist at {moto_endpoint}." in error["message"]
+    assert client.get(BASE, headers=as_(tokens, "mia")).json() == before
+
+    created = CliRunner().invoke(main, ["batch-exports", "create", "--project-id", str(PROJECT), "--user", "mia",
+                                        "--url", str(tmp_path / "archive"), "--start-at", "2026-11-02", "--probe"])
+    assert created.exit_code == 0, created.output
+    assert json.loads(created.stdout)["url"] == f"file://{tmp_path}/archive"
+    assert list((tmp_path / "archive").iterdir()) == []  # the test object was deleted
+
+
+def test_an_unreachable_dagster_is_worth_another_try():
+    with pytest.raises(BackfillRefused, match="Could not reach Dagster's GraphQL API") as down:
+        DagsterGraphQL(f"http://127.0.0.1:{free_port()}", timeout_seconds=5).execute("{ version }", {})
+    assert down.value.retryable is True

@@ -17,7 +17,7 @@ from export_pipeline.batch_exports.destinations import RunState
 from export_pipeline.batch_exports.records import RunStore
 from export_pipeline.batch_exports.run import build_batch_deps, export_interval
 from export_pipeline.batch_exports.store import DestinationStore
-from export_pipeline.batch_exports.target import destination_storage
+from export_pipeline.batch_exports.targets import open_target
 from export_pipeline.db import get_engine
 from export_pipeline.definitions import defs
 from export_pipeline.defs.batch_exports import BATCH_JOB, DESTINATIONS, batch_export_sensor
@@ -141,7 +141,7 @@ def test_a_graphql_backfill_is_run_by_the_daemon_at_low_priority(deployment, set
     runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill.backfill_id}))
     assert sorted(r.tags["dagster/partition"] for r in runs) == backfill.intervals
     assert {r.tags["dagster/priority"] for r in runs} == {"-1"}
-    storage = destination_storage(destination)
+    storage = open_target(destination).storage
     exported = Counter(json.dumps(row, sort_keys=True, ensure_ascii=False)
                        for key in storage.list_keys("") if not key.endswith("manifest.json")
                        for row in parse_file(key, storage.read_bytes(key)))
@@ -163,7 +163,7 @@ def test_canceling_a_graphql_backfill_cancels_its_queued_runs_and_leaves_the_int
     deps = build_batch_deps(settings, engine, clickhouse)
     # Hour 0 was exported by a live run before the backfill re-runs it.
     exported = export_interval(destination.id, DAY0, deps, run_id="live-0")
-    storage = destination_storage(destination)
+    storage = open_target(destination).storage
     files_before = {key: storage.read_bytes(key) for key in storage.list_keys("")}
     # The destination's one run slot is taken (an earlier interval still running), so the backfill's runs queue.
     instance = dg.DagsterInstance.from_config(str(dagster_home))

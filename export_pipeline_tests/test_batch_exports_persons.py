@@ -17,7 +17,7 @@ import pytest
 from export_pipeline.batch_exports.plan import backfill_intervals, due_intervals
 from export_pipeline.batch_exports.query import interval_query
 from export_pipeline.batch_exports.run import BatchDeps, build_batch_deps, export_interval
-from export_pipeline.batch_exports.target import destination_storage
+from export_pipeline.batch_exports.targets import open_target
 from export_pipeline.clickhouse.connection import ClickHouse
 from export_pipeline.db import get_engine
 from export_pipeline.engine.extract import QUERY_SETTINGS
@@ -98,7 +98,7 @@ def test_hourly_person_versions_with_late_versions_give_every_row_exactly_once(
     destination = batch.destinations.create(PROJECT, "sam@example.com", {
         "model": "persons", "url": f"file://{tmp_path}", "interval": "hour", "start_at": DAY0.isoformat(),
         "settle_seconds": 0, "key_template": "{project_id}/{model}/{day}"})
-    storage = destination_storage(destination)
+    storage = open_target(destination).storage
     assert _export_due(batch, destination, DAY0 + 3 * hour, "live") == [DAY0, DAY0 + hour, DAY0 + 2 * hour]
     assert [(r.state.value, r.rows) for r in batch.runs.list(destination.id)] == [
         ("succeeded", 2), ("succeeded", 3), ("skipped", 0)]
@@ -161,7 +161,7 @@ def test_person_versions_in_parquet_keep_their_types(batch, engine, events_table
         "model": "persons", "url": f"file://{tmp_path}", "interval": "day", "start_at": DAY0.isoformat(),
         "settle_seconds": 0, "format": "parquet"})
     export_interval(destination.id, DAY0, batch, run_id="parquet-day")
-    storage = destination_storage(destination)
+    storage = open_target(destination).storage
     [part] = [key for key in storage.list_keys("") if key.endswith(".parquet")]
     frame = pl.read_parquet(io.BytesIO(storage.read_bytes(part)))
     assert frame.schema == pl.Schema({

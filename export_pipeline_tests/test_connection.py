@@ -60,6 +60,7 @@ def test_busy_engine_gives_a_clear_error_naming_the_holder(settings):
     assert "stayed busy for 0.5 s, held by pid" in message and "holder test" in message
     assert f"holder test (lock {settings.lock_dir / 'clickhouse.engine.lock'})." in message
     assert "CLICKHOUSE_URL" in message
+    assert busy.value.retryable is True  # a later try may find the engine free
 
 
 def test_an_engine_held_without_the_lease_is_busy_naming_the_lock_and_its_holder(settings, clickhouse):
@@ -85,6 +86,7 @@ def test_an_engine_held_without_the_lease_is_busy_naming_the_lock_and_its_holder
     assert f"held by pid {foreign.pid} (" in message and "foreign-holder-marker" in message
     assert "/status)" in message and "Cannot reach" not in message
     assert busy.value.details["lock"].endswith("/status")
+    assert busy.value.retryable is True
     with clickhouse.session("after") as session:  # the folder is free again once the holder is gone
         assert session.client.command("SELECT 3") == 3
 

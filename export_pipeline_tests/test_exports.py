@@ -222,6 +222,7 @@ def test_unreachable_clickhouse_fails_fast_naming_the_cluster_without_password(d
     message = str(failure.value)
     assert f"http://exporter:***@127.0.0.1:{port}/analytics" in message
     assert "s3cr3t-pw" not in message
+    assert failure.value.retryable is True
     failed = deps.store.in_state(ExportState.FAILED)[-1]
     assert failed.error_code == "analytics_cluster_unavailable" and "s3cr3t-pw" not in (failed.error or "")
     assert deps.storage.list_keys("") == []

@@ -12,6 +12,7 @@ import pytest
 
 from export_pipeline.accounts.roles import GitLabMembers, Role
 from export_pipeline.errors import RoleSourceUnavailable
+from export_pipeline_tests.net import free_port
 
 USERS = {"alice": 11, "bob": 12, "min": 13}
 MEMBERS = {(7, 11): 40, (7, 12): 30, (7, 13): 5}  # 5 = Minimal Access, below Guest
@@ -81,3 +82,10 @@ def test_a_bad_token_is_a_clear_error(gitlab):
     with pytest.raises(RoleSourceUnavailable, match="answered 401") as failure:
         GitLabMembers(gitlab["url"], "wrong").role_of(7, "alice")
     assert "GITLAB_TOKEN" in (failure.value.hint or "")
+    assert failure.value.retryable is False  # a 401 stays a 401
+
+
+def test_an_unreachable_gitlab_is_worth_another_try():
+    with pytest.raises(RoleSourceUnavailable, match="Cannot reach GitLab") as failure:
+        GitLabMembers(f"http://127.0.0.1:{free_port()}", TOKEN).role_of(7, "alice")
+    assert failure.value.retryable is True

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -21,6 +23,7 @@ from moto.server import ThreadedMotoServer
 from export_pipeline.errors import StorageError
 from export_pipeline.storage import LocalStorage, ObjectWriter, S3Storage, storage_from_url
 from export_pipeline.storage.s3 import LIFECYCLE_RULE_ID
+from export_pipeline.storage.s3_client import s3_client
 
 MIB = 1024 * 1024
 PART = 5 * MIB
@@ -555,3 +558,88 @@ def test_delete_keys_removes_exactly_those_keys(local: LocalStorage, s3: S3Stora
             storage.put_bytes(key, b"x", content_type="text/csv")
         storage.delete_keys(["a/1/part-00001.csv", "a/1/part-00000.csv", "a/1/missing.csv"])
         assert storage.list_keys("a") == ["a/1/manifest.json", "a/10/part-00000.csv"]
+
+
+def test_the_s3_client_factory_takes_endpoint_credentials_and_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    keys = {"aws_access_key_id": "AKIAFACTORY", "aws_secret_access_key": "secret"}
+    given = s3_client(endpoint_url="https://minio.example.com", credentials=keys, max_retries=2)
+    assert (given.meta.region_name, given.meta.endpoint_url) == ("eu-west-1", "https://minio.example.com")
+    assert given.meta.config.signature_version == "s3v4"
+    assert given.meta.config.s3 == {"addressing_style": "path"}
+    assert given.meta.config.retries == {"mode": "standard", "total_max_attempts": 3}
+    signed = given.generate_presigned_url("get_object", Params={"Bucket": "b", "Key": "k"}, ExpiresIn=60)
+    assert parse_qs(urlsplit(signed).query)["X-Amz-Credential"][0].startswith("AKIAFACTORY/")
+    from_environment = s3_client()
+    assert from_environment.meta.endpoint_url == "http://127.0.0.1:9"
+    assert from_environment.meta.config.s3 == {"addressing_style": "path"}
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    aws = s3_client()
+    assert aws.meta.endpoint_url == "https://s3.eu-west-1.amazonaws.com" and aws.meta.config.s3 is None
+
+
+class _FailingS3(BaseHTTPRequestHandler):
+    """Answers every request as its bucket (the first path segment) says: 503 SlowDown, 403 AccessDenied, a
+    connection closed without an answer, or a delete_objects that failed for each key with the code after
+    `delete-`."""
+
+    def _answer(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        bucket = self.path.split("?")[0].split("/")[1]
+        if bucket == "reset":
+            self.close_connection = True
+            return
+        if bucket.startswith("delete-"):
+            status, code = 200, bucket.removeprefix("delete-")
+            body = (f"<?xml version='1.0'?><DeleteResult><Error><Key>p/k</Key><Code>{code}</Code>"
+                    f"<Message>No.</Message></Error></DeleteResult>").encode()
+        else:
+            status, code = {"slowdown": (503, "SlowDown"), "denied": (403, "AccessDenied")}[bucket]
+            body = f"<?xml version='1.0'?><Error><Code>{code}</Code><Message>No.</Message></Error>".encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_PUT = do_POST = do_DELETE = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def failing_s3() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FailingS3)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join()
+    server.server_close()
+
+
+def test_s3_errors_say_whether_another_try_may_succeed(failing_s3: str, client: BaseClient) -> None:
+    keys = {"aws_access_key_id": "AKIATEST", "aws_secret_access_key": "secret"}
+    failing = s3_client(endpoint_url=failing_s3, credentials=keys, max_retries=0)
+    outcomes = {}
+    for bucket in ("slowdown", "denied", "reset"):
+        with pytest.raises(StorageError) as caught:
+            S3Storage(bucket, "p", client=failing).put_bytes("k", b"x", content_type="text/plain")
+        outcomes[bucket] = (caught.value.retryable, caught.value.message)
+    for code, retryable in (("InternalError", True), ("AccessDenied", False)):
+        with pytest.raises(StorageError) as caught:
+            S3Storage(f"delete-{code}", "p", client=failing).delete_keys(["k"])
+        assert caught.value.retryable is retryable
+        assert caught.value.message == f"Could not delete 1 objects in s3://delete-{code}/p, e.g. 'p/k': {code} No."
+    missing = S3Storage("no-such-bucket-here", "p", client=client)
+    with pytest.raises(StorageError) as caught:
+        missing.put_bytes("k", b"x", content_type="text/plain")
+    assert caught.value.retryable is False
+    assert outcomes == {
+        "slowdown": (True, f"Could not write 'k' in bucket 'slowdown' at {failing_s3}: SlowDown No."),
+        "denied": (False, f"Could not write 'k' in bucket 'denied' at {failing_s3}: denied (AccessDenied)."),
+        "reset": (True, f"Could not write 'k' in bucket 'reset' at {failing_s3}: Connection was closed before we "
+                        f'received a valid response from endpoint URL: "{failing_s3}/reset/p/k".'),
+    }

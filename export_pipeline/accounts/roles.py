@@ -145,6 +145,7 @@ class GitLabMembers:
             raise RoleSourceUnavailable(
                 f"Cannot reach GitLab at {self.base_url} to check roles: {exc}.",
                 hint="Check GITLAB_URL and that GitLab is up.",
+                retryable=True,
             ) from None
         if response.status_code == 404:
             return None
@@ -152,6 +153,7 @@ class GitLabMembers:
             raise RoleSourceUnavailable(
                 f"GitLab at {self.base_url} answered {response.status_code} to a role check.",
                 hint="Check that GITLAB_TOKEN is valid and may read project members (read_api scope).",
+                retryable=response.status_code >= 500,
             )
         return response.json()
 

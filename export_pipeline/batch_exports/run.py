@@ -1,15 +1,15 @@
 """Export one interval of one destination, replacing whatever an earlier run of it wrote.
 
-Order of writes: the interval's files (deterministic keys: `<template>/<start>-<end>/[event=<name>/]part-NNNNN`),
-then its `manifest.json`, then the deletion of every key under the interval's folder that the new manifest does
-not list (parts of an earlier run that split differently). A run that fails for good deletes the interval's
-folder, so a failed interval holds no files at all and its record says `failed` until a later run exports it:
-whatever was re-run, the union of all intervals' files never holds a row twice.
+The destination (`Target.replace_interval`) writes the interval's files (deterministic keys:
+`<template>/<start>-<end>/[event=<name>/]part-NNNNN`), then its `manifest.json`, then deletes every key under the
+interval's folder that the new manifest does not list (parts of an earlier run that split differently). A run
+that fails for good clears the interval's folder, so a failed interval holds no files at all and its record says
+`failed` until a later run exports it: whatever was re-run, the union of all intervals' files never holds a row
+twice. Whether a failed attempt is tried again is the error's own `retryable` flag.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +25,8 @@ from export_pipeline.batch_exports.intervals import Interval
 from export_pipeline.batch_exports.query import event_names, interval_query
 from export_pipeline.batch_exports.records import IntervalRun, RunStore
 from export_pipeline.batch_exports.store import DestinationStore
-from export_pipeline.batch_exports.target import destination_storage
+from export_pipeline.batch_exports.target import Target
+from export_pipeline.batch_exports.targets import open_target
 from export_pipeline.channels.email import EmailSender
 from export_pipeline.channels.retry import Backoff, Failure, GaveUp
 from export_pipeline.channels.slack import SlackSender
@@ -35,19 +36,11 @@ from export_pipeline.clock import iso_utc, now_utc
 from export_pipeline.engine.extract import iter_chunks, prefetched
 from export_pipeline.engine.model import ExportModel
 from export_pipeline.engine.serialize import PartWriter, WrittenFile
-from export_pipeline.errors import (
-    ClickHouseUnavailable,
-    EngineBusy,
-    ExportPipelineError,
-    IntervalFailed,
-    InvalidRequest,
-    StorageError,
-)
+from export_pipeline.errors import ExportPipelineError, IntervalFailed, InvalidRequest, is_retryable
 from export_pipeline.models import BATCH_MODELS
 from export_pipeline.settings import Settings
 from export_pipeline.storage import ExportStorage
 
-MANIFEST_NAME = "manifest.json"
 logger = logging.getLogger(__name__)
 Logger = logging.Logger | logging.LoggerAdapter
 
@@ -61,7 +54,7 @@ class BatchDeps:
     destinations: DestinationStore
     runs: RunStore
     alerts: PauseAlerts
-    storage_for: Callable[[Destination], ExportStorage]
+    open_target: Callable[[Destination], Target]
     backoff: Backoff  # transient failures of one interval: tries and waits
 
 
@@ -92,15 +85,15 @@ def export_interval(destination_id: str, interval_start: datetime, deps: BatchDe
     had_files = previous is not None and (previous.files > 0 or previous.state is RunState.FAILED)
     deps.runs.claim(destination.id, interval, run_id, run_is_active)
     started = time.monotonic()
-    storage = None
+    target = None
 
     def attempt() -> tuple[list[WrittenFile], str | None, int]:
-        nonlocal storage
+        nonlocal target
         try:
-            storage = deps.storage_for(destination)
-            return _write_interval(destination, interval, model, storage, deps, had_files=had_files, log=log)
+            target = deps.open_target(destination)
+            return _write_interval(destination, interval, model, target, deps, had_files=had_files, log=log)
         except Exception as exc:
-            raise Failure(_describe(exc), retryable=_transient(exc)) from exc
+            raise Failure(_describe(exc), retryable=is_retryable(exc)) from exc
 
     def retrying(attempt_no: int, failure: Failure, delay: float) -> None:
         log.warning("Batch export %s interval %s: attempt %s failed (%s); retrying in %.1f s.",
@@ -110,7 +103,7 @@ def export_interval(destination_id: str, interval_start: datetime, deps: BatchDe
         (files, manifest_key, counted), _ = deps.backoff.run(attempt, on_retry=retrying)
     except GaveUp as gave_up:
         error = f"{gave_up.failure} (after {gave_up.attempts} attempt{'s' if gave_up.attempts > 1 else ''})"
-        _clear(storage, destination, interval, log)
+        _clear(target, destination, interval, log)
         deps.runs.finish(destination.id, interval, run_id, RunState.FAILED, error=error)
         if deps.destinations.record_failure(destination.id, error):
             log.error("Batch export %s paused after %s failed intervals in a row.", destination.id,
@@ -120,7 +113,7 @@ def export_interval(destination_id: str, interval_start: datetime, deps: BatchDe
                              hint="It is retried when the destination runs again; see `batch-exports runs`.") from None
     except BaseException:
         # Canceled (or a bug): leave no half-written interval behind.
-        _clear(storage, destination, interval, log)
+        _clear(target, destination, interval, log)
         deps.runs.finish(destination.id, interval, run_id, RunState.FAILED, error="The run stopped before it finished.")
         raise
     skipped = counted == 0 and manifest_key is None
@@ -133,39 +126,40 @@ def export_interval(destination_id: str, interval_start: datetime, deps: BatchDe
     return IntervalResult(destination, interval, record, skipped, time.monotonic() - started)
 
 
-def _write_interval(destination: Destination, interval: Interval, model: ExportModel, storage: ExportStorage,
+def _write_interval(destination: Destination, interval: Interval, model: ExportModel, target: Target,
                     deps: BatchDeps, *, had_files: bool, log: Logger) -> tuple[list[WrittenFile], str | None, int]:
     """The interval's files and manifest; (files, manifest key or None when skipped, rows counted)."""
     prefix = destination.prefix_for(interval)
-    files: list[WrittenFile] = []
     with deps.clickhouse.session(f"batch export {destination.id} {interval.label}") as session:
         counted, whole = interval_query(model, destination, interval).bounded(session)
         if counted == 0 and not had_files:
             log.info("Batch export %s interval %s: no rows; skipped.", destination.id, interval.label)
             return [], None, 0
-        log.info("Batch export %s interval %s: %s rows to %s/%s.", destination.id, interval.label, f"{counted:,}",
-                 storage.url, prefix)
-        if counted:
+        log.info("Batch export %s interval %s: %s rows to %s in %s.", destination.id, interval.label,
+                 f"{counted:,}", prefix, target.describe())
+
+        def write_files(storage: ExportStorage) -> list[WrittenFile]:
+            if not counted:  # no rows now, but files of an earlier run: the empty set replaces them
+                return []
             groups: list[tuple[str, str | None]] = [(prefix, None)]
             if destination.split_by_event:
                 column = next(c.sql for c in model.columns if c.name == "event")
                 groups = [(f"{prefix}/event={_segment(name)}", name) for name in event_names(session, whole, column)]
+            files: list[WrittenFile] = []
             for folder, event in groups:
                 query = replace(interval_query(model, destination, interval, event,
                                              escape_formulas=deps.settings.csv_escape_formulas),
                                 key_range=whole.key_range)
                 files += _write_group(storage, folder, model, destination, deps,
                                       iter_chunks(session, query, chunk_bytes=deps.settings.chunk_bytes))
-    manifest_key = f"{prefix}/{MANIFEST_NAME}"
-    manifest = _manifest(destination, model, interval, prefix, files)
-    storage.put_bytes(manifest_key, json.dumps(manifest, indent=2).encode(), content_type="application/json")
-    keep = {f.key for f in files} | {manifest_key}
-    stale = [key for key in storage.list_keys(prefix) if key not in keep]
-    if stale:
-        storage.delete_keys(stale)
+            return files
+
+        replaced = target.replace_interval(prefix, write_files,
+                                           lambda files: _manifest(destination, model, interval, prefix, files))
+    if replaced.stale_removed:
         log.info("Batch export %s interval %s: removed %s file(s) of an earlier run.", destination.id,
-                 interval.label, len(stale))
-    return files, manifest_key, counted
+                 interval.label, replaced.stale_removed)
+    return replaced.files, replaced.manifest_key, counted
 
 
 def _write_group(storage: ExportStorage, folder: str, model: ExportModel, destination: Destination,
@@ -208,25 +202,15 @@ empty, '.' or '..'."""
     return quote(name, safe="")
 
 
-def _transient(exc: BaseException) -> bool:
-    """Worth another try: a busy or unreachable engine or endpoint, a 5xx, a dropped connection."""
-    if isinstance(exc, ClickHouseUnavailable | EngineBusy | ConnectionError | TimeoutError):
-        return True
-    if isinstance(exc, StorageError):
-        text = f"{exc.message} {exc.hint or ''}"
-        return "unreachable" in text or "try again" in text
-    return False
-
-
 def _describe(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, ExportPipelineError) else f"{type(exc).__name__}: {exc}"
 
 
-def _clear(storage: ExportStorage | None, destination: Destination, interval: Interval, log: Logger) -> None:
-    if storage is None:
+def _clear(target: Target | None, destination: Destination, interval: Interval, log: Logger) -> None:
+    if target is None:
         return
     try:
-        storage.delete_prefix(destination.prefix_for(interval))
+        target.clear_interval(destination.prefix_for(interval))
     except Exception as exc:
         log.warning("Batch export %s interval %s: could not remove partial files (%s); the next run replaces them.",
                     destination.id, interval.label, exc)
@@ -239,6 +223,6 @@ def build_batch_deps(settings: Settings, engine: Engine, clickhouse: ClickHouse,
     return BatchDeps(
         settings=settings, engine=engine, clickhouse=clickhouse, table=EventsTable.from_settings(settings),
         destinations=DestinationStore(engine), runs=RunStore(engine),
-        alerts=PauseAlerts(settings, engine, email, slack), storage_for=destination_storage,
+        alerts=PauseAlerts(settings, engine, email, slack), open_target=open_target,
         backoff=Backoff(attempts=attempts, base_seconds=backoff_seconds, sleep=sleep),
     )

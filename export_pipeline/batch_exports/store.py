@@ -9,8 +9,10 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from export_pipeline.batch_exports.destinations import Destination, validate_new
+from export_pipeline.batch_exports.destinations import Destination
 from export_pipeline.batch_exports.intervals import IntervalUnit
+from export_pipeline.batch_exports.targets import open_target
+from export_pipeline.batch_exports.validation import validate_new
 from export_pipeline.clock import as_utc, now_utc
 from export_pipeline.db import batch_export_destinations as table
 from export_pipeline.db import batch_export_runs
@@ -26,7 +28,9 @@ class DestinationStore:
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    def create(self, project_id: int, created_by: str, fields: dict) -> Destination:
+    def create(self, project_id: int, created_by: str, fields: dict, *, probe: bool = False) -> Destination:
+        """With `probe`, the destination must first pass its connection test from this process (whose
+        environment may lack the credentials the runs get); a failure raises and stores nothing."""
         errors: dict[str, str] = {}
         values = validate_new(fields, errors)
         if errors:
@@ -36,6 +40,8 @@ class DestinationStore:
         row = {**values, "id": new_destination_id(), "project_id": project_id,
                "created_by": created_by, "paused": False, "paused_reason": None, "consecutive_failures": 0,
                "created_at": now, "updated_at": now}
+        if probe:
+            open_target(_destination(row)).probe()
         with self.engine.begin() as conn:
             conn.execute(table.insert().values(**row))
         return self.require(row["id"])

@@ -1,50 +1,115 @@
-"""The storage of a destination: its folder, or its bucket with its own endpoint and the credentials its
-reference names (read from the environment when a run starts, never stored)."""
+"""Where a batch export's intervals go: the `Target` interface every kind of destination implements, and
+`StorageTarget`, which implements it over an object store (`storage.ExportStorage`).
+
+To add a kind of destination, say `gs://bucket/prefix`:
+
+1. Write one module, `batch_exports/gcs_target.py`, with a `Target` subclass: `name` and `example` (for
+   messages), `takes_endpoint`, `check_url` (what a valid URL of the kind is, checked at create), `open`
+   (connect from the stored destination: its `url`, `endpoint_url`, and the credentials `credentials_ref`
+   names, read at run time), `describe`, and `replace_interval`, `clear_interval` and `probe`. Over an object
+   store, subclass `StorageTarget` instead and hand it an `ExportStorage`: it brings those last three.
+2. Register it with one line in `TARGETS` (`batch_exports/targets.py`): `"gs": GcsTarget`.
+
+Validation at create, the connection test (`probe`), runs, retries and cleanup then take the new kind as they
+take the others; an error it raises says whether another try may succeed (`ExportPipelineError.retryable`).
+"""
 
 from __future__ import annotations
 
 import json
-import os
-from urllib.parse import urlsplit
+import secrets
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
+from urllib.parse import SplitResult
 
 from export_pipeline.batch_exports.destinations import Destination
+from export_pipeline.engine.serialize import WrittenFile
 from export_pipeline.errors import StorageError
-from export_pipeline.storage import ExportStorage, LocalStorage
+from export_pipeline.storage import ExportStorage
+
+MANIFEST_NAME = "manifest.json"
+PROBE_KEY = ".export-pipeline-probe"
+
+# Writes an interval's data files into the storage it is given and returns them.
+WriteFiles = Callable[[ExportStorage], list[WrittenFile]]
 
 
-def destination_storage(destination: Destination) -> ExportStorage:
-    parts = urlsplit(destination.url)
-    if parts.scheme == "file":
-        return LocalStorage(parts.path)
-    import boto3  # with S3Storage: 8 MB that folder destinations need not pay (storage/__init__.py)
-    from botocore.config import Config
-
-    from export_pipeline.storage.s3 import S3Storage
-
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    config = Config(signature_version="s3v4", retries={"max_attempts": 2, "mode": "standard"})
-    if destination.endpoint_url:
-        config = config.merge(Config(s3={"addressing_style": "path"}))
-    client = boto3.client("s3", region_name=region, endpoint_url=destination.endpoint_url or None, config=config,
-                          **_credentials(destination))
-    return S3Storage(parts.netloc, parts.path, client=client)
+@dataclass(frozen=True)
+class ReplacedInterval:
+    files: list[WrittenFile]
+    manifest_key: str
+    stale_removed: int  # files of an earlier run that the new set does not have
 
 
-def _credentials(destination: Destination) -> dict[str, str]:
-    """From the variable `credentials_ref` names; without a reference, the standard AWS credential chain."""
-    ref = destination.credentials_ref
-    if not ref:
-        return {}
-    hint = (f"Set {ref} to a JSON object with aws_access_key_id and aws_secret_access_key (and optionally "
-            "aws_session_token) in the environment of the Dagster runs.")
-    raw = os.environ.get(ref)
-    if not raw:
-        raise StorageError(f"The credentials of batch export {destination.id} ({ref}) are not set.", hint=hint)
-    try:
-        found = json.loads(raw)
-        keys = {name: str(found[name]) for name in ("aws_access_key_id", "aws_secret_access_key")}
-    except (ValueError, KeyError, TypeError):
-        raise StorageError(f"The credentials in {ref} are not a JSON object with the AWS keys.", hint=hint) from None
-    if found.get("aws_session_token"):
-        keys["aws_session_token"] = str(found["aws_session_token"])
-    return keys
+class Target(ABC):
+    """One destination, connected: where its intervals' files are written and replaced."""
+
+    name: ClassVar[str]  # the kind, in messages: "folder", "S3"
+    example: ClassVar[str]  # a URL of the kind, in messages: "s3://bucket/prefix"
+    takes_endpoint: ClassVar[bool] = False
+
+    @classmethod
+    @abstractmethod
+    def check_url(cls, parts: SplitResult) -> str | None:
+        """What is wrong with this URL of the kind (the `url` field's error at create), or None."""
+
+    @classmethod
+    @abstractmethod
+    def open(cls, destination: Destination) -> Target:
+        """Connect to the place the stored destination names, with the credentials its reference names now."""
+
+    @abstractmethod
+    def replace_interval(self, prefix: str, write_files: WriteFiles,
+                         manifest: Callable[[list[WrittenFile]], dict]) -> ReplacedInterval:
+        """Make the interval's folder `prefix` hold the files `write_files` writes, their `manifest` (written
+        last, listing exactly them) and nothing else, whatever an earlier run left there. A reader never sees
+        a partial file, and once the manifest is written it names the complete new set."""
+
+    @abstractmethod
+    def clear_interval(self, prefix: str) -> None:
+        """Remove everything under the interval's folder (a run that failed for good leaves no files)."""
+
+    @abstractmethod
+    def probe(self) -> None:
+        """The connection test: raise an error saying what failed when the destination cannot be written."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """One line for people and logs, never a secret: `s3://bucket/prefix (eu-west-1)`."""
+
+
+class StorageTarget(Target, ABC):
+    """A destination in an object store. Each object write is atomic (an S3 PUT or completed multipart upload,
+    a file renamed into place), which is what makes the replace below safe to read during."""
+
+    def __init__(self, storage: ExportStorage):
+        self.storage = storage
+
+    def replace_interval(self, prefix: str, write_files: WriteFiles,
+                         manifest: Callable[[list[WrittenFile]], dict]) -> ReplacedInterval:
+        # Files under deterministic names first, then the manifest, then the keys it does not list (parts of
+        # an earlier run that split differently).
+        files = write_files(self.storage)
+        manifest_key = f"{prefix}/{MANIFEST_NAME}"
+        self.storage.put_bytes(manifest_key, json.dumps(manifest(files), indent=2).encode(),
+                               content_type="application/json")
+        keep = {f.key for f in files} | {manifest_key}
+        stale = [key for key in self.storage.list_keys(prefix) if key not in keep]
+        if stale:
+            self.storage.delete_keys(stale)
+        return ReplacedInterval(files, manifest_key, len(stale))
+
+    def clear_interval(self, prefix: str) -> None:
+        self.storage.delete_prefix(prefix)
+
+    def probe(self) -> None:
+        """Write and delete one empty object: what a run needs (listing alone would pass read-only keys)."""
+        key = f"{PROBE_KEY}-{secrets.token_hex(4)}"
+        try:
+            self.storage.put_bytes(key, b"", content_type="text/plain")
+            self.storage.delete_keys([key])
+        except StorageError as failed:
+            raise StorageError(f"The connection test of {self.describe()} failed: {failed.message}",
+                               hint=failed.hint, details=failed.details, retryable=failed.retryable) from failed

@@ -73,12 +73,14 @@ def batch_exports() -> None:
 @click.option("--max-failures", type=int, default=None, help="Pause after this many failed intervals in a row (3)")
 @click.option("--notify-email", default=None, help="Where the pause email goes (default: the user's address)")
 @click.option("--slack", default=None, help="WORKSPACE:CHANNEL told when the destination pauses")
-def create(project_id: int, user: str, fmt: str, slack: str | None, **fields) -> None:
+@click.option("--probe", is_flag=True,
+              help="First write and delete a test object there from this machine; create nothing if that fails")
+def create(project_id: int, user: str, fmt: str, slack: str | None, probe: bool, **fields) -> None:
     """Create a destination and print it as JSON."""
     _allowed(project_id, user)
     workspace, _, channel = (slack or "").partition(":")
     fields |= {"format": fmt, "slack_workspace": workspace or None, "slack_channel": channel or None}
-    destination = DestinationStore(app_deps().engine).create(project_id, user, fields)
+    destination = DestinationStore(app_deps().engine).create(project_id, user, fields, probe=probe)
     say(f"Created {destination.id}; the batch_export_sensor exports its intervals once they close.")
     _show(destination)
 

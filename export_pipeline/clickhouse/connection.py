@@ -271,7 +271,7 @@ class ClickHouse:
             f"that did not take this service's lease ({self.lock_dir}).",
             hint="It serves one process at a time. Stop that process, or give it the same EXPORT_PIPELINE_HOME "
             "so the two take turns, or point CLICKHOUSE_URL at a ClickHouse server.",
-            details={"cluster": self.cluster_name, "lock": str(status)},
+            details={"cluster": self.cluster_name, "lock": str(status)}, retryable=True,
         )
 
     def connect(self, *, merges: bool) -> Client:
@@ -297,5 +297,5 @@ class ClickHouse:
                 f"Cannot reach ClickHouse at {self.display_url}: {reason}",
                 hint="Check CLICKHOUSE_URL (host, port, credentials) and that the server is up; "
                 "unset it to use the embedded engine.",
-                details={"cluster": self.cluster_name},
+                details={"cluster": self.cluster_name}, retryable=True,
             ) from None

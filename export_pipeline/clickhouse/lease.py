@@ -95,7 +95,7 @@ class EngineLease:
         return EngineBusy(
             f"The embedded ClickHouse ({engine_name}) stayed busy for {timeout:g} s, held by {holder} (lock {lock}).",
             hint="It serves one process at a time. Try again when that work finishes, raise "
-            "CLICKHOUSE_BUSY_TIMEOUT_SECONDS, or point CLICKHOUSE_URL at a ClickHouse server.",
+            "CLICKHOUSE_BUSY_TIMEOUT_SECONDS, or point CLICKHOUSE_URL at a ClickHouse server.", retryable=True,
         )
 
 

@@ -54,8 +54,11 @@ class DagsterGraphQL:
             answer.raise_for_status()
             body = answer.json()
         except (httpx.HTTPError, ValueError) as exc:
+            down = isinstance(exc, httpx.TransportError) or (
+                isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code >= 500)
             raise BackfillRefused(f"Could not reach Dagster's GraphQL API: {exc or type(exc).__name__} ({self.url})",
-                                  hint="Check that the Dagster webserver at DAGSTER_WEBSERVER_URL is running.") from None
+                                  hint="Check that the Dagster webserver at DAGSTER_WEBSERVER_URL is running.",
+                                  retryable=down) from None
         if body.get("errors"):
             raise BackfillRefused(f"Dagster's GraphQL API refused the request: {body['errors'][0].get('message')}")
         return body["data"]

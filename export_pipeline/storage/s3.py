@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import BinaryIO, cast
 from urllib.parse import urlencode
 
-import boto3
 from botocore.client import BaseClient
-from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
     NoCredentialsError,
@@ -34,6 +32,7 @@ from export_pipeline.storage.base import (
     folder_prefix,
     key_parts,
 )
+from export_pipeline.storage.s3_client import s3_client
 
 log = logging.getLogger(__name__)
 
@@ -50,18 +49,8 @@ _CREDENTIALS_HINT = (
 _DENIED_CODES = frozenset(
     {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled"}
 )
-
-
-def _default_s3_client() -> BaseClient:
-    """Standard credential chain; region and endpoint from the usual AWS variables."""
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    # The precedence boto3 applies natively, made explicit so we know whether to use path-style.
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
-    # SigV4: botocore may still presign with SigV2, which newer regions reject and which has no 7-day cap.
-    config = Config(signature_version="s3v4")
-    if endpoint:  # S3-compatible servers (MinIO, Ceph, moto) rarely resolve bucket subdomains.
-        config = config.merge(Config(s3={"addressing_style": "path"}))
-    return boto3.client("s3", region_name=region, endpoint_url=endpoint, config=config)
+# Per-object errors of delete_objects that S3 documents as "try again".
+_RETRYABLE_CODES = frozenset({"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout"})
 
 
 def _error_code(exc: ClientError) -> str:
@@ -95,7 +84,7 @@ class S3Storage:
         self.prefix = prefix.strip("/") or DEFAULT_S3_PREFIX
         self.part_size = part_size
         self.url = redact_url(f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}")
-        self._client = client or _default_s3_client()
+        self._client = client or s3_client()
         self._endpoint = redact_url(self._client.meta.endpoint_url)
 
     def _full(self, key: str) -> str:
@@ -139,18 +128,24 @@ class S3Storage:
                 return StorageError(f"No object {key!r} in {self.url}.")
             if code in _DENIED_CODES:
                 return StorageError(f"Could not {action} in {where}: denied ({code}).", hint=denied_hint)
-            message = f"{code} {exc.response.get('Error', {}).get('Message', '')}".strip()
+            message = f"{code} {exc.response.get('Error', {}).get('Message', '')}".strip().rstrip(".")
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            hint = "The S3 service failed; try again later." if status >= 500 else None
-            return StorageError(f"Could not {action} in {where}: {message}.", hint=hint)
+            failed = status >= 500
+            hint = "The S3 service failed; try again later." if failed else None
+            return StorageError(f"Could not {action} in {where}: {message}.", hint=hint, retryable=failed)
         if isinstance(exc, NoCredentialsError | PartialCredentialsError):
             return StorageError(f"Could not {action} in {where}: no AWS credentials.", hint=_CREDENTIALS_HINT)
         if isinstance(exc, EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError):
             return StorageError(
                 f"Could not {action} in bucket {self.bucket!r}: S3 endpoint {self._endpoint} is unreachable.",
                 hint=_ENDPOINT_HINT,
+                retryable=True,
             )
-        return StorageError(f"Could not {action} in {where}: {exc}.", hint=_ENDPOINT_HINT)
+        return StorageError(
+            f"Could not {action} in {where}: {str(exc).rstrip('.')}.",
+            hint=_ENDPOINT_HINT,
+            retryable=isinstance(exc, ConnectionClosedError),  # reset mid-request; a TLS or proxy error is not
+        )
 
     def open_writer(
         self, key: str, *, content_type: str, tags: Mapping[str, str] | None = None
@@ -235,8 +230,9 @@ class S3Storage:
             first = errors[0]
             raise StorageError(
                 f"Could not delete {len(errors)} objects in {self.url}, e.g. {first.get('Key')!r}: "
-                f"{first.get('Code')} {first.get('Message', '')}".strip() + ".",
+                f"{first.get('Code')} {first.get('Message', '')}".strip().rstrip(".") + ".",
                 hint="Check that the credentials may delete objects (s3:DeleteObject).",
+                retryable=all(error.get("Code") in _RETRYABLE_CODES for error in errors),
             )
         return len(batch)
 

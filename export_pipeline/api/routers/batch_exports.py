@@ -60,6 +60,8 @@ class BatchExportCreate(BaseModel):
     notify_email: str | None = None
     slack_workspace: str | None = None
     slack_channel: str | None = None
+    probe: bool = Field(False, description="First write and delete a test object at the destination, with this "
+                                           "server's environment; if that fails, answer the error and create nothing")
 
 
 class BackfillCreate(BaseModel):
@@ -76,7 +78,7 @@ def list_batch_exports(project_id: ProjectId, who: Maintainer, store: Destinatio
 @router.post(BASE, tags=TAGS, status_code=201, response_model=Destination)
 def create_batch_export(project_id: ProjectId, body: BatchExportCreate, who: Maintainer,
                         store: Destinations) -> Destination:
-    return store.create(project_id, who.user, body.model_dump())
+    return store.create(project_id, who.user, body.model_dump(exclude={"probe"}), probe=body.probe)
 
 
 @router.get(BASE + "/{destination_id}", tags=TAGS, response_model=Destination)
