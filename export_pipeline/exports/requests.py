@@ -14,10 +14,13 @@ from sqlalchemy.engine import Engine
 from export_pipeline.accounts.emails import optional_email
 from export_pipeline.clock import as_utc, now_utc
 from export_pipeline.db import export_requests
+from export_pipeline.engine.compression import Compression
 from export_pipeline.engine.filters import parse_property_filters
-from export_pipeline.engine.spec import Compression, ExportFormat, ExportSpec
+from export_pipeline.engine.formats import Format
+from export_pipeline.engine.resources import Resource
+from export_pipeline.engine.spec import ExportSpec
 from export_pipeline.errors import ExportConflict, NotFound
-from export_pipeline.models.resolve import MODEL_FILTERED, resolve_spec
+from export_pipeline.models.resolve import resolve_spec
 
 
 class ExportState(StrEnum):
@@ -75,12 +78,12 @@ def request_from_row(row: sa.Row) -> ExportRequest:
     spec = ExportSpec(
         project_id=m["project_id"],
         requested_by=m["requested_by"],
-        format=ExportFormat(m["format"]),
+        format=Format(m["format"]),
         compression=Compression(m["compression"]),
         date_from=as_utc(m["date_from"]),
         date_to=as_utc(m["date_to"]),
         events=tuple(m["events"]),
-        resource=m["resource"],
+        resource=Resource(m["resource"]),
         target_id=m["target_id"],
         width=m["width"],
         **_model_filters(m["model_filters"]),
@@ -158,7 +161,7 @@ class ExportStore:
                     id=request.id,
                     project_id=spec.project_id,
                     requested_by=spec.requested_by,
-                    resource=spec.resource,
+                    resource=spec.resource.value,
                     target_id=spec.target_id,
                     width=spec.width,
                     format=spec.format.value,
@@ -166,7 +169,7 @@ class ExportStore:
                     date_from=spec.date_from,
                     date_to=spec.date_to,
                     events=list(spec.events),
-                    model_filters=spec.model_filters() if spec.resource in MODEL_FILTERED else None,
+                    model_filters=spec.model_filters(),
                     as_of=request.as_of,
                     source=source,
                     state=request.state.value,
