@@ -75,6 +75,24 @@ def test_invalid_fields_are_all_reported_with_exit_2():
     assert "Traceback" not in invalid.stderr
 
 
+def test_the_export_options_are_the_request_model_fields():
+    from export_pipeline.cli.exports import export
+    from export_pipeline.engine.request import REQUEST_FIELDS
+
+    options = export.params[:len(REQUEST_FIELDS)]
+    assert [o.name for o in options] == [f.name for f in REQUEST_FIELDS]
+    assert [o.opts[0] for o in options] == [
+        "--project-id", "--requested-by", "--resource", "--target-id", "--format", "--width", "--compression",
+        "--date-from", "--date-to", "--event", "--property", "--cohort-id", "--group-type", "--distinct-id",
+        "--person-id", "--min-duration", "--notify-email"]
+    assert [o.opts[0] for o in options if o.multiple] == ["--event", "--property"]
+    assert [o.name for o in options if o.required] == ["project_id", "requested_by"]
+    assert all(o.help.startswith(f.description) for f, o in zip(REQUEST_FIELDS, options, strict=True))
+    fmt = next(o for o in options if o.name == "format")
+    assert (fmt.type.choices, fmt.default, fmt.type.convert("CSV", fmt, None)) == (
+        ("ndjson", "json", "csv", "parquet", "xlsx", "png"), "ndjson", "csv")  # any case, as before
+
+
 def test_unreachable_clickhouse_fails_with_exit_1_and_names_the_cluster():
     from .net import free_port
 

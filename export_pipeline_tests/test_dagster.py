@@ -3,21 +3,27 @@ through GraphQL and queued requests launched exactly once by the sensor."""
 
 from __future__ import annotations
 
+import json
 import time
+from datetime import UTC, date, datetime
 
 import dagster as dg
 import pytest
 
 from export_pipeline.accounts.roles import MemberTable, Role, add_member
 from export_pipeline.definitions import defs
+from export_pipeline.defs.export_config import PRESETS, moment_config, new_request
 from export_pipeline.defs.exports import (
     EXPORT_PARTITIONS,
     event_export,
     export_request_sensor,
     with_storage_kind,
 )
+from export_pipeline.defs.names import CODE_LOCATION, EXPORT_JOB, REPOSITORY
 from export_pipeline.defs.resources import AppDatabaseResource
+from export_pipeline.engine.resources import Resource
 from export_pipeline.engine.spec import parse_spec
+from export_pipeline.errors import InvalidRequest
 from export_pipeline.exports.finished_email import size_text
 from export_pipeline.exports.requests import ExportState
 from export_pipeline.exports.store import ExportStore
@@ -71,17 +77,18 @@ def test_sensor_skips_when_nothing_is_queued(tmp_path):
     assert result.run_requests == [] and "No queued export requests" in str(result.skip_reason)
 
 
-def _launch(instance: dg.DagsterInstance, key: str, config: dict) -> dg.ExecuteInProcessResult:
+def _launch(instance: dg.DagsterInstance, key: str, config: dict | None) -> dg.ExecuteInProcessResult:
+    """A run of a new partition, with `config` as its request (None: no config, as a partition added by hand)."""
     instance.add_dynamic_partitions(EXPORT_PARTITIONS.name, [key])
     return defs.resolve_job_def("export_job").execute_in_process(
-        instance=instance, partition_key=key, run_config={"ops": {"event_export": {"config": config}}},
-        raise_on_error=False,
+        instance=instance, partition_key=key, raise_on_error=False,
+        run_config={"ops": {"event_export": {"config": config}}} if config is not None else {},
     )
 
 
 def test_launchpad_config_creates_the_request_and_reports_metadata(store, clickhouse, events_table):
     with dg.instance_for_test() as instance:
-        result = _launch(instance, "launchpad-export-1", {"project_id": PROJECT, "requested_by": "maria", "format": "CSV"})
+        result = _launch(instance, "launchpad-export-1", {"project_id": PROJECT, "requested_by": "maria", "format": "csv"})
         assert result.success
         metadata = result.asset_materializations_for_node("event_export")[0].metadata
     expected = sum(expected_rows(clickhouse, events_table, PROJECT, json_properties=False).values())
@@ -99,14 +106,38 @@ def test_launchpad_config_creates_the_request_and_reports_metadata(store, clickh
     assert (request.state, request.source, request.spec.format.value) == (ExportState.SUCCEEDED, "dagster", "csv")
 
 
-def test_launchpad_run_without_parameters_fails_with_field_messages():
+def test_a_run_without_config_or_stored_request_fails_with_field_messages():
     with dg.instance_for_test() as instance:
-        result = _launch(instance, "launchpad-export-2", {})
+        result = _launch(instance, "launchpad-export-2", None)
         assert not result.success
         failure = result.failure_data_for_node("event_export")
     message = failure.user_failure_data.description  # type: ignore[union-attr]
     assert "project_id: must be a positive integer, got None" in message
     assert "requested_by: must be a user name" in message
+
+
+def test_a_config_is_a_whole_request_checked_before_the_run():
+    with dg.instance_for_test() as instance, pytest.raises(dg.DagsterInvalidConfigError) as refused:
+        _launch(instance, "launchpad-export-4", {"format": "csv"})
+    assert sorted(e.reason.value for e in refused.value.errors) == ["MISSING_REQUIRED_FIELDS"]
+    assert "['project_id', 'requested_by']" in refused.value.errors[0].message
+
+
+def test_config_dates_are_utc_parts_meaning_what_iso_dates_mean():
+    spec, notify = new_request({"project_id": PROJECT, "requested_by": "maria", "notify_email": " ops@example.com ",
+                                "date_from": {"year": 2026, "month": 1, "day": 31},
+                                "date_to": {"year": 2026, "month": 2, "day": 2}})
+    # A bare date_to is through that whole day, as `--date-to 2026-02-02` is.
+    assert (spec.date_from, spec.date_to, notify) == (datetime(2026, 1, 31, tzinfo=UTC), datetime(2026, 2, 3, tzinfo=UTC),
+                                                      "ops@example.com")
+    spec, _ = new_request({"project_id": PROJECT, "requested_by": "maria",
+                           "date_to": moment_config(datetime(2026, 2, 2, 12, 30, 5, tzinfo=UTC))})
+    assert spec.date_to == datetime(2026, 2, 2, 12, 30, 5, tzinfo=UTC)
+    assert moment_config(date(2026, 2, 2)) == {"year": 2026, "month": 2, "day": 2}
+    with pytest.raises(InvalidRequest) as invalid:
+        new_request({"project_id": PROJECT, "requested_by": "maria", "date_from": {"year": 2026, "month": 2, "day": 31}})
+    assert invalid.value.details == {"date_from": "must be an ISO 8601 date or datetime (e.g. 2026-01-31 or "
+                                                  "2026-01-31T12:00:00Z), got '2026-02-31'"}
 
 
 def test_run_for_a_reporter_fails_with_the_role_needed(store):
@@ -136,6 +167,7 @@ def test_graphql_launched_run_exports(dagster_deployment, clickhouse, events_tab
     export_id, run_id = client.submit_export(project_id=PROJECT, requested_by="maria", format="ndjson", compression="zstd")
 
     deployment = dagster_deployment["deployment"]
+    instance = dg.DagsterInstance.from_config(str(dagster_deployment["dagster_home"]))
     status = deployment.wait_until(
         lambda: (s := dg.DagsterRunStatus(client.run_status(run_id))) in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE) and s,
         timeout=180, what=f"run {run_id}",
@@ -144,10 +176,90 @@ def test_graphql_launched_run_exports(dagster_deployment, clickhouse, events_tab
     request = dagster_deployment["store"].require(export_id)
     expected = sum(expected_rows(clickhouse, events_table, PROJECT, json_properties=True).values())
     assert (request.state, request.row_count, request.source) == (ExportState.SUCCEEDED, expected, "dagster")
-    instance = dg.DagsterInstance.from_config(str(dagster_deployment["dagster_home"]))
     run = instance.get_run_by_id(run_id)
     assert (run.tags["export-pipeline/clickhouse"], run.tags["dagster/partition_set"]) == (
         "embedded", "export_job_partition_set")  # the queue's slot; a job backfill from failure finds it
+
+
+_CONFIG_CHECK = """
+query Check($selector: PipelineSelector!, $config: RunConfigData!) {
+  isPipelineConfigValid(pipeline: $selector, mode: "default", runConfigData: $config) {
+    __typename
+    ... on RunConfigValidationInvalid {
+      errors { reason stack { entries { ... on EvaluationStackPathEntry { fieldName } } } }
+    }
+  }
+}
+"""
+_CONFIG_DESCRIPTION = """
+query Schema($selector: PipelineSelector!) {
+  runConfigSchemaOrError(selector: $selector) {
+    ... on RunConfigSchema { rootConfigType { ... on CompositeConfigType { fields { name configType {
+      ... on CompositeConfigType { fields { name configType {
+        ... on CompositeConfigType { fields { name description } } } } } } } } } }
+  }
+}
+"""
+SELECTOR = {"repositoryLocationName": CODE_LOCATION, "repositoryName": REPOSITORY, "pipelineName": EXPORT_JOB}
+
+
+def _launchpad_check(deployment, config: dict) -> tuple[str, list[tuple[str, list[str]]]]:
+    """What the Launchpad's validation (Dagster's GraphQL API) says of `config` as the export's request: its
+    verdict, and each error's reason and path under ops.event_export.config."""
+    answer = deployment.graphql(_CONFIG_CHECK, {"selector": SELECTOR,
+                                                "config": {"ops": {"event_export": {"config": config}}}})
+    verdict = answer["isPipelineConfigValid"]
+    errors = [(e["reason"], [entry["fieldName"] for entry in e["stack"]["entries"]][3:])
+              for e in verdict.get("errors", [])]
+    return verdict["__typename"], errors
+
+
+def test_the_launchpad_refuses_a_missing_project_id_and_a_bad_date_before_launch(dagster_deployment):
+    deployment = dagster_deployment["deployment"]
+    assert _launchpad_check(deployment, {"requested_by": "maria", "format": "csv"}) == (
+        "RunConfigValidationInvalid", [("MISSING_REQUIRED_FIELD", [])])
+    assert _launchpad_check(deployment, {"project_id": PROJECT, "requested_by": "maria", "date_from": "yesterday"}) == (
+        "RunConfigValidationInvalid", [("RUNTIME_TYPE_MISMATCH", ["date_from"])])
+    assert _launchpad_check(deployment, {"project_id": PROJECT, "requested_by": "maria", "format": "CSV"}) == (
+        "RunConfigValidationInvalid", [("RUNTIME_TYPE_MISMATCH", ["format"])])  # one spelling: the lowercase one
+    assert _launchpad_check(deployment, {"project_id": PROJECT, "requested_by": "maria", "format": "csv",
+                                         "resource": "persons", "date_from": {"year": 2026, "month": 1, "day": 1}}) == (
+        "PipelineConfigValidationValid", [])
+
+
+def test_the_launchpad_has_a_starting_config_per_resource_and_each_is_valid(dagster_deployment):
+    deployment = dagster_deployment["deployment"]
+    assert set(PRESETS) == set(Resource)
+    for config in PRESETS.values():
+        assert _launchpad_check(deployment, config) == ("PipelineConfigValidationValid", [])
+    root = deployment.graphql(_CONFIG_DESCRIPTION, {"selector": SELECTOR})["runConfigSchemaOrError"]["rootConfigType"]
+    ops = next(f for f in root["fields"] if f["name"] == "ops")["configType"]["fields"]
+    export = next(f for f in ops if f["name"] == "event_export")["configType"]["fields"]
+    description = next(f for f in export if f["name"] == "config")["description"]
+    for resource, config in PRESETS.items():
+        assert f"- {resource.value}: {json.dumps(config)}" in description.splitlines()
+    assert PRESETS[Resource.GROUPS] == {"project_id": 1, "requested_by": "your-user-name", "resource": "groups",
+                                        "format": "ndjson", "group_type": "organization"}
+
+
+def test_a_run_refused_at_launch_names_only_the_real_problem(dagster_deployment):
+    from export_pipeline.defs.graphql import DagsterGraphQL
+
+    client = DagsterGraphQL(f"http://127.0.0.1:{dagster_deployment['port']}")
+    key = "exp_20260101000000_febthirty1"
+    client.add_partition(EXPORT_PARTITIONS.name, key)  # type: ignore[arg-type]
+    config = {"project_id": PROJECT, "requested_by": "maria", "date_from": {"year": 2026, "month": 2, "day": 31}}
+    run_id = client.launch_run(EXPORT_JOB, run_config={"ops": {"event_export": {"config": config}}},
+                               tags={"dagster/partition": key})
+
+    instance = dg.DagsterInstance.from_config(str(dagster_deployment["dagster_home"]))
+    assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.FAILURE  # type: ignore[union-attr]
+    [failure] = instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    assert failure.message == (
+        f"Refused at launch: partition {key} has no stored export request, and the run config does not describe "
+        "one. Invalid export request: date_from: must be an ISO 8601 date or datetime (e.g. 2026-01-31 or "
+        "2026-01-31T12:00:00Z), got '2026-02-31'. Describe it under ops.event_export.config, or request the export "
+        "with the CLI or the API.")
 
 
 def test_daemon_sensor_launches_a_queued_export_exactly_once(dagster_deployment):

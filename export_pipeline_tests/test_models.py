@@ -19,13 +19,16 @@ import pytest
 from export_pipeline.accounts.roles import Role, add_member
 from export_pipeline.clickhouse.schema import EventsTable
 from export_pipeline.engine.extract import ExportQuery, iter_chunks
+from export_pipeline.engine.formats import ROW_FORMATS, Format
 from export_pipeline.engine.model import Column, ExportModel, KeyColumn
-from export_pipeline.engine.serialize import PartWriter
+from export_pipeline.engine.resources import Resource, register_models
+from export_pipeline.engine.serialize import PartWriter, file_name
 from export_pipeline.engine.spec import Compression, ExportFormat, parse_spec
 from export_pipeline.exports.manifest import read_manifest
 from export_pipeline.exports.run import run_export
 from export_pipeline.models import MODELS
 from export_pipeline.models.events import events_model
+from export_pipeline.models.groups import groups_model
 
 from .exportdata import (
     expected_json_properties,
@@ -75,6 +78,38 @@ def test_events_are_a_registered_model_whose_values_are_all_bound_parameters():
         assert value not in sql
     assert sql.count("toString(`uuid`) AS uuid") == 1
     assert sql.endswith("ORDER BY `timestamp`, `uuid` LIMIT {limit:UInt64} WITH TIES")
+
+
+def test_each_resource_has_its_model_or_its_file_writer_registered_once():
+    import export_pipeline.exports.run  # noqa: F401  (registers the file writers)
+    from export_pipeline.exports.insight_files import write_insight_files
+    from export_pipeline.exports.recordings import write_recordings
+
+    assert {r: r.model(EventsTable()).name for r in Resource if r in MODELS} == {
+        Resource.EVENTS: "events", Resource.PERSONS: "persons", Resource.GROUPS: "groups", Resource.COHORT: "cohort",
+        Resource.RECORDINGS: "recordings"}
+    assert {r: r.file_writer for r in Resource if r.file_writer} == {
+        Resource.RECORDINGS: write_recordings, Resource.INSIGHT: write_insight_files,
+        Resource.DASHBOARD: write_insight_files}
+    with pytest.raises(ValueError, match="events exports already have a model"):
+        register_models({Resource.EVENTS: groups_model})
+    with pytest.raises(LookupError, match="No model is registered for insight exports"):
+        Resource.INSIGHT.model(EventsTable())
+    assert [r.value for r in Resource if Format.PARQUET in r.formats] == [
+        "events", "persons", "groups", "cohort", "recordings"]
+
+
+def test_formats_name_their_files_and_keep_their_earlier_name():
+    assert ExportFormat is Format and ExportFormat("csv") is Format.CSV is Format["CSV"]
+    assert [(f.value, f.extension, f.content_type, f.default_compression.value, f.is_row) for f in Format] == [
+        ("ndjson", "ndjson", "application/x-ndjson", "gzip", True),
+        ("json", "json", "application/json", "gzip", True),
+        ("csv", "csv", "text/csv; charset=utf-8", "gzip", True),
+        ("parquet", "parquet", "application/vnd.apache.parquet", "zstd", True),
+        ("xlsx", "xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "none", False),
+        ("png", "png", "image/png", "none", False)]
+    assert [file_name(3, fmt, Compression.ZSTD) for fmt in ROW_FORMATS] == [
+        "part-00003.ndjson.zst", "part-00003.json.zst", "part-00003.csv.zst", "part-00003.parquet"]
 
 
 @pytest.mark.parametrize("fmt", [ExportFormat.NDJSON, ExportFormat.CSV, ExportFormat.PARQUET])

@@ -21,6 +21,7 @@ from export_pipeline.api.daemon import NO_DAEMON_HINT, DaemonWatch
 from export_pipeline.api.responses import ErrorBody
 from export_pipeline.clock import iso_utc, now_utc
 from export_pipeline.db import export_requests
+from export_pipeline.engine.request import ExportFields
 from export_pipeline.engine.spec import parse_spec
 from export_pipeline.exports.deps import build_deps
 from export_pipeline.exports.run import run_export
@@ -103,6 +104,18 @@ def test_api_errors_have_the_one_error_shape_and_a_bearer_scheme(document):
     assert create["429"]["headers"]["Retry-After"]["schema"] == {"type": "integer"}
     download = document["paths"]["/api/v1/projects/{project_id}/exports/{export_id}/files/{name}"]["get"]
     assert {"302", "409", "410"} <= set(download["responses"])
+
+
+def test_the_export_request_body_is_the_request_model_with_lowercase_names(document):
+    schemas = document["components"]["schemas"]
+    body = schemas["ExportCreate"]
+    assert list(body["properties"]) == list(ExportFields.model_fields)  # the CLI and the Launchpad take them too
+    assert [name for name, prop in body["properties"].items() if not prop.get("description")] == []
+    assert "required" not in body and body["additionalProperties"] is False
+    assert {name: schemas[name]["enum"] for name in ("Resource", "Format", "Compression")} == {
+        "Resource": ["events", "persons", "groups", "cohort", "recordings", "insight", "dashboard"],
+        "Format": ["ndjson", "json", "csv", "parquet", "xlsx", "png"],
+        "Compression": ["gzip", "zstd", "none"]}
 
 
 def test_errors_answer_the_declared_shape(api):

@@ -188,7 +188,7 @@ def test_launchpad_config_exports_persons_with_property_filters(store):
     from export_pipeline.definitions import defs
     from export_pipeline.defs.exports import EXPORT_PARTITIONS
 
-    config = {"project_id": PROJECT, "requested_by": "maria", "resource": "persons", "format": "PARQUET",
+    config = {"project_id": PROJECT, "requested_by": "maria", "resource": "persons", "format": "parquet",
               "properties": [{"key": "name", "operator": "icontains", "value": "CARL"}]}
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(EXPORT_PARTITIONS.name, ["launchpad-persons-1"])

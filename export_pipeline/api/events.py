@@ -13,8 +13,9 @@ from export_pipeline.api.cursors import aware_time, decode_cursor, encode_cursor
 from export_pipeline.api.dependencies import Caller, Deps, Events, ProjectId, require
 from export_pipeline.api.responses import MEMBER_ERRORS, error_responses
 from export_pipeline.clock import now_utc
+from export_pipeline.engine.encoders import concatenated
 from export_pipeline.engine.extract import ExportQuery
-from export_pipeline.engine.serialize import concatenated, json_lines
+from export_pipeline.engine.frames import json_lines
 from export_pipeline.engine.spec import parse_spec
 from export_pipeline.models.events import events_model
 from export_pipeline.models.pages import arrow_page

@@ -11,7 +11,6 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from export_pipeline.accounts.emails import OptionalEmail
 from export_pipeline.accounts.roles import EXPORT_ROLE
 from export_pipeline.api.cursors import aware_time, decode_cursor, encode_cursor, identifier
 from export_pipeline.api.daemon import Daemon, DaemonWatch
@@ -19,6 +18,7 @@ from export_pipeline.api.dependencies import Caller, Exports, ProjectId, require
 from export_pipeline.api.errors import ApiError
 from export_pipeline.api.responses import MEMBER_ERRORS, error_responses
 from export_pipeline.clock import iso_utc, now_utc
+from export_pipeline.engine.request import ExportFields
 from export_pipeline.engine.spec import parse_spec
 from export_pipeline.errors import NotFound
 from export_pipeline.exports.deps import ExportDeps
@@ -34,25 +34,9 @@ Maintainer = Annotated[Caller, require(EXPORT_ROLE, action="exporting events")]
 MaintainerByLink = Annotated[Caller, require(EXPORT_ROLE, action="exporting events", by_link=True)]
 
 
-class ExportCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    resource: Literal["events", "persons", "groups", "cohort", "recordings", "insight", "dashboard"] = "events"
-    target_id: str | None = Field(None, max_length=32, description="The insight or dashboard to export")
-    format: Literal["ndjson", "json", "csv", "parquet", "xlsx", "png"] = "ndjson"
-    width: int | None = Field(None, ge=400, le=3000, description="PNG width (default 800 insight, 1920 dashboard)")
-    compression: Literal["gzip", "zstd", "none"] | None = None
-    date_from: str | None = Field(None, description="ISO 8601 date or datetime, inclusive (UTC if naive)")
-    date_to: str | None = Field(None, description="ISO 8601; exclusive, a bare date includes that day")
-    events: list[str] = Field(default_factory=list, max_length=100)
-    properties: list[dict] = Field(default_factory=list, max_length=50,
-                                   description='Persons/groups: [{"key", "operator", "value"}], all must match')
-    cohort_id: int | None = Field(None, description="Persons: only this cohort's; cohort: the cohort exported")
-    group_type: str | None = Field(None, max_length=64, description="Groups: type name or index (0-4)")
-    distinct_id: str | None = Field(None, max_length=400, description="Recordings: this distinct id's sessions")
-    person_id: str | None = Field(None, max_length=64, description="Recordings: this person's sessions")
-    min_duration: int | None = Field(None, ge=0, description="Recordings: at least this many seconds")
-    notify_email: OptionalEmail = Field(None, max_length=254, description="Email the result here (default: yours)")
+class ExportCreate(ExportFields):
+    """A new export of the project in the path, for the caller: the export-request model's fields
+    (engine/request.py), which the CLI and the Launchpad take too."""
 
 
 class ExportFile(BaseModel):

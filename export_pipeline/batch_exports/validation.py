@@ -12,7 +12,7 @@ from export_pipeline.batch_exports.intervals import Interval, IntervalUnit
 from export_pipeline.batch_exports.targets import validate_url
 from export_pipeline.clickhouse.schema import EventsTable
 from export_pipeline.clock import as_utc
-from export_pipeline.engine.spec import Compression, ExportFormat, default_compression
+from export_pipeline.engine.spec import Compression, ExportFormat
 from export_pipeline.models import BATCH_MODELS
 from export_pipeline.storage.base import key_parts
 
@@ -92,7 +92,7 @@ def validate_new(fields: dict, errors: dict[str, str]) -> dict:
     fmt = _choice(ExportFormat, fields.get("format") or "ndjson", "format", errors, BATCH_FORMATS)
     raw_compression = fields.get("compression")
     compression = (_choice(Compression, raw_compression, "compression", errors, tuple(Compression))
-                   if raw_compression else (default_compression(fmt) if fmt else Compression.GZIP))
+                   if raw_compression else (fmt.default_compression if fmt else Compression.GZIP))
     unit = _choice(IntervalUnit, fields.get("interval") or "hour", "interval", errors, tuple(IntervalUnit))
     timezone = validate_timezone(str(fields.get("timezone") or "UTC"), errors)
     size = _integer(fields.get("file_size_bytes"), DEFAULT_FILE_SIZE_BYTES, "file_size_bytes", errors,

@@ -7,7 +7,7 @@ import io
 import json
 import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable
 
 import click
 import zstandard
@@ -18,7 +18,8 @@ from export_pipeline.cli.common import app_deps, emit, job_loader, say
 from export_pipeline.cli.progress import ProgressDisplay
 from export_pipeline.defs.instance import add_partition, run_unless_daemon
 from export_pipeline.defs.names import EXPORT_JOB
-from export_pipeline.engine.spec import PNG_WIDTHS, RESOURCE_FORMATS, Compression, ExportFormat, parse_spec
+from export_pipeline.engine.request import REQUEST_FIELDS, RequestField
+from export_pipeline.engine.spec import parse_spec
 from export_pipeline.errors import AccessDenied, ExportPipelineError, InvalidRequest, NotFound
 from export_pipeline.exports.deps import ExportDeps
 from export_pipeline.exports.reconcile import reconciled
@@ -27,57 +28,54 @@ from export_pipeline.exports.run import describe
 from export_pipeline.models.events import unknown_events
 
 PREVIEW_LINE_CHARS = 400
+METAVARS = {"integer": "INTEGER", "moment": "DATE", "objects": "JSON"}
 
 
-FORMAT_HELP = "; ".join(f"{kind}: {', '.join(fmt.value for fmt in formats)}" for kind, formats in RESOURCE_FORMATS.items())
+def _json_objects(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> list[object]:
+    parsed = []
+    for text in values:
+        try:
+            parsed.append(json.loads(text))
+        except ValueError:
+            raise click.BadParameter(f"not JSON: {text[:80]!r}") from None
+    return parsed
 
 
-def _json_option(text: str) -> object:
-    try:
-        return json.loads(text)
-    except ValueError:
-        raise click.BadParameter(f"not JSON: {text[:80]!r}") from None
+def _request_option(field: RequestField) -> Callable[[Callable], Callable]:
+    """The option of one field of the export-request model: `--date-from` for `date_from`; a list repeated
+    under its singular name (`--event`, `--property` as JSON); a resource, format or compression a choice
+    in any case. Other values reach parse_spec as typed, so every bad one is reported at once."""
+    listed = field.kind in ("texts", "objects")
+    name = field.name.removesuffix("ies") + "y" if field.name.endswith("ies") else field.name.removesuffix("s")
+    flag = "--" + (name if listed else field.name).replace("_", "-")
+    help_text = field.description + ("; one per option, repeatable" if listed else "")
+    if field.kind == "enum":
+        assert field.choices is not None
+        return click.option(flag, field.name, type=click.Choice([c.value for c in field.choices], case_sensitive=False),
+                            default=field.default, show_default=field.default is not None, help=help_text)
+    return click.option(flag, field.name, required=field.required, multiple=listed, help=help_text,
+                        metavar=METAVARS.get(field.kind, "TEXT"),
+                        callback=_json_objects if field.kind == "objects" else None)
 
 
-def _choice(values: Iterable[str]) -> click.Choice:
-    return click.Choice(list(values), case_sensitive=False)
+def request_options(command: Callable) -> Callable:
+    """An option for every field of the export-request model, in its order."""
+    for field in reversed(REQUEST_FIELDS):
+        command = _request_option(field)(command)
+    return command
 
 
 # The options that describe the export are named as parse_spec's keywords and reach it as **spec_fields.
 @click.command()
-@click.option("--project-id", required=True, help="The project to export from")
-@click.option("--requested-by", required=True, help="Who asks (Maintainer or higher); the export is theirs")
-@click.option("--resource", type=_choice(RESOURCE_FORMATS), default="events", show_default=True)
-@click.option("--target-id", default=None, help="The insight or dashboard id (for those resources)")
-@click.option("--format", type=_choice(fmt.value for fmt in ExportFormat), default="ndjson", show_default=True,
-              help=FORMAT_HELP)
-@click.option("--width", type=click.IntRange(*PNG_WIDTHS), default=None,
-              help="PNG width in pixels [default: 800 for an insight, 1920 for a dashboard]")
-@click.option("--compression", type=_choice(comp.value for comp in Compression), default=None,
-              help="[default: gzip; zstd for parquet; none for insights and dashboards]")
-@click.option("--date-from", default=None, help="ISO 8601 date or datetime, inclusive (UTC if no zone)")
-@click.option("--date-to", default=None, help="ISO 8601; exclusive, but a bare date includes that day")
-@click.option("--event", "events", multiple=True,
-              help="Only these event names (repeatable; a name the project never saw is warned about)")
-@click.option("--property", "properties", multiple=True, callback=lambda _c, _p, v: [_json_option(x) for x in v],
-              help='Persons/groups: a property filter as JSON, e.g. \'{"key": "plan", "operator": "exact", '
-                   '"value": "pro"}\' (repeatable, all must match; operators exact, is_not, icontains, is_set, '
-                   'is_not_set, gt, lt)')
-@click.option("--cohort-id", default=None, help="Persons: only this cohort's; cohort: the cohort to export")
-@click.option("--group-type", default=None, help="Groups: the group type, by name (organization) or index (0-4)")
-@click.option("--distinct-id", default=None, help="Recordings: only this distinct id's sessions")
-@click.option("--person-id", default=None, help="Recordings: only this person's sessions")
-@click.option("--min-duration", type=click.IntRange(min=0), default=None, help="Recordings: at least this many seconds")
-@click.option("--notify-email", default=None, help="Email the result here [default: the requester's stored address]")
+@request_options
 @click.option("--wait", is_flag=True, help="Wait for the export and print its result")
 @click.option("--timeout", type=click.FloatRange(min=0), default=None,
               help="With --wait: stop waiting after this many seconds (exit 3; the export goes on)")
 def export(notify_email: str | None, wait: bool, timeout: float | None, **spec_fields: object) -> None:
     """Request an export of events, people or recordings.
 
-    People are persons, groups or a cohort's persons; insights and dashboards export too.
-
-    For persons and groups, --date-from/--date-to select by created_at; for recordings, by start time.
+    People are persons, groups or a cohort's persons; insights and dashboards export too. An event name the
+    project never saw is warned about.
 
     It runs as a partition of Dagster's export_job: started by the daemon's sensor, or here with --wait when
     no daemon runs."""

@@ -6,10 +6,10 @@ import logging
 from datetime import datetime, timedelta
 
 import dagster as dg
-from pydantic import Field
 
 from export_pipeline.clock import now_utc
 from export_pipeline.defs import names
+from export_pipeline.defs.export_config import export_config_schema, new_request
 from export_pipeline.defs.resources import (
     AppDatabaseResource,
     AppSettingsResource,
@@ -21,7 +21,6 @@ from export_pipeline.defs.resources import (
 )
 from export_pipeline.defs.runs import clickhouse_tags, end_run, failure, run_is_active, run_view
 from export_pipeline.deps import AppDeps
-from export_pipeline.engine.spec import Compression, ExportFormat, parse_spec
 from export_pipeline.errors import ExportPipelineError
 from export_pipeline.exports.deps import ExportDeps
 from export_pipeline.exports.finished_email import size_text
@@ -36,38 +35,16 @@ EXPORT_PARTITIONS = dg.DynamicPartitionsDefinition(name=names.EXPORT_PARTITIONS)
 EXPORT_ID_TAG = "export-pipeline/export-id"
 
 
-class EventExportConfig(dg.Config):
-    """Parameters for a new export. Used when the run's partition has no stored request yet (Launchpad,
-    GraphQL); a request made through the CLI or API is already stored and this config is ignored."""
-
-    project_id: int | None = None
-    requested_by: str | None = None
-    resource: str = Field("events", description="events, persons, groups, cohort, recordings, insight or dashboard")
-    target_id: str | None = Field(None, description="The insight or dashboard id (for those resources)")
-    width: int | None = Field(None, description="PNG width in pixels, 400-3000 (default 800 insight, 1920 dashboard)")
-    format: ExportFormat = ExportFormat.NDJSON
-    compression: Compression | None = None
-    date_from: str | None = Field(None, description="ISO 8601 date or datetime, inclusive (UTC if naive)")
-    date_to: str | None = Field(None, description="ISO 8601; exclusive, a bare date means through that day")
-    events: list[str] = []
-    properties: list[dict] = Field([], description='Persons/groups: [{"key", "operator", "value"}], all must match')
-    cohort_id: int | None = Field(None, description="Persons: only this cohort's; cohort: the cohort to export")
-    group_type: str | None = Field(None, description="Groups: the group type's name (organization) or index (0-4)")
-    distinct_id: str | None = Field(None, description="Recordings: only this distinct id's sessions")
-    person_id: str | None = Field(None, description="Recordings: only this person's sessions")
-    min_duration: int | None = Field(None, description="Recordings: at least this many seconds")
-    notify_email: str | None = Field(None, description="Email the result here (default: the requester's address)")
-
-
 @dg.asset(
     partitions_def=EXPORT_PARTITIONS,
     group_name="exports",
     kinds={"clickhouse", "polars"},  # plus the storage's, by with_storage_kind
-    description="One export request as files with a manifest: raw events, or an insight's or dashboard's tables.",
+    description="One export request as files with a manifest: raw events, people or recordings, or an insight's "
+    "or dashboard's tables or image.",
+    config_schema=export_config_schema(),
 )
 def event_export(
     context: dg.AssetExecutionContext,
-    config: EventExportConfig,
     clickhouse: ClickHouseResource,
     export_storage: ExportStorageResource,
     app_db: AppDatabaseResource,
@@ -81,8 +58,8 @@ def event_export(
     deps = ExportDeps.of(AppDeps.from_settings(settings))
     try:
         if deps.store.get(export_id) is None:
-            spec = parse_spec(**config.model_dump(exclude={"notify_email"}))
-            deps.store.create(spec, source="dagster", export_id=export_id, notify_email=config.notify_email)
+            spec, notify = new_request(context.op_config)
+            deps.store.create(spec, source="dagster", export_id=export_id, notify_email=notify)
             context.log.info("Created export request %s from the run config.", export_id)
         result = run_export(
             export_id,
@@ -133,7 +110,8 @@ def build_export_job(cluster_name: str):
         selection=[event_export],
         partitions_def=EXPORT_PARTITIONS,
         tags=clickhouse_tags(cluster_name),
-        description="Export one request's events (partition = export id).",
+        description="Export one request (partition = export id). A new partition's request goes under "
+                    "ops.event_export.config, whose description has a starting config for each resource.",
     )
 
 

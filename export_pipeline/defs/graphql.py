@@ -9,9 +9,12 @@ Dagster does not bypass the Maintainer rule.
 
 from __future__ import annotations
 
+from datetime import date
+
 import httpx
 
 from export_pipeline.clock import now_utc
+from export_pipeline.defs.export_config import moment_config
 from export_pipeline.defs.names import (
     BATCH_EXPORT_ASSET,
     CODE_LOCATION,
@@ -88,19 +91,20 @@ class DagsterGraphQL:
         return found["status"]
 
     def submit_export(self, *, project_id: int, requested_by: str, format: str = "ndjson",
-                      compression: str | None = None, date_from: str | None = None, date_to: str | None = None,
+                      compression: str | None = None, date_from: date | None = None, date_to: date | None = None,
                       events: list[str] | None = None, export_id: str | None = None) -> tuple[str, str]:
-        """Register an export's partition and launch its run; returns (export_id, run_id)."""
+        """Register an export's partition and launch its run; returns (export_id, run_id). A date is a day or
+        a datetime (UTC if naive), as the run config takes it (export_config.py)."""
         export_id = export_id or new_export_id(now_utc())
         self.add_partition(EXPORT_PARTITIONS, export_id)
         config = {
             "project_id": project_id,
             "requested_by": requested_by,
-            "format": format.upper(),  # Dagster config enums take member names
+            "format": format,
             "events": events or [],
-            **({"compression": compression.upper()} if compression else {}),
-            **({"date_from": date_from} if date_from else {}),
-            **({"date_to": date_to} if date_to else {}),
+            **({"compression": compression} if compression else {}),
+            **({"date_from": moment_config(date_from)} if date_from else {}),
+            **({"date_to": moment_config(date_to)} if date_to else {}),
         }
         run_id = self.launch_run(EXPORT_JOB, run_config={"ops": {EXPORT_OP: {"config": config}}},
                                  tags={"dagster/partition": export_id})

@@ -5,9 +5,10 @@ two checks on every run it is handed, whatever started it.
   concurrency tag (`export-pipeline/clickhouse`). Jobs carry it, but an asset backfill, the asset page's
   Materialize button and their re-executions run Dagster's implicit asset job with only the backfill's tags;
   untagged, they ran side by side on the embedded engine.
-- A run of an export partition that has no stored request is checked as its config would be at run time;
-  an invalid one (the Launchpad's empty config: no project_id) fails here, at launch, with the field
-  messages, instead of in a run worker after the queue.
+- A run of an export partition that has no stored request is checked as its config would be at run time.
+  Dagster has checked the config's structure already (export_config.py); what it cannot see (no config at
+  all, as for a partition added by hand, or a date that does not exist) fails here, at launch, with the
+  field messages, instead of in a run worker after the queue.
 - A partitioned run of `export_job` or `subscription_delivery_job` carries its job's partition set tag
   (`dagster/partition_set`). A job backfill with `fromFailure: true` re-executes a partition only when its
   latest run *with that tag* failed; runs submitted through GraphQL with just `dagster/partition` (our
@@ -29,8 +30,8 @@ from dagster._core.storage.tags import MAX_RETRIES_TAG, PARTITION_NAME_TAG, PART
 from export_pipeline.clickhouse.connection import ClickHouse
 from export_pipeline.db import get_engine
 from export_pipeline.defs import names
+from export_pipeline.defs.export_config import new_request
 from export_pipeline.defs.runs import CLICKHOUSE_TAG, clickhouse_tags
-from export_pipeline.engine.spec import parse_spec
 from export_pipeline.errors import ExportPipelineError
 from export_pipeline.exports.store import ExportStore
 from export_pipeline.settings import Settings
@@ -76,16 +77,12 @@ class ClickHouseRunCoordinator(QueuedRunCoordinator):
             return None
         if ExportStore(get_engine(self._settings.database_url)).get(key) is not None:
             return None
-        config = {"project_id": None, "requested_by": None, **_export_config(run.run_config)}
-        config.pop("notify_email", None)
         try:
-            parse_spec(**config)
+            new_request(_export_config(run.run_config))
         except ExportPipelineError as error:
             return (f"Refused at launch: partition {key} has no stored export request, and the run config "
-                    f"does not describe one. {error} Give at least `project_id` and `requested_by` under "
-                    "ops.event_export.config, or request the export with the CLI or the API.")
-        except TypeError as error:  # a key the config class would have refused
-            return f"Refused at launch: invalid ops.event_export.config for partition {key}: {error}."
+                    f"does not describe one. {error} Describe it under ops.event_export.config, or request "
+                    "the export with the CLI or the API.")
         return None
 
 
@@ -101,6 +98,6 @@ def _exports(run: dg.DagsterRun) -> bool:
     return run.job_name == names.EXPORT_JOB
 
 
-def _export_config(run_config: Mapping[str, Any]) -> dict[str, Any]:
+def _export_config(run_config: Mapping[str, Any]) -> dict[str, Any] | None:
     config = (run_config.get("ops") or {}).get(EXPORT_ASSET.path[-1]) or {}
-    return dict(config.get("config") or {})
+    return config.get("config")

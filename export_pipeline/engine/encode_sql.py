@@ -4,7 +4,8 @@ NDJSON, JSON and CSV rows are built in the query (`formatRowNoNewline`), so what
 string column whose Arrow data buffer is the file's bytes: no per-row work in Python or Polars (measured at
 1M events: Polars encoding and its Arrow round trip took 5.5 s of the 12 s export; ClickHouse's own
 serializer builds the same lines inside the streamed query). The lines are the same as the Polars encoders
-in serialize.py produce for the API's pages (`json_lines`, `neutralise_formulas`):
+in frames.py produce for the API's pages (`json_lines`, `neutralise_formulas`). Each text format names its
+line builder (formats.py):
 
 - JSON: the scalar columns in output order (timestamps ISO 8601 with microseconds and `Z`, 64-bit integers
   unquoted, `/` not escaped), then each JSON-text column embedded as is when it is a JSON object, its raw
@@ -18,10 +19,8 @@ from __future__ import annotations
 import pyarrow as pa
 
 from export_pipeline.engine.model import Column, ExportModel
-from export_pipeline.engine.spec import ExportFormat
 
 LINE = "line"
-TEXT_FORMATS = (ExportFormat.NDJSON, ExportFormat.JSON, ExportFormat.CSV)
 
 # The format settings the line expressions rely on (formatRow follows the query's settings).
 ENCODE_SETTINGS = {
@@ -37,11 +36,22 @@ ENCODE_SETTINGS = {
 _FORMULA_START = "^[=+\\\\-@\\\\t\\\\r]"
 
 
-def line_sql(model: ExportModel, fmt: ExportFormat, *, escape_formulas: bool = True) -> str:
-    """The expression building each row's output line, terminator included, aliased `line`."""
-    if fmt is ExportFormat.CSV:
-        return f"formatRow('CSV', {csv_cells(model, escape_formulas=escape_formulas)}) AS {LINE}"
-    terminator = "\\n" if fmt is ExportFormat.NDJSON else ",\\n"
+def ndjson_line(model: ExportModel, *, escape_formulas: bool = True) -> str:
+    """The expression building each row's NDJSON line, newline included, aliased `line`."""
+    return _json_line(model, "\\n")
+
+
+def json_array_line(model: ExportModel, *, escape_formulas: bool = True) -> str:
+    """Each row's object in a JSON array, followed by `,\\n` (encoders.JsonArrayEncoder drops the last)."""
+    return _json_line(model, ",\\n")
+
+
+def csv_line(model: ExportModel, *, escape_formulas: bool = True) -> str:
+    """Each row's CSV record, newline included, aliased `line`."""
+    return f"formatRow('CSV', {csv_cells(model, escape_formulas=escape_formulas)}) AS {LINE}"
+
+
+def _json_line(model: ExportModel, terminator: str) -> str:
     scalars = ", ".join(f"{_value(column)} AS {column.name}" for column in model.columns if not column.json_object)
     # The key columns are scalars, so there always is an object to open: `{"a":1,"b":2` without its `}`.
     parts = [f"substring(formatRowNoNewline('JSONEachRow', {scalars}) AS _scalars, 1, length(_scalars) - 1)"]

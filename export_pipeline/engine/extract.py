@@ -38,9 +38,9 @@ import pyarrow.compute as pc
 from export_pipeline.clickhouse.connection import Session
 from export_pipeline.clock import as_utc, ch_time
 from export_pipeline.engine.csv_blocks import KeyReader, csv_chunks, csv_key_reader
-from export_pipeline.engine.encode_sql import ENCODE_SETTINGS, TEXT_FORMATS, csv_cells, line_sql
+from export_pipeline.engine.encode_sql import ENCODE_SETTINGS, csv_cells
 from export_pipeline.engine.model import ExportModel
-from export_pipeline.engine.spec import ExportFormat, ExportSpec
+from export_pipeline.engine.spec import ExportSpec
 
 # Rows per ClickHouse block, from the chunk size: 2,048 rows for the default 8 MiB. A single part read in key order
 # comes in blocks of a granule (~1,800 events, 1 MiB) whatever this says, but parts merged in key order come in
@@ -97,13 +97,13 @@ class ExportQuery:
     def encoded(self) -> bool:
         """Whether ClickHouse builds the output lines (the text formats): chunks then hold the key values and
         a `line` column, not the output columns."""
-        return self.spec.format in TEXT_FORMATS
+        return self.spec.format.line is not None
 
     @property
     def csv_block_keys(self) -> KeyReader | None:
         """How to read each row's key back from ClickHouse's own CSV, if this export's CSV may come from its
         CSV writer where the engine streams whole blocks (csv_blocks.py, `Session.streams_rows`)."""
-        if self.spec.format is not ExportFormat.CSV or self.carry:
+        if self.spec.format.native is None or self.carry:
             return None
         return csv_key_reader(self.model)
 
@@ -134,7 +134,8 @@ class ExportQuery:
             return ", ".join(columns)
         output = {column.name: column.sql for column in self.model.columns}
         keys = [f"{output[key.name]} AS {name}" for key, name in zip(self.model.key, self.key_names, strict=True)]
-        line = line_sql(self.model, self.spec.format, escape_formulas=self.escape_formulas)
+        assert self.spec.format.line is not None
+        line = self.spec.format.line(self.model, escape_formulas=self.escape_formulas)
         # Aliased apart: the line's own cells already use the output names (a CSV cell may differ from the value).
         carried = [f"{output[name]} AS {CARRY_PREFIX}{name}" for name in self.carry]
         return ", ".join([*keys, line, *carried])
@@ -272,10 +273,10 @@ SELECT_BEFORE_MERGE = {"query_plan_execute_functions_after_sorting": 0}
 def stream_settings(query: ExportQuery, chunk_bytes: int) -> dict:
     """The settings of the streamed queries: the model's own last."""
     merges_parts = query.model.window is not None  # events: a month's parts per query
-    json_lines = query.spec.format in (ExportFormat.NDJSON, ExportFormat.JSON)
+    json_lines = query.spec.format.json_objects
     per_row = JSON_LINES_CHUNK_BYTES_PER_BLOCK_ROW if merges_parts and json_lines else CHUNK_BYTES_PER_BLOCK_ROW
     block_rows = max(MIN_BLOCK_ROWS, min(MAX_BLOCK_ROWS, chunk_bytes // per_row))
-    before_merge = merges_parts and query.spec.format is not ExportFormat.CSV
+    before_merge = merges_parts and query.spec.format.native is None  # CSV: see SELECT_BEFORE_MERGE
     return {**QUERY_SETTINGS, **ENCODE_SETTINGS, "max_block_size": block_rows,
             **(SELECT_BEFORE_MERGE if before_merge else {}), **query.model.stream_settings}
 
@@ -292,7 +293,7 @@ def _window_blocks(session: Session, query: ExportQuery, windows: tuple[Window, 
         if len(windows) > 1:
             session.release_freed_memory()  # the plan's or the last window's, so windows do not pile up
         sql, params = query.stream_sql(after=after, window=window, csv_blocks=csv_blocks)
-        stream = (session.row_stream(sql, params, settings, "CSV") if csv_blocks
+        stream = (session.row_stream(sql, params, settings, query.spec.format.native) if csv_blocks
                   else session.arrow_stream(sql, params, settings))
         with stream as blocks:
             yield from blocks

@@ -11,11 +11,11 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, Protocol
 
 import pyarrow as pa
 
 from export_pipeline.clock import ch_time
-from export_pipeline.engine.spec import ExportSpec
 
 # SQL conditions (joined with AND) and the bound parameters they name.
 Conditions = tuple[list[str], dict]
@@ -36,7 +36,17 @@ def object_value(text: str | None) -> dict:
     return value if isinstance(value, dict) else {"$unparsed": text}
 
 
-def date_range(spec: ExportSpec, column: str) -> Conditions:
+class Dated(Protocol):
+    """What `date_range` reads of an export's spec (spec.ExportSpec). This module does not import the spec:
+    a spec's format names the encoders that take a model."""
+
+    @property
+    def date_from(self) -> datetime | None: ...
+    @property
+    def date_to(self) -> datetime | None: ...
+
+
+def date_range(spec: Dated, column: str) -> Conditions:
     """The spec's [date_from, date_to) over a time column."""
     clauses: list[str] = []
     params: dict = {}
@@ -98,7 +108,7 @@ class ExportModel:
     source: str  # the qualified table the rows come from
     columns: tuple[Column, ...]  # in output order
     key: tuple[KeyColumn, ...]
-    filters: Callable[[ExportSpec, datetime], Conditions]  # the spec's filters, as of the request
+    filters: Callable[[Any, datetime], Conditions]  # the spec's (spec.ExportSpec) filters, as of the request
     # Whole-export equivalents of `source` (same rows, same columns), when paging's narrowed source would cost
     # more read at once: what the one streamed query reads, and what the count reads (persons: the latest
     # versions alone, as the distinct ids never change how many persons there are).

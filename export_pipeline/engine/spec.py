@@ -1,4 +1,4 @@
-"""What to export: formats, compressions, the validated request parameters (`parse_spec`)."""
+"""What to export: the validated request parameters (`parse_spec`), for every resource and format."""
 
 from __future__ import annotations
 
@@ -10,29 +10,38 @@ from enum import StrEnum
 from typing import TypeVar
 
 from export_pipeline.clock import FIRST_YEAR, LAST_YEAR, as_utc, iso_utc
+from export_pipeline.engine.compression import Compression
 from export_pipeline.engine.filters import PropertyFilter, parse_property_filters
+
+# ExportFormat is re-exported: batch exports and tests import it from here.
+from export_pipeline.engine.formats import ExportFormat as ExportFormat
+from export_pipeline.engine.formats import Format
+from export_pipeline.engine.resources import Resource, takers
 from export_pipeline.errors import InvalidRequest
-
-
-class ExportFormat(StrEnum):
-    NDJSON = "ndjson"
-    JSON = "json"
-    CSV = "csv"
-    PARQUET = "parquet"
-    XLSX = "xlsx"
-    PNG = "png"
-
-
-class Compression(StrEnum):
-    GZIP = "gzip"
-    ZSTD = "zstd"
-    NONE = "none"
-
 
 E = TypeVar("E", bound=StrEnum)
 
 MAX_EVENT_NAMES = 100
 MAX_EVENT_NAME_LENGTH = 400
+PNG_WIDTHS = (400, 3000)
+# The filters a persons, groups, cohort or recordings request stores beside its columns (`model_filters`).
+MODEL_FILTERS = ("properties", "cohort_id", "group_type", "distinct_id", "person_id", "min_duration")
+# A field given to a resource that does not take it: the field the refusal is reported on, and its message
+# ({} lists the resources that take it).
+NOT_TAKEN = {
+    "target_id": ("target_id", "only {} exports take a target_id"),
+    "events": ("events", "only {} exports filter by event name"),
+    "properties": ("properties", "only {} exports take property filters"),
+    "cohort_id": ("cohort_id", "only {} exports take a cohort_id"),
+    "group_type": ("group_type", "only {} exports take a group_type"),
+    **dict.fromkeys(("distinct_id", "person_id", "min_duration"),
+                    ("resource", "only {} exports take distinct_id, person_id and min_duration")),
+}
+REQUIRED = {  # {} is the resource
+    "target_id": "required: the id of the {} to export",
+    "cohort_id": "required: the id of the {} to export",
+    "group_type": "required: the group type to export, by name (e.g. organization) or index",
+}
 
 
 @dataclass(frozen=True)
@@ -41,12 +50,12 @@ class ExportSpec:
 
     project_id: int
     requested_by: str
-    format: ExportFormat
+    format: Format
     compression: Compression
     date_from: datetime | None = None
     date_to: datetime | None = None
     events: tuple[str, ...] = ()
-    resource: str = "events"
+    resource: Resource = Resource.EVENTS
     target_id: str | None = None  # the insight or dashboard exported, for those resources
     width: int | None = None  # PNG width in CSS pixels (default: 800 for an insight, 1920 for a dashboard)
     # Persons and groups: the created_at range is date_from/date_to.
@@ -62,44 +71,32 @@ class ExportSpec:
     resolved: dict = field(default_factory=dict, compare=False, hash=False)
 
     def filters(self) -> dict:
-        if self.resource in ("insight", "dashboard"):
-            return {"target_id": self.target_id, **({"width": self.width} if self.width else {})}
-        dates = {"date_from": iso_utc(self.date_from), "date_to": iso_utc(self.date_to)}
-        if self.resource == "events":
-            return {**dates, "events": list(self.events)}
-        if self.resource == "cohort":
-            return {"cohort_id": self.cohort_id}
-        if self.resource == "recordings":
-            return {**dates, "distinct_id": self.distinct_id, "person_id": self.person_id,
-                    "min_duration": self.min_duration}
-        extra = {"group_type": self.group_type} if self.resource == "groups" else {"cohort_id": self.cohort_id}
-        return {**dates, "properties": [f.as_json() for f in self.properties], **extra}
+        """Every field the resource takes, as the manifest, the API and the email show them (a width only when
+        one was asked for)."""
+        shown: dict = {}
+        for name in self.resource.takes:
+            value = getattr(self, name)
+            if name in ("date_from", "date_to"):
+                value = iso_utc(value)
+            elif name == "events":
+                value = list(value)
+            elif name == "properties":
+                value = [f.as_json() for f in value]
+            elif name == "width" and value is None:
+                continue
+            shown[name] = value
+        return shown
 
-    def model_filters(self) -> dict:
-        """The model filters as stored with the request (`export_requests.model_filters`)."""
+    def model_filters(self) -> dict | None:
+        """The model filters as stored with the request (`export_requests.model_filters`), if the resource
+        takes any."""
+        if not set(MODEL_FILTERS) & set(self.resource.takes):
+            return None
         return {
             "properties": [f.as_json() for f in self.properties], "cohort_id": self.cohort_id,
             "group_type": self.group_type, "resolved": self.resolved, "distinct_id": self.distinct_id,
             "person_id": self.person_id, "min_duration": self.min_duration,
         }
-
-
-ROW_FORMATS = (ExportFormat.NDJSON, ExportFormat.JSON, ExportFormat.CSV, ExportFormat.PARQUET)
-# Resources exported as rows of a model (models/), each in every row format.
-ROW_RESOURCES = ("events", "persons", "groups", "cohort", "recordings")  # recordings: the sessions' index
-RESOURCE_FORMATS = {
-    **{resource: ROW_FORMATS for resource in ROW_RESOURCES},
-    "insight": (ExportFormat.PNG, ExportFormat.CSV, ExportFormat.XLSX, ExportFormat.JSON),
-    "dashboard": (ExportFormat.PNG, ExportFormat.CSV, ExportFormat.XLSX, ExportFormat.JSON),
-}
-PNG_WIDTHS = (400, 3000)
-
-
-def default_compression(fmt: ExportFormat) -> Compression:
-    # Parquet and XLSX compress inside the file; text formats are gzip for universal readability.
-    if fmt is ExportFormat.XLSX:
-        return Compression.NONE
-    return Compression.ZSTD if fmt is ExportFormat.PARQUET else Compression.GZIP
 
 
 def parse_spec(
@@ -136,7 +133,7 @@ def parse_spec(
     if not user or len(user) > 255:
         errors["requested_by"] = "must be a user name of 1 to 255 characters"
 
-    fmt = _enum(ExportFormat, format, "format", errors)
+    fmt = _enum(Format, format, "format", errors)
     comp = _enum(Compression, compression, "compression", errors) if compression not in (None, "") else None
 
     start = _parse_time(date_from, "date_from", errors, end_of_day=False)
@@ -154,7 +151,7 @@ def parse_spec(
     if len(names) > MAX_EVENT_NAMES:
         errors["events"] = f"at most {MAX_EVENT_NAMES} event names, got {len(names)}"
 
-    kind = str(resource or "events").strip().lower()
+    kind = _enum(Resource, resource or "events", "resource", errors)
     target = str(target_id).strip() if target_id not in (None, "") else None
     filters = parse_property_filters(properties, "properties", errors)
     cohort = _positive(cohort_id, "cohort_id", errors)
@@ -162,16 +159,15 @@ def parse_spec(
     if group is not None and not 1 <= len(group) <= 64:
         errors["group_type"] = "must be a group type name or index of 1 to 64 characters"
     recording_fields = _recording_fields(distinct_id, person_id, min_duration, errors)
-    if any(value is not None for value in recording_fields.values()) and kind != "recordings":
-        errors["resource"] = "only recordings exports take distinct_id, person_id and min_duration"
-    if kind not in RESOURCE_FORMATS:
-        errors["resource"] = f"must be one of {', '.join(RESOURCE_FORMATS)}, got {resource!r}"
-    else:
-        if fmt is not None and fmt not in RESOURCE_FORMATS[kind]:
-            allowed = ", ".join(f.value for f in RESOURCE_FORMATS[kind])
-            errors["format"] = f"{kind} exports come as {allowed}, not {fmt.value}"
-        _check_resource_fields(kind, errors, target=target, dated=bool(start or end), names=names,
-                               filters=filters, cohort=cohort, group=group, compressed=comp not in (None, Compression.NONE))
+    if kind is not None:
+        if fmt is not None and fmt not in kind.formats:
+            allowed = ", ".join(f.value for f in kind.formats)
+            errors["format"] = f"{kind.value} exports come as {allowed}, not {fmt.value}"
+        given = {"target_id": bool(target), "events": bool(names), "properties": bool(filters),
+                 "cohort_id": cohort is not None, "group_type": group is not None,
+                 **{name: value is not None for name, value in recording_fields.items()}}
+        _check_resource_fields(kind, given, errors, dated=bool(start or end),
+                               compressed=comp not in (None, Compression.NONE))
 
     png_width: int | None = None
     if width not in (None, ""):
@@ -182,17 +178,17 @@ def parse_spec(
                 raise ValueError
         except ValueError:
             errors["width"] = f"must be a whole number of pixels from {low} to {high}, got {width!r}"
-        if fmt is not ExportFormat.PNG:
-            errors["width"] = "only PNG exports take a width"
+        if fmt is None or not fmt.image:
+            errors["width"] = f"only {' and '.join(f.name for f in Format if f.image)} exports take a width"
 
-    if errors or fmt is None:
+    if errors or fmt is None or kind is None:
         fields = "; ".join(f"{field}: {message}" for field, message in errors.items())
         raise InvalidRequest(f"Invalid export request: {fields}.", details=errors)
     return ExportSpec(
         project_id=parsed_project,
         requested_by=user,
         format=fmt,
-        compression=comp or (default_compression(fmt) if kind in ROW_RESOURCES else Compression.NONE),
+        compression=comp or (fmt.default_compression if kind.rows else Compression.NONE),
         date_from=start,
         date_to=end,
         events=tuple(names),
@@ -227,32 +223,21 @@ def _recording_fields(distinct_id: object, person_id: object, min_duration: obje
     return fields
 
 
-def _check_resource_fields(kind: str, errors: dict[str, str], *, target: str | None, dated: bool, names: list[str],
-                           filters: tuple, cohort: int | None, group: str | None, compressed: bool) -> None:
-    """Which fields each resource takes."""
-    if kind in ("insight", "dashboard"):
-        if not target:
-            errors["target_id"] = f"required: the id of the {kind} to export"
-        if compressed:
-            errors["compression"] = f"{kind} exports are small files and are not compressed"
-        if dated or names:
-            errors["resource"] = f"{kind} exports take their dates and events from the {kind} itself"
-    elif target:
-        errors["target_id"] = "only insight and dashboard exports take a target_id"
-    if names and kind != "events":
-        errors["events"] = "only events exports filter by event name"
-    if filters and kind not in ("persons", "groups"):
-        errors["properties"] = "only persons and groups exports take property filters"
-    if kind == "cohort" and dated:
-        errors["date_from"] = "a cohort export is the cohort's persons as of the request; it takes no dates"
-    if kind == "cohort" and cohort is None:
-        errors["cohort_id"] = "required: the id of the cohort to export"
-    elif cohort is not None and kind not in ("persons", "cohort"):
-        errors["cohort_id"] = "only persons and cohort exports take a cohort_id"
-    if kind == "groups" and group is None:
-        errors["group_type"] = "required: the group type to export, by name (e.g. organization) or index"
-    elif group is not None and kind != "groups":
-        errors["group_type"] = "only groups exports take a group_type"
+def _check_resource_fields(resource: Resource, given: dict[str, bool], errors: dict[str, str], *, dated: bool,
+                           compressed: bool) -> None:
+    """The fields `resource` refuses, and those it needs, given which fields the request has."""
+    if dated and "date_from" not in resource.takes and resource.no_dates:
+        key, message = resource.no_dates
+        errors[key] = message
+    for name, has in given.items():
+        if has and name not in resource.takes:
+            key, message = NOT_TAKEN[name]
+            errors[key] = message.format(takers(name))
+    for name in resource.requires:
+        if not given[name]:
+            errors[name] = REQUIRED[name].format(resource.value)
+    if compressed and not resource.rows:
+        errors["compression"] = f"{resource.value} exports are small files and are not compressed"
 
 
 def _positive(value: object, field: str, errors: dict[str, str]) -> int | None:

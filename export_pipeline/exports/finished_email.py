@@ -121,7 +121,7 @@ class ExportMailer:
         manifest_url = self.download_link(request, deps, MANIFEST_NAME)
         expires = email_time(request.expires_at)
         kind = f"{spec.format.value}, {spec.compression.value}"
-        contents = (f"{request.row_count:,} {ROW_NOUNS.get(spec.resource, 'rows')} in "
+        contents = (f"{request.row_count:,} {spec.resource.noun} in "
                     f"{len(files)} file{'' if len(files) == 1 else 's'} ({kind}).")
         summary = f"Your export {request.id} of project {spec.project_id} is ready: {contents}"
         expiry = f"The links expire at {expires} (UTC); the files are deleted then."
@@ -197,11 +197,6 @@ def size_text(size: int) -> str:
     return f"{value:.1f} {unit} ({size:,} bytes)"
 
 
-# What one row of each resource is, in the email's summary ("1,024 persons in 1 file").
-ROW_NOUNS = {"events": "events", "persons": "persons", "cohort": "persons", "groups": "groups",
-             "recordings": "rows (sessions and snapshots)"}
-
-
 def describe_filters(request: ExportRequest) -> str:
     """`all time, all events` or e.g. `2026-01-01T00:00:00Z to 2026-02-01T00:00:00Z (exclusive), events: a, b`;
     other resources list their filters after the period."""
@@ -215,7 +210,7 @@ def describe_filters(request: ExportRequest) -> str:
         period = f"before {end}"
     else:
         period = "all time"
-    if request.spec.resource != "events":
+    if "events" not in request.spec.resource.takes:
         others = {k: v for k, v in filters.items() if k not in ("date_from", "date_to") and v not in (None, [])}
         return ", ".join([period, *(f"{k}: {json.dumps(v, ensure_ascii=False)}" for k, v in others.items())])
     events = f"events: {', '.join(request.spec.events)}" if request.spec.events else "all events"

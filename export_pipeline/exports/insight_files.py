@@ -10,19 +10,14 @@ insight that cannot be computed fails the export.
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 import logging
-import re
-
-import polars as pl
-import xlsxwriter
 
 from export_pipeline.clock import now_utc
 from export_pipeline.embed.images import default_width, render_view_once
 from export_pipeline.embed.page import compute_view
-from export_pipeline.engine.serialize import CONTENT_TYPES, WrittenFile, neutralise_formulas
-from export_pipeline.engine.spec import ExportFormat
+from export_pipeline.engine.resources import Resource
+from export_pipeline.engine.serialize import WrittenFile
+from export_pipeline.engine.tables import Document, Table
 from export_pipeline.errors import ExportPipelineError
 from export_pipeline.exports.requests import ExportRequest
 from export_pipeline.insights.queries import InsightResult, compute
@@ -32,9 +27,9 @@ from export_pipeline.insights.store import Insight, InsightStore, file_slug
 def write_insight_files(request: ExportRequest, deps, *, log: logging.Logger | logging.LoggerAdapter) -> list[WrittenFile]:
     spec = request.spec
     store = InsightStore(deps.store.engine)
-    if spec.format is ExportFormat.PNG:
+    if spec.format.image:
         return [_store(request, deps, *_png(request, deps, store, log))]
-    if spec.resource == "insight":
+    if spec.resource is Resource.INSIGHT:
         insights = [store.insight(spec.project_id, spec.target_id)]  # type: ignore[arg-type]
         title = insights[0].name
     else:
@@ -45,13 +40,32 @@ def write_insight_files(request: ExportRequest, deps, *, log: logging.Logger | l
         tables = [(insight, compute(session, deps.table, spec.project_id, insight.query)) for insight in insights]
     log.info("Computed %s insight(s) of %s %s %r.", len(tables), spec.resource, spec.target_id, title)
 
-    files = _render(spec.resource, title, tables, spec.format, escape_formulas=deps.settings.csv_escape_formulas)
+    assert spec.format.table_writer is not None  # parse_spec allows these resources only image and table formats
+    files = spec.format.table_writer(_document(spec.resource, title, tables),
+                                     escape_formulas=deps.settings.csv_escape_formulas)
     return [_store(request, deps, name, data, rows) for name, data, rows in files]
+
+
+def _document(resource: Resource, title: str, tables: list[tuple[Insight, InsightResult]]) -> Document:
+    """The computed tables as files: an insight's table is `insight.<ext>`; a dashboard's tiles are one
+    workbook or JSON document, or a CSV file per tile."""
+    def file_stem(index: int, insight: Insight) -> str:
+        return resource.value if resource is Resource.INSIGHT else f"tile-{index + 1:02d}-{file_slug(insight.name)}"
+
+    return Document(
+        stem=resource.value,
+        head={"resource": resource.value, "name": title,
+              "computed_at": now_utc().isoformat().replace("+00:00", "Z")},
+        items="insights",
+        tables=[Table(name=insight.name, file_stem=file_stem(index, insight), about={"insight": insight.to_json()},
+                      columns=tuple(result.columns), rows=[list(row) for row in result.rows])
+                for index, (insight, result) in enumerate(tables)],
+    )
 
 
 def _store(request: ExportRequest, deps, name: str, data: bytes, rows: int) -> WrittenFile:
     key = f"{request.storage_prefix}/{name}"
-    deps.storage.put_bytes(key, data, content_type=CONTENT_TYPES[request.spec.format],
+    deps.storage.put_bytes(key, data, content_type=request.spec.format.content_type,
                            tags={"export-pipeline-export-id": request.id})
     return WrittenFile(name, key, rows, len(data), hashlib.sha256(data).hexdigest())
 
@@ -61,7 +75,7 @@ def _png(request: ExportRequest, deps, store: InsightStore, log) -> tuple[str, b
     with deps.clickhouse.session(f"export {request.id}") as session:
         view = compute_view(session, deps.table, store, spec.project_id, spec.resource, spec.target_id)  # type: ignore[arg-type]
     failed = [tile for tile in view.tiles if tile.error]
-    if spec.resource == "insight" and failed:
+    if spec.resource is Resource.INSIGHT and failed:
         raise InsightNotComputed(f"Insight {spec.target_id} ({view.title!r}): {failed[0].error}",
                                  hint="Fix the insight's definition or retry later, then export again.")
     for tile in failed:
@@ -75,45 +89,3 @@ def _png(request: ExportRequest, deps, store: InsightStore, log) -> tuple[str, b
 
 class InsightNotComputed(ExportPipelineError):
     code = "insight_failed"
-
-
-def _frame(result: InsightResult) -> pl.DataFrame:
-    return pl.DataFrame([list(row) for row in result.rows], schema=list(result.columns), orient="row")
-
-
-def _render(resource: str, title: str, tables: list[tuple[Insight, InsightResult]], fmt: ExportFormat, *,
-            escape_formulas: bool):
-    """(file name, bytes, rows) for each file of the export. CSV text that a spreadsheet would evaluate is
-    neutralised unless `escape_formulas` is off; XLSX text is always a string cell, never a formula."""
-    if fmt is ExportFormat.JSON:
-        document = {
-            "resource": resource,
-            "name": title,
-            "computed_at": now_utc().isoformat().replace("+00:00", "Z"),
-            "insights": [
-                {"insight": insight.to_json(), "columns": list(result.columns), "rows": [list(r) for r in result.rows]}
-                for insight, result in tables
-            ],
-        }
-        yield f"{resource}.json", json.dumps(document, indent=2, ensure_ascii=False, default=str).encode(), \
-            sum(len(result.rows) for _, result in tables)
-    elif fmt is ExportFormat.CSV:
-        for index, (insight, result) in enumerate(tables):
-            name = f"{resource}.csv" if resource == "insight" else f"tile-{index + 1:02d}-{file_slug(insight.name)}.csv"
-            frame = neutralise_formulas(_frame(result)) if escape_formulas else _frame(result)
-            yield name, frame.write_csv().encode(), len(result.rows)
-    else:
-        buffer = io.BytesIO()
-        with xlsxwriter.Workbook(buffer, {"strings_to_formulas": False}) as workbook:
-            used: set[str] = set()
-            for index, (insight, result) in enumerate(tables):
-                _frame(result).write_excel(workbook, worksheet=_sheet_name(index, insight.name, used), autofit=True)
-        yield f"{resource}.xlsx", buffer.getvalue(), sum(len(result.rows) for _, result in tables)
-
-
-def _sheet_name(index: int, name: str, used: set[str]) -> str:
-    """Excel sheet names: at most 31 characters, none of []:*?/\\, unique."""
-    base = re.sub(r"[\[\]:*?/\\]", " ", name).strip()[:26] or "Insight"
-    candidate = base if base not in used else f"{base[:22]} ({index + 1})"
-    used.add(candidate)
-    return candidate

@@ -6,18 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import zlib
 from collections.abc import Iterable
 
-import zstandard
-
+from export_pipeline.engine.compression import Compression
 from export_pipeline.engine.extract import ExportQuery, iter_chunks
 from export_pipeline.engine.model import object_value
-from export_pipeline.engine.serialize import COMPRESSION_SUFFIX, PartWriter, WrittenFile
-from export_pipeline.engine.spec import Compression
+from export_pipeline.engine.serialize import PartWriter, WrittenFile
 from export_pipeline.exports.deps import ExportDeps
 from export_pipeline.exports.requests import ExportRequest
-from export_pipeline.models.recordings import recordings_model
 from export_pipeline.recordings.blobs import RecordingBlobs
 from export_pipeline.recordings.document import recording_document
 from export_pipeline.storage import storage_from_url
@@ -38,7 +34,7 @@ def write_recordings(request: ExportRequest, deps: ExportDeps, *, log: logging.L
                      ) -> list[WrittenFile]:
     spec = request.spec
     blobs = RecordingBlobs(storage_from_url(deps.settings.recordings_storage_url))
-    model = recordings_model(deps.table)
+    model = spec.resource.model(deps.table)
     tags = {"export-pipeline-export-id": request.id, "export-pipeline-project-id": str(spec.project_id)}
     index = PartWriter(deps.storage, request.storage_prefix, model, spec.format, spec.compression,
                        part_size=deps.settings.part_size_bytes, gzip_level=deps.settings.gzip_level,
@@ -65,22 +61,20 @@ def write_recordings(request: ExportRequest, deps: ExportDeps, *, log: logging.L
 
 def _write_file(deps: ExportDeps, request: ExportRequest, name: str, pieces: Iterable[bytes], codec: Compression,
                 tags: dict[str, str]) -> WrittenFile:
-    name += COMPRESSION_SUFFIX[codec]
+    name += codec.suffix
     key = f"{request.storage_prefix}/{name}"
     writer = deps.storage.open_writer(key, content_type="application/json", tags=tags)
-    compress = (zlib.compressobj(deps.settings.gzip_level, zlib.DEFLATED, 31) if codec is Compression.GZIP
-                else zstandard.ZstdCompressor(level=deps.settings.zstd_level).compressobj()
-                if codec is Compression.ZSTD else None)
+    compress = codec.compressor(gzip_level=deps.settings.gzip_level, zstd_level=deps.settings.zstd_level)
     digest, size, count = hashlib.sha256(), 0, 0
     try:
         for piece in pieces:
             count += 1
-            out = compress.compress(piece) if compress else piece
+            out = compress.compress(piece)
             if out:
                 digest.update(out)
                 writer.write(out)
                 size += len(out)
-        tail = compress.flush() if compress else b""
+        tail = compress.flush()
         digest.update(tail)
         writer.write(tail)
         writer.commit()

@@ -10,8 +10,11 @@ from enum import StrEnum
 import sqlalchemy as sa
 
 from export_pipeline.clock import as_utc
+from export_pipeline.engine.compression import Compression
 from export_pipeline.engine.filters import parse_property_filters
-from export_pipeline.engine.spec import Compression, ExportFormat, ExportSpec
+from export_pipeline.engine.formats import Format
+from export_pipeline.engine.resources import Resource
+from export_pipeline.engine.spec import ExportSpec
 
 
 class ExportState(StrEnum):
@@ -69,12 +72,12 @@ def request_from_row(row: sa.Row) -> ExportRequest:
     spec = ExportSpec(
         project_id=m["project_id"],
         requested_by=m["requested_by"],
-        format=ExportFormat(m["format"]),
+        format=Format(m["format"]),
         compression=Compression(m["compression"]),
         date_from=as_utc(m["date_from"]),
         date_to=as_utc(m["date_to"]),
         events=tuple(m["events"]),
-        resource=m["resource"],
+        resource=Resource(m["resource"]),
         target_id=m["target_id"],
         width=m["width"],
         **_model_filters(m["model_filters"]),

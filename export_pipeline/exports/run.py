@@ -12,10 +12,12 @@ from datetime import datetime, timedelta
 
 import pyarrow as pa
 
+import export_pipeline.models  # noqa: F401  (registers every model with its Resource)
 from export_pipeline.accounts.roles import require_role
 from export_pipeline.clock import iso_utc, now_utc
 from export_pipeline.engine.extract import ExportQuery, iter_chunks, plan, prefetched
 from export_pipeline.engine.model import ExportModel
+from export_pipeline.engine.resources import Resource, register_file_writers
 from export_pipeline.engine.serialize import PartWriter, WrittenFile
 from export_pipeline.errors import ExportConflict, ExportPipelineError
 from export_pipeline.exports.deps import ExportDeps
@@ -32,10 +34,13 @@ from export_pipeline.exports.parts import PartLog
 from export_pipeline.exports.reconcile import Heartbeat
 from export_pipeline.exports.recordings import write_recordings
 from export_pipeline.exports.requests import ExportRequest, ExportState
-from export_pipeline.models import MODELS
 
 # At most one progress record (app database, Dagster log event, callback) per this many seconds.
 PROGRESS_RECORD_SECONDS = 0.5
+
+# The resources whose files are more than their model's rows (`_write_rows`), or no rows at all.
+register_file_writers({Resource.RECORDINGS: write_recordings, Resource.INSIGHT: write_insight_files,
+                       Resource.DASHBOARD: write_insight_files})
 
 
 @dataclass(frozen=True)
@@ -100,16 +105,13 @@ def run_export(
     with Heartbeat(store, export_id, run_id, every=deps.settings.export_heartbeat_seconds, log=log):
         try:
             deps.storage.ensure_lifecycle(deps.settings.ttl_hours)
-            if spec.resource in MODELS:
-                model = MODELS[spec.resource](deps.table)
-                files = _write_rows(request, model, deps, parts, run_id=run_id, log=log, on_progress=on_progress,
-                                    started=started)
-            elif spec.resource == "recordings":
-                deps.storage.delete_prefix(request.storage_prefix)  # leftovers of an earlier attempt
-                files = write_recordings(request, deps, log=log)
+            write_files = spec.resource.file_writer
+            if write_files is None:
+                files = _write_rows(request, spec.resource.model(deps.table), deps, parts, run_id=run_id, log=log,
+                                    on_progress=on_progress, started=started)
             else:
                 deps.storage.delete_prefix(request.storage_prefix)  # leftovers of an earlier attempt
-                files = write_insight_files(request, deps, log=log)
+                files = write_files(request, deps, log=log)
             finished = now_utc()
             expires = finished + timedelta(hours=deps.settings.ttl_hours)
             manifest_key = f"{request.storage_prefix}/{MANIFEST_NAME}"

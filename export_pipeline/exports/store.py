@@ -15,7 +15,7 @@ from export_pipeline.db import export_requests
 from export_pipeline.engine.spec import ExportSpec
 from export_pipeline.errors import ExportConflict, NotFound
 from export_pipeline.exports.requests import ExportRequest, ExportState, new_export_id, request_from_row
-from export_pipeline.models.resolve import MODEL_FILTERED, resolve_spec
+from export_pipeline.models.resolve import resolve_spec
 
 # A new attempt starts from nothing: what an earlier attempt recorded (rows, files, error, email) is cleared.
 _NOTHING_RECORDED = dict(
@@ -52,7 +52,7 @@ class ExportStore:
                     id=request.id,
                     project_id=spec.project_id,
                     requested_by=spec.requested_by,
-                    resource=spec.resource,
+                    resource=spec.resource.value,
                     target_id=spec.target_id,
                     width=spec.width,
                     format=spec.format.value,
@@ -60,7 +60,7 @@ class ExportStore:
                     date_from=spec.date_from,
                     date_to=spec.date_to,
                     events=list(spec.events),
-                    model_filters=spec.model_filters() if spec.resource in MODEL_FILTERED else None,
+                    model_filters=spec.model_filters(),
                     as_of=request.as_of,
                     source=source,
                     state=request.state.value,

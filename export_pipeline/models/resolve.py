@@ -9,16 +9,14 @@ from dataclasses import replace
 from sqlalchemy.engine import Engine
 
 from export_pipeline.cohorts.store import CohortStore
+from export_pipeline.engine.resources import Resource
 from export_pipeline.engine.spec import ExportSpec
 from export_pipeline.models.group_types import resolve_group_type
-
-# Resources whose requests store model filters (export_requests.model_filters).
-MODEL_FILTERED = ("persons", "groups", "cohort", "recordings")
 
 
 def resolve_spec(spec: ExportSpec, engine: Engine) -> ExportSpec:
     resolved: dict = {}
-    if spec.resource == "groups" and spec.group_type is not None:
+    if spec.resource is Resource.GROUPS and spec.group_type is not None:
         index, name = resolve_group_type(engine, spec.project_id, spec.group_type)
         resolved.update(group_type_index=index, group_type_name=name)
     if spec.cohort_id is not None:
