@@ -14,11 +14,12 @@ import io
 import json
 import logging
 import re
+from datetime import datetime
 
 import polars as pl
 import xlsxwriter
 
-from export_pipeline.clock import now_utc
+from export_pipeline.clock import iso_utc, now_utc
 from export_pipeline.embed.images import default_width, render_view_once
 from export_pipeline.embed.page import compute_view
 from export_pipeline.engine.serialize import CONTENT_TYPES, WrittenFile, neutralise_formulas
@@ -41,11 +42,14 @@ def write_insight_files(request: ExportRequest, deps, *, log: logging.Logger | l
         dashboard = store.dashboard(spec.project_id, spec.target_id)  # type: ignore[arg-type]
         insights = [store.insight(spec.project_id, tile.insight_id) for tile in dashboard.tiles]
         title = dashboard.name
+    as_of = now_utc()  # one moment for every tile: relative date ranges resolve alike
     with deps.clickhouse.session(f"export {request.id}") as session:
-        tables = [(insight, compute(session, deps.table, spec.project_id, insight.query)) for insight in insights]
+        tables = [(insight, compute(session, deps.table, spec.project_id, insight.query, as_of=as_of))
+                  for insight in insights]
     log.info("Computed %s insight(s) of %s %s %r.", len(tables), spec.resource, spec.target_id, title)
 
-    files = _render(spec.resource, title, tables, spec.format, escape_formulas=deps.settings.csv_escape_formulas)
+    files = _render(spec.resource, title, tables, spec.format, as_of,
+                    escape_formulas=deps.settings.csv_escape_formulas)
     return [_store(request, deps, name, data, rows) for name, data, rows in files]
 
 
@@ -81,19 +85,17 @@ def _frame(result: InsightResult) -> pl.DataFrame:
     return pl.DataFrame([list(row) for row in result.rows], schema=list(result.columns), orient="row")
 
 
-def _render(resource: str, title: str, tables: list[tuple[Insight, InsightResult]], fmt: ExportFormat, *,
-            escape_formulas: bool):
+def _render(resource: str, title: str, tables: list[tuple[Insight, InsightResult]], fmt: ExportFormat,
+            as_of: datetime, *, escape_formulas: bool):
     """(file name, bytes, rows) for each file of the export. CSV text that a spreadsheet would evaluate is
-    neutralised unless `escape_formulas` is off; XLSX text is always a string cell, never a formula."""
+    neutralised unless `escape_formulas` is off; XLSX text is always a string cell, never a formula. JSON names
+    the range each insight was computed for (a relative one as resolved as of `as_of`)."""
     if fmt is ExportFormat.JSON:
         document = {
             "resource": resource,
             "name": title,
-            "computed_at": now_utc().isoformat().replace("+00:00", "Z"),
-            "insights": [
-                {"insight": insight.to_json(), "columns": list(result.columns), "rows": [list(r) for r in result.rows]}
-                for insight, result in tables
-            ],
+            "computed_at": iso_utc(as_of),
+            "insights": [_insight_json(insight, result, as_of) for insight, result in tables],
         }
         yield f"{resource}.json", json.dumps(document, indent=2, ensure_ascii=False, default=str).encode(), \
             sum(len(result.rows) for _, result in tables)
@@ -109,6 +111,12 @@ def _render(resource: str, title: str, tables: list[tuple[Insight, InsightResult
             for index, (insight, result) in enumerate(tables):
                 _frame(result).write_excel(workbook, worksheet=_sheet_name(index, insight.name, used), autofit=True)
         yield f"{resource}.xlsx", buffer.getvalue(), sum(len(result.rows) for _, result in tables)
+
+
+def _insight_json(insight: Insight, result: InsightResult, as_of: datetime) -> dict:
+    period = insight.query.period(as_of)
+    return {"insight": insight.to_json(), "date_from": iso_utc(period.start), "date_to": iso_utc(period.end),
+            "columns": list(result.columns), "rows": [list(row) for row in result.rows]}
 
 
 def _sheet_name(index: int, name: str, used: set[str]) -> str:
