@@ -96,3 +96,23 @@ def test_dashboards_keep_tile_order_and_only_take_this_projects_insights(api):
     assert [t["insight_id"] for t in reordered["tiles"]] == ids
     listed = client.get(f"/api/v1/projects/{PROJECT}/dashboards", headers=as_(api, "guest")).json()["data"]
     assert [d["name"] for d in listed] == ["Weekly"]
+
+
+def test_relative_ranges_and_time_zones_are_taken_and_checked(api):
+    client, _ = api
+    headers = as_(api, "maintainer")
+    query = {"kind": "trends", "events": ["signed_up"], "date_range": "-4w", "timezone": "America/New_York"}
+    created = client.post(f"/api/v1/projects/{PROJECT}/insights", headers=headers, json={"name": "Moving", "query": query})
+    assert created.status_code == 201
+    assert created.json()["query"] == {**query, "math": "total", "interval": "day", "breakdown": None}
+    url = f"/api/v1/projects/{PROJECT}/insights/{created.json()['id']}"
+    # Computed as of now: the range runs up to now, so today's bucket is flagged (no events that recent here).
+    assert client.get(f"{url}/result", headers=headers).json()["columns"] == ["bucket", "series", "value", "incomplete"]
+    refused = client.patch(url, headers=headers, json={"query": {**query, "date_range": "last month"}})
+    assert refused.status_code == 422
+    assert refused.json()["error"]["details"] == {"query.trends.date_range": (
+        "date_range must be -N followed by h, d, w or m (e.g. -7d, -4w, -3m), wtd, mtd, previous_week or "
+        "previous_month; got 'last month'")}
+    moved = client.patch(url, headers=headers, json={"query": {**RANGE, "kind": "number"}}).json()
+    assert moved["query"] == {"kind": "number", "event": None, "math": "total",
+                              "date_from": "2026-03-01T00:00:00Z", "date_to": "2026-03-04T00:00:00Z"}

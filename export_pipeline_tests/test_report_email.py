@@ -9,6 +9,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
@@ -196,6 +197,25 @@ def test_a_report_without_periods_says_none(tmp_path):
 def test_a_period_of_whole_days_names_its_last_day():
     assert str(SIX_MONTHS) == "1 May 2026 – 27 Oct 2026 (UTC)"
     assert str(Period(datetime(2026, 5, 1, tzinfo=UTC), datetime(2026, 5, 2, tzinfo=UTC))) == "1 May 2026 (UTC)"
+
+
+def test_each_chart_links_to_its_insight(tmp_path):
+    linked = report(2)
+    first = f"{BASE}/projects/7/embed/insights/abc"
+    linked = Report(linked.title, None, linked.link,
+                    [replace(linked.images[0], link=first), replace(linked.images[1], period=None)])
+    text, html = (c["value"] for c in composed(
+        mailer(make_settings(tmp_path, None)), linked, to="ana@example.com",
+        unsubscribe_url=link_for("ana@example.com"), subscription_id=SUBSCRIPTION)["content"])
+    assert text.split("Charts (shown as images in the HTML version of this email):\n")[1].split("\n\n")[0] == (
+        f"1. Sign-ups <by week>\n   {first}\n2. Revenue \"net\" & 'gross'")
+    assert (f'<a href="{first}" style="display:block;border:0"><img src="cid:tile-01" alt="Sign-ups &lt;by week&gt;" '
+            f'{IMG}></a>{MUTED_P}<a href="{first}" {A}>Open this chart</a></p>'
+            f'<img src="cid:tile-02" alt="Revenue &quot;net&quot; &amp; &#x27;gross&#x27;" {IMG}><hr') in html
+    with pytest.raises(InvalidRequest, match="Cannot email the link of chart 'Sign-ups <by week>'"):
+        mailer(make_settings(tmp_path, None)).compose(
+            Report("t", None, linked.link, [replace(linked.images[0], link="javascript:alert(1)")]),
+            to="ana@example.com", unsubscribe_url=link_for("ana@example.com"), subscription_id=SUBSCRIPTION)
 
 
 @pytest.mark.parametrize("count", [20, 101])

@@ -7,15 +7,17 @@ import logging
 import struct
 import zlib
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from export_pipeline.channels.slack import SlackOutcome
+from export_pipeline.insights.period import Period
 from export_pipeline.settings import Settings
 from export_pipeline.subscriptions.report import Report as SlackReport
 from export_pipeline.subscriptions.report import ReportImage
-from export_pipeline.subscriptions.slack import SlackDeliverer
+from export_pipeline.subscriptions.slack import SlackDeliverer, report_message
 from export_pipeline_tests.slackapi import FakeSlack, Recorded
 
 ACME = "xoxb-acme-0000-secret"
@@ -183,6 +185,34 @@ def test_two_workspaces_each_get_their_own_message(slack: FakeSlack, deliverer: 
     assert tokens == [f"Bearer {ACME}"] * 3 + [f"Bearer {COMMUNITY}"] * 3
     assert [(f.token, f.channel_id) for f in slack.shared_files()] == [(ACME, "C0GENERAL"),
                                                                        (COMMUNITY, "C1GENERAL")]
+
+
+def test_the_period_and_each_charts_link_are_in_the_message(slack: FakeSlack, deliverer: SlackDeliverer) -> None:
+    week = Period(datetime(2026, 11, 9, tzinfo=UTC), datetime(2026, 11, 16, tzinfo=UTC))
+    links = ["https://analytics.example.com/projects/7/embed/insights/a1", None]
+    titled = [ReportImage(f"tile-0{n}.png", title, png(n), week, link)
+              for n, (title, link) in enumerate(zip(["Sign-ups <new>", "Gone"], links, strict=True), start=1)]
+    outcome = deliverer.deliver("acme", "#general", SlackReport("Weekly", None, LINK, titled), key="sub-links")
+
+    assert outcome.ok
+    [post] = slack.requests_for("chat.postMessage")
+    assert [block["type"] for block in post.params["blocks"]] == ["header", "context", "actions", "section"]
+    assert post.params["blocks"][1] == {"type": "context", "elements": [
+        {"type": "plain_text", "text": "These charts cover 9 Nov 2026 – 15 Nov 2026 (UTC)."}]}
+    assert post.params["blocks"][3] == {"type": "section", "text": {
+        "type": "mrkdwn", "text": f"1. <{links[0]}|Sign-ups &lt;new&gt;>\n2. Gone"}}
+    assert "These charts cover 9 Nov 2026 – 15 Nov 2026 (UTC)." in post.params["text"]
+
+
+def test_chart_links_beyond_slacks_block_limit_point_to_the_report() -> None:
+    many = [ReportImage(f"tile-{n}.png", "x" * 200, b"", link=f"https://a.example/insights/{n:04d}")
+            for n in range(1, 2001)]
+    blocks = report_message(SlackReport("Huge", None, LINK, many))["blocks"]
+    sections = blocks[2:]
+    assert len(blocks) == 50 and all(len(block["text"]["text"]) <= 3000 for block in sections)
+    listed = sum(block["text"]["text"].count("\n") + 1 for block in sections[:-1])
+    assert sections[-1]["text"]["text"] == f"…and {2000 - listed} more charts: open the report in the browser."
+    assert sections[-2]["text"]["text"].endswith(f"{listed}. <https://a.example/insights/{listed:04d}|{'x' * 200}>")
 
 
 # ---------------------------------------------------------------------------------------------- retries

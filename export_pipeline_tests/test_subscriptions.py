@@ -110,9 +110,10 @@ def deps(settings, slack, sendgrid, sleeps, world, renderer):
     return subscription_deps(configured, renderer, sleep=sleeps.append)
 
 
-def subscribe(deps, world, *, resource="dashboard", destinations=None, schedule=WEEKLY, title="Weekly numbers"):
+def subscribe(deps, world, *, resource="dashboard", destinations=None, schedule=WEEKLY, title="Weekly numbers",
+              target=None):
     store: SubscriptionStore = deps.subscriptions
-    target = world["board"].id if resource == "dashboard" else world["top"].id
+    target = target or (world["board"].id if resource == "dashboard" else world["top"].id)
     subscription = store.create(PROJECT, {
         "resource": resource, "target_id": target, "title": title, "message": "Have a good week",
         "schedule": schedule, "destinations": destinations or [
@@ -170,6 +171,56 @@ def test_a_20_tile_dashboard_is_delivered_whole_to_every_destination(deps, world
     assert share_link in next(c["value"] for c in sendgrid.to("ana@example.com")[0]["content"])
     outcomes = deps.subscriptions.outcomes(delivery_id)
     assert len(outcomes) == 4 and all(o.ok for o in outcomes.values())
+
+
+def test_two_weekly_slots_render_the_ranges_as_of_their_slots_and_link_each_chart(deps, world, slack, sendgrid):
+    book = deps.insights
+    week = book.create_insight(PROJECT, name="Last 7 days", created_by="sam",
+                               query={"kind": "table", "date_range": "-7d", "timezone": "Europe/Berlin"})
+    before = book.create_insight(PROJECT, name="Previous week", created_by="sam",
+                                 query={"kind": "number", "date_range": "previous_week", "timezone": "Europe/Berlin"})
+    board = book.create_dashboard(PROJECT, name="Moving", created_by="sam",
+                                  tiles=[{"insight_id": week.id}, {"insight_id": before.id}])
+    subscription, first = subscribe(deps, world, target=board.id, destinations=[
+        {"kind": "email", "email": "ana@example.com"}, {"kind": "slack", "workspace": "acme", "channel": "general"}])
+    queued, _ = deps.subscriptions.plan(datetime(2026, 11, 23, 8, 1, tzinfo=UTC))
+    [second] = [d.id for d in queued if d.subscription_id == subscription.id]
+    assert second == f"{subscription.id}-20261123T0800Z"
+    links = [f"https://analytics.example.com/projects/{PROJECT}/embed/insights/{insight.id}" for insight in (week, before)]
+
+    def delivered(delivery_id: str, **options) -> tuple[list[str], str, list[dict]]:
+        """The email's period and chart lines, its HTML, and the Slack message's blocks."""
+        assert deliver(deps, delivery_id, **options).delivery.state is DeliveryState.SUCCEEDED
+        text, html = (c["value"] for c in sendgrid.to("ana@example.com")[-1]["content"])
+        lines = text.splitlines()
+        return [lines[2], *lines[lines.index("Charts (shown as images in the HTML version of this email):") + 1:][:4]], \
+            html, slack.messages[-1].blocks
+
+    # Monday 16 Nov, 09:00 in Berlin: the week before it, and the 7 days before it plus its first nine hours.
+    lines, html, blocks = delivered(first)
+    assert lines == [
+        "These charts cover 9 Nov 2026 00:00 – 16 Nov 2026 09:00 (Europe/Berlin); each chart's own period is named "
+        "with it.",
+        "1. Last 7 days — 9 Nov 2026 00:00 – 16 Nov 2026 09:00 (Europe/Berlin)", f"   {links[0]}",
+        "2. Previous week — 9 Nov 2026 – 15 Nov 2026 (Europe/Berlin)", f"   {links[1]}",
+    ]
+    for number, link in enumerate(links, start=1):
+        assert f'<a href="{link}" style="display:block;border:0"><img src="cid:tile-{number:02d}"' in html
+    assert blocks[1] == {"type": "context", "elements": [{"type": "plain_text", "text": lines[0]}]}
+    assert blocks[-1] == {"type": "section", "text": {
+        "type": "mrkdwn", "text": f"1. <{links[0]}|Last 7 days>\n2. <{links[1]}|Previous week>"}}
+
+    # The next Monday's slot moves with it.
+    lines, _, blocks = delivered(second)
+    assert lines[0] == ("These charts cover 16 Nov 2026 00:00 – 23 Nov 2026 09:00 (Europe/Berlin); each chart's "
+                        "own period is named with it.")
+    assert lines[1] == "1. Last 7 days — 16 Nov 2026 00:00 – 23 Nov 2026 09:00 (Europe/Berlin)"
+    assert lines[3] == "2. Previous week — 16 Nov 2026 – 22 Nov 2026 (Europe/Berlin)"
+    assert blocks[1]["elements"][0]["text"] == lines[0]
+
+    # Re-sent later, the first slot still shows the range as of its own slot.
+    lines, _, _ = delivered(first, run_id="run-again", resend=True)
+    assert lines[0].startswith("These charts cover 9 Nov 2026 00:00 – 16 Nov 2026 09:00 (Europe/Berlin);")
 
 
 def test_retried_runs_send_exactly_once_and_only_to_destinations_not_reached(deps, world, slack, sendgrid):

@@ -21,12 +21,17 @@ Reader = Annotated[Caller, require(Role.GUEST, action="viewing insights")]
 Editor = Annotated[Caller, require(Role.MAINTAINER, action="changing insights and dashboards")]
 
 
+QUERY_DESCRIPTION = ("The definition: `kind` and its fields, with an absolute range (`date_from`, `date_to`) or a "
+                     "relative one (`date_range`: -7d, -4w, -3m, -24h, wtd, mtd, previous_week, previous_month), "
+                     "and an optional IANA `timezone` (default UTC)")
+
+
 class InsightBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=255)
     description: str = Field("", max_length=10_000)
-    query: dict
+    query: dict = Field(description=QUERY_DESCRIPTION)
 
 
 class InsightPatch(BaseModel):
@@ -34,7 +39,7 @@ class InsightPatch(BaseModel):
 
     name: str | None = Field(None, min_length=1, max_length=255)
     description: str | None = Field(None, max_length=10_000)
-    query: dict | None = None
+    query: dict | None = Field(None, description=QUERY_DESCRIPTION)
 
 
 class DashboardBody(BaseModel):

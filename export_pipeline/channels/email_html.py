@@ -55,10 +55,12 @@ def table(header: list[str], rows: list[list[str]]) -> str:
             f'width:100%;margin:0 0 14px"><tr>{head}</tr>{body}</table>')
 
 
-def image(src: str, alt: str) -> str:
-    """A picture as wide as the column: Outlook sizes by the `width` attribute, other clients by the style."""
-    return (f'<img src="{escape(src)}" alt="{escape(alt)}" width="{CONTENT_WIDTH}" style="display:block;'
-            f'width:100%;max-width:{CONTENT_WIDTH}px;height:auto;border:0;margin:0 0 14px">')
+def image(src: str, alt: str, *, href: str | None = None) -> str:
+    """A picture as wide as the column: Outlook sizes by the `width` attribute, other clients by the style.
+    With `href`, clicking it opens that page."""
+    picture = (f'<img src="{escape(src)}" alt="{escape(alt)}" width="{CONTENT_WIDTH}" style="display:block;'
+               f'width:100%;max-width:{CONTENT_WIDTH}px;height:auto;border:0;margin:0 0 14px">')
+    return picture if href is None else f'<a href="{escape(href)}" style="display:block;border:0">{picture}</a>'
 
 
 def rule() -> str:

@@ -18,6 +18,7 @@ import logging
 import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -25,7 +26,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from export_pipeline.clickhouse.connection import Session
 from export_pipeline.clickhouse.schema import EventsTable
-from export_pipeline.clock import now_utc
+from export_pipeline.clock import as_utc, now_utc
 from export_pipeline.errors import ExportPipelineError, InvalidRequest, NotFound
 from export_pipeline.insights.period import Period
 from export_pipeline.insights.queries import InsightResult, compute
@@ -78,7 +79,8 @@ class EmbedOptions:
 
 @dataclass(frozen=True)
 class TileView:
-    """One tile as drawn: an insight's computed table, or the reason it could not be computed."""
+    """One tile as drawn: an insight's computed table, or the reason it could not be computed. A trends table
+    may end with an `incomplete` column: embed.js draws that bucket dashed and lighter."""
 
     title: str
     description: str
@@ -88,7 +90,8 @@ class TileView:
     error: str | None = None
     width: int = INSIGHT_TILE[0]
     height: int = INSIGHT_TILE[1]
-    period: Period | None = None  # the insight's date range; None when it has no valid definition
+    period: Period | None = None  # the insight's date range as computed; None when it has no valid definition
+    insight_id: str | None = None  # None when the insight is gone
 
 
 @dataclass(frozen=True)
@@ -107,32 +110,33 @@ class PageView:
                         self.computed_at)
 
 
-def tile_of(insight: Insight, result: InsightResult | None, *, error: str | None = None,
+def tile_of(insight: Insight, result: InsightResult | None, period: Period, *, error: str | None = None,
             size: tuple[int, int] = INSIGHT_TILE) -> TileView:
     kind = getattr(insight.query, "kind", "unknown")
-    period = Period(insight.query.date_from, insight.query.date_to)
     if result is None:
         return TileView(insight.name, insight.description, kind, error=error, width=size[0], height=size[1],
-                        period=period)
+                        period=period, insight_id=insight.id)
     return TileView(insight.name, insight.description, result.kind, list(result.columns),
-                    [list(row) for row in result.rows], None, size[0], size[1], period)
+                    [list(row) for row in result.rows], None, size[0], size[1], period, insight.id)
 
 
 def compute_view(session: Session, table: EventsTable, store: InsightStore, project_id: int, resource: str,
-                 target_id: str) -> PageView:
-    """The page of an insight or dashboard, every tile computed now. One tile failing (a definition no longer
-    valid, a failing query) becomes an error tile; the others are drawn. A missing target raises NotFound."""
+                 target_id: str, *, as_of: datetime | None = None) -> PageView:
+    """The page of an insight or dashboard, every tile computed now, its date range resolved as of `as_of`
+    (default: now; a subscription's slot for its deliveries). One tile failing (a definition no longer valid,
+    a failing query) becomes an error tile; the others are drawn. A missing target raises NotFound."""
+    moment = now_utc() if as_of is None else as_utc(as_of)
     if resource == "insight":
-        tile = _tile(session, table, store, project_id, target_id, INSIGHT_TILE, missing_is_error=False)
+        tile = _tile(session, table, store, project_id, target_id, INSIGHT_TILE, moment, missing_is_error=False)
         return PageView("insight", tile.title, tile.description, [tile], _now())
     dashboard = store.dashboard(project_id, target_id)
-    tiles = [_tile(session, table, store, project_id, tile.insight_id, (tile.width, tile.height))
+    tiles = [_tile(session, table, store, project_id, tile.insight_id, (tile.width, tile.height), moment)
              for tile in dashboard.tiles]
     return PageView("dashboard", dashboard.name, dashboard.description, tiles, _now())
 
 
 def _tile(session: Session, table: EventsTable, store: InsightStore, project_id: int, insight_id: str,
-          size: tuple[int, int], *, missing_is_error: bool = True) -> TileView:
+          size: tuple[int, int], as_of: datetime, *, missing_is_error: bool = True) -> TileView:
     try:
         insight = store.insight(project_id, insight_id)
     except NotFound:
@@ -143,18 +147,19 @@ def _tile(session: Session, table: EventsTable, store: InsightStore, project_id:
     except PydanticValidationError as error:  # stored by an older version, no longer a valid definition
         return TileView(f"Insight {insight_id}", "", "unknown", width=size[0], height=size[1],
                         error=f"This insight cannot be shown: {_reason(error)}")
-    return _computed_tile(session, table, project_id, insight, size)
+    return _computed_tile(session, table, project_id, insight, size, as_of)
 
 
 def _computed_tile(session: Session, table: EventsTable, project_id: int, insight: Insight,
-                   size: tuple[int, int]) -> TileView:
+                   size: tuple[int, int], as_of: datetime) -> TileView:
+    period = insight.query.period(as_of)
     try:
-        return tile_of(insight, compute(session, table, project_id, insight.query), size=size)
+        return tile_of(insight, compute(session, table, project_id, insight.query, as_of=as_of), period, size=size)
     except ExportPipelineError:
         raise  # the cluster is unreachable or busy: the whole page fails with that error, not every tile
     except Exception as error:  # a failing query: this tile shows it, the rest of the page is drawn
         log.exception("Insight %s of project %s could not be computed.", insight.id, project_id)
-        return tile_of(insight, None, size=size,
+        return tile_of(insight, None, period, size=size,
                        error=f"This insight could not be computed: {_reason(error)} "
                        "Check its definition, or try again later.")
 

@@ -49,6 +49,12 @@ def embed_path(resource: str, token: str) -> str:
     return f"/embed/{resource}s/{token}"
 
 
+def member_path(project_id: int, resource: str, target_id: str) -> str:
+    """The members' page of an insight or dashboard: it opens with a personal access token or the host
+    product's cookie, never with a share token."""
+    return f"/projects/{project_id}/embed/{resource}s/{target_id}"
+
+
 class ShareLinks:
     def __init__(self, engine: Engine):
         self.engine = engine

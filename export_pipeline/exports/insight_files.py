@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from datetime import datetime
 
-from export_pipeline.clock import now_utc
+from export_pipeline.clock import iso_utc, now_utc
 from export_pipeline.embed.images import default_width, render_view_once
 from export_pipeline.embed.page import compute_view
 from export_pipeline.engine.resources import Resource
@@ -36,31 +37,39 @@ def write_insight_files(request: ExportRequest, deps, *, log: logging.Logger | l
         dashboard = store.dashboard(spec.project_id, spec.target_id)  # type: ignore[arg-type]
         insights = [store.insight(spec.project_id, tile.insight_id) for tile in dashboard.tiles]
         title = dashboard.name
+    as_of = now_utc()  # one moment for every tile: relative date ranges resolve alike
     with deps.clickhouse.session(f"export {request.id}") as session:
-        tables = [(insight, compute(session, deps.table, spec.project_id, insight.query)) for insight in insights]
+        tables = [(insight, compute(session, deps.table, spec.project_id, insight.query, as_of=as_of))
+                  for insight in insights]
     log.info("Computed %s insight(s) of %s %s %r.", len(tables), spec.resource, spec.target_id, title)
 
     assert spec.format.table_writer is not None  # parse_spec allows these resources only image and table formats
-    files = spec.format.table_writer(_document(spec.resource, title, tables),
+    files = spec.format.table_writer(_document(spec.resource, title, tables, as_of),
                                      escape_formulas=deps.settings.csv_escape_formulas)
     return [_store(request, deps, name, data, rows) for name, data, rows in files]
 
 
-def _document(resource: Resource, title: str, tables: list[tuple[Insight, InsightResult]]) -> Document:
+def _document(resource: Resource, title: str, tables: list[tuple[Insight, InsightResult]], as_of: datetime) -> Document:
     """The computed tables as files: an insight's table is `insight.<ext>`; a dashboard's tiles are one
-    workbook or JSON document, or a CSV file per tile."""
+    workbook or JSON document, or a CSV file per tile. JSON names the range each insight was computed for (a
+    relative one as resolved as of `as_of`)."""
     def file_stem(index: int, insight: Insight) -> str:
         return resource.value if resource is Resource.INSIGHT else f"tile-{index + 1:02d}-{file_slug(insight.name)}"
 
     return Document(
         stem=resource.value,
         head={"resource": resource.value, "name": title,
-              "computed_at": now_utc().isoformat().replace("+00:00", "Z")},
+              "computed_at": iso_utc(as_of)},
         items="insights",
-        tables=[Table(name=insight.name, file_stem=file_stem(index, insight), about={"insight": insight.to_json()},
+        tables=[Table(name=insight.name, file_stem=file_stem(index, insight), about=_about(insight, as_of),
                       columns=tuple(result.columns), rows=[list(row) for row in result.rows])
                 for index, (insight, result) in enumerate(tables)],
     )
+
+
+def _about(insight: Insight, as_of: datetime) -> dict:
+    period = insight.query.period(as_of)
+    return {"insight": insight.to_json(), "date_from": iso_utc(period.start), "date_to": iso_utc(period.end)}
 
 
 def _store(request: ExportRequest, deps, name: str, data: bytes, rows: int) -> WrittenFile:

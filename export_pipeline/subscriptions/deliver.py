@@ -24,7 +24,7 @@ from export_pipeline.clickhouse.connection import ClickHouse
 from export_pipeline.clickhouse.schema import EventsTable
 from export_pipeline.embed.images import render_view
 from export_pipeline.embed.page import PageView, compute_view
-from export_pipeline.embed.share import ShareLinks, embed_path
+from export_pipeline.embed.share import ShareLinks, embed_path, member_path
 from export_pipeline.errors import ExportPipelineError, NotFound, ShareLinkGone
 from export_pipeline.insights.store import InsightStore, file_slug
 from export_pipeline.render.browser import INSIGHT_WIDTH, PngRenderer
@@ -120,7 +120,7 @@ def run_delivery(delivery_id: str, deps: SubscriptionDeps, *, run_id: str, resen
     store.start(delivery_id, run_id, run_is_active=run_is_active)
     try:
         link = _shared_link(subscription, deps)
-        images = _render_images(subscription, deps, delivery_id, log)
+        images = _render_images(subscription, deps, delivery, log)
         store.set_state(delivery_id, DeliveryState.DELIVERING)
         report = Report(subscription.title, subscription.message, link, images)
         results = []
@@ -155,7 +155,7 @@ def _shared_link(subscription: Subscription, deps: SubscriptionDeps) -> str:
     settings = deps.settings
     base = settings.api_base_url.rstrip("/")
     if not settings.sharing_enabled:
-        return f"{base}/projects/{subscription.project_id}/embed/{subscription.resource}s/{subscription.target_id}"
+        return base + member_path(subscription.project_id, subscription.resource, subscription.target_id)
     links = deps.share_links
     token = subscription.share_token
     if token:
@@ -170,12 +170,14 @@ def _shared_link(subscription: Subscription, deps: SubscriptionDeps) -> str:
     return base + embed_path(subscription.resource, token)
 
 
-def _render_images(subscription: Subscription, deps: SubscriptionDeps, delivery_id: str,
+def _render_images(subscription: Subscription, deps: SubscriptionDeps, delivery: Delivery,
                    log: Logger) -> list[ReportImage]:
-    """One PNG per tile, every tile (no cap), drawn concurrently by the process's reused Chromium."""
+    """One PNG per tile, every tile (no cap), drawn concurrently by the process's reused Chromium. Date ranges
+    are resolved as of the delivery's slot, so a late or re-sent delivery shows what its slot would have."""
+    delivery_id = delivery.id
     with deps.clickhouse.session(f"delivery {delivery_id}") as session:
         view = compute_view(session, deps.table, deps.insights, subscription.project_id,
-                            subscription.resource, subscription.target_id)
+                            subscription.resource, subscription.target_id, as_of=delivery.scheduled_for)
     pages: list[PageView] = [view] if view.resource == "insight" else [view.tile(i) for i in range(len(view.tiles))]
     renderer = deps.renderer()
     started = time.monotonic()
@@ -187,8 +189,15 @@ def _render_images(subscription: Subscription, deps: SubscriptionDeps, delivery_
     with ThreadPoolExecutor(max_workers=renderer.max_concurrency, thread_name_prefix="render") as pool:
         pngs = list(pool.map(draw, range(len(pages))))
     log.info("Delivery %s: rendered %s image(s) in %.1f s.", delivery_id, len(pngs), time.monotonic() - started)
-    return [ReportImage(f"tile-{i + 1:02d}-{file_slug(page.title)}.png", page.title, png, page.tiles[0].period)
-            for i, (page, png) in enumerate(zip(pages, pngs, strict=True))]
+    base = deps.settings.api_base_url.rstrip("/")
+
+    def image(index: int, page: PageView, png: bytes) -> ReportImage:
+        tile = page.tiles[0]  # a page per tile
+        # Each chart links to its insight's own page (members'), whatever the report links to.
+        link = base + member_path(subscription.project_id, "insight", tile.insight_id) if tile.insight_id else None
+        return ReportImage(f"tile-{index + 1:02d}-{file_slug(page.title)}.png", page.title, png, tile.period, link)
+
+    return [image(i, page, png) for i, (page, png) in enumerate(zip(pages, pngs, strict=True))]
 
 
 def _deliver_to(destination: Destination, subscription: Subscription, report: Report, delivery_id: str,

@@ -4,7 +4,8 @@ unsubscribe link (also as RFC 8058 one-click `List-Unsubscribe` headers).
 The HTML is `channels.email_html`'s column, styled inline like the export emails. The subject is its one
 heading: each image draws its tile's title, so the email does not repeat it (the alt text carries it for
 clients that block images). The period the charts cover is said at the top, from the insights' date ranges,
-so a message such as "last week in numbers" is read against what the charts show.
+so a message such as "last week in numbers" is read against what the charts show. Each chart links to its
+insight's page (the picture, and an "Open this chart" line under it for clients that block images).
 
 One email per recipient, because each recipient has their own unsubscribe link; the caller loops over
 recipients, and one failing address never blocks the others (`send` never raises). This module composes the
@@ -72,6 +73,9 @@ class ReportMailer:
         address = valid_email(to, field="to")
         link = _web_url(report.link, "the shared page link")
         unsubscribe = _web_url(unsubscribe_url, "the unsubscribe link")
+        for picture in report.images:
+            if picture.link:
+                _web_url(picture.link, f"the link of chart {_alt(picture)!r}")
         images = self._images(report)
         cids = [image.content_id for image in images]
         subject = " ".join(report.title.split()) or NO_TITLE  # a line break in a subject header is refused
@@ -112,16 +116,18 @@ class ReportMailer:
 
     def _text(self, report: Report, subject: str, link: str, unsubscribe: str, to: str) -> str:
         lines = [subject, ""]
-        if report.period:
-            lines += [_period_line(report), ""]
+        if report.period_line:
+            lines += [report.period_line, ""]
         if report.message and report.message.strip():
             lines += [report.message.strip(), ""]
         lines += [f"See the report online: {link}", ""]
         if report.images:
             lines.append("Charts (shown as images in the HTML version of this email):")
             for number, image in enumerate(report.images, start=1):
-                own = _own_period(report, image)
+                own = report.own_period(image)
                 lines.append(f"{number}. {_alt(image)}" + (f" — {own}" if own else ""))
+                if image.link:
+                    lines.append(f"   {image.link}")
             lines.append("")
         lines += [
             "-- ",
@@ -133,14 +139,19 @@ class ReportMailer:
 
     def _html(self, report: Report, subject: str, url: str, unsubscribe: str, to: str, cids: list[str]) -> str:
         # Everything user-controlled (titles, message, tile titles) is escaped; URLs too, inside attributes.
-        period = paragraph(escape(_period_line(report)), MUTED) if report.period else ""
+        period = paragraph(escape(report.period_line), MUTED) if report.period_line else ""
         message = ""
         if report.message and report.message.strip():
             message = paragraph("<br>".join(escape(line) for line in report.message.strip().splitlines()))
         tiles = ""
         for picture, cid in zip(report.images, cids, strict=True):
-            own = _own_period(report, picture)
-            tiles += image(f"cid:{cid}", _alt(picture)) + (paragraph(escape(own), MUTED) if own else "")
+            own = report.own_period(picture)
+            # The picture opens its insight; so does the line under it, for clients that block images.
+            under = [escape(own)] if own else []
+            if picture.link:
+                under.append(link(picture.link, "Open this chart"))
+            tiles += image(f"cid:{cid}", _alt(picture), href=picture.link) + (
+                paragraph(" · ".join(under), MUTED) if under else "")
         footer = paragraph(f"You receive this report because {escape(to)} is subscribed to it. "
                            f"{link(unsubscribe, 'Unsubscribe')}", MUTED)
         return html_email(subject, period + message + paragraph(link(url, "See the report online")) + tiles
@@ -154,17 +165,6 @@ def content_id(number: int) -> str:
 
 def _alt(image: ReportImage) -> str:
     return " ".join(image.title.split()) or image.name
-
-
-def _period_line(report: Report) -> str:
-    if report.periods_differ:
-        return f"These charts cover {report.period}; each chart's own period is named with it."
-    return f"These charts cover {report.period}."
-
-
-def _own_period(report: Report, image: ReportImage) -> str | None:
-    """The image's period, when the charts cover different times (else the top line says it for all)."""
-    return str(image.period) if report.periods_differ and image.period is not None else None
 
 
 def _web_url(url: str, what: str) -> str:

@@ -16,14 +16,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import pydantic
 from dateutil import rrule as du
 from dateutil.relativedelta import relativedelta
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from export_pipeline.clock import as_utc
+from export_pipeline.clock import TimeZoneName, as_utc, wall_to_utc
 from export_pipeline.errors import InvalidRequest, invalid_fields
 
 Weekday = Literal["MO", "TU", "WE", "TH", "FR", "SA", "SU"]
@@ -45,7 +45,7 @@ class Schedule(BaseModel):
     day_of_month: int | None = Field(None, ge=1, le=31)
     hour: int = Field(9, ge=0, le=23)
     minute: int = Field(0, ge=0, le=59)
-    timezone: str = "UTC"
+    timezone: TimeZoneName = "UTC"
     start: datetime | None = Field(None, validate_default=True)
     until: datetime | None = None
 
@@ -61,15 +61,6 @@ class Schedule(BaseModel):
             if not value:
                 raise ValueError("pick at least one weekday (MO..SU), or leave weekdays out to use the start's weekday")
             return sorted(set(value), key=WEEKDAYS.index)  # canonical order, so the rrule text is deterministic
-        return value
-
-    @field_validator("timezone")
-    @classmethod
-    def _check_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as 'Europe/Berlin' or 'UTC'") from None
         return value
 
     @field_validator("start")
@@ -225,7 +216,7 @@ def _slots(schedule: Schedule, after: datetime) -> Iterator[datetime]:
                     cache=False)
     last = schedule.until.astimezone(UTC) if schedule.until else None
     for wall in rule:
-        slot = _to_utc(wall, zone)
+        slot = wall_to_utc(wall, zone)
         if last is not None and slot > last:
             return
         if slot > after:
@@ -245,30 +236,12 @@ def _fast_forward(schedule: Schedule, target: datetime) -> datetime:
     return datetime.combine(start.date() + timedelta(days=periods * step), time()) if periods > 0 else start
 
 
-def _to_utc(wall: datetime, zone: ZoneInfo) -> datetime:
-    """The instant of a local wall time: its first occurrence if repeated, the end of the gap if skipped."""
-    first = wall.replace(tzinfo=zone, fold=0)
-    instant = first.astimezone(UTC)
-    if instant.astimezone(zone).replace(tzinfo=None) == wall:
-        return instant
-    # In a gap, fold=0 reads the wall time with the offset before it and fold=1 with the one after, so the
-    # transition lies between those two readings: find it to the second.
-    low, high = int(wall.replace(tzinfo=zone, fold=1).timestamp()), int(instant.timestamp())
-    while high - low > 1:
-        middle = (low + high) // 2
-        if datetime.fromtimestamp(middle, zone).utcoffset() == first.utcoffset():
-            low = middle
-        else:
-            high = middle
-    return datetime.fromtimestamp(high, UTC)
-
-
 def _in_zone(value: datetime, zone: ZoneInfo) -> datetime:
     """`value` as an aware datetime in `zone`, whole seconds; a naive value is a wall time there."""
     if not 1970 <= value.year <= 9000:
         raise ValueError(f"{value:%Y-%m-%d} is out of range; use a date between 1970 and 9000")
     value = value.replace(microsecond=0)
-    return _to_utc(value, zone).astimezone(zone) if value.tzinfo is None else value.astimezone(zone)
+    return wall_to_utc(value, zone).astimezone(zone) if value.tzinfo is None else value.astimezone(zone)
 
 
 def _month_days(day: int) -> tuple[list[int], int | None]:

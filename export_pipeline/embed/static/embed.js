@@ -34,19 +34,34 @@
     };
   }
 
+  function lighter(color) {
+    return /^#[0-9a-f]{6}$/i.test(color) ? color + "66" : color; // 40% opaque
+  }
+
   function trendsConfig(tile, colors, readonly) {
-    var buckets = [], series = [], values = {};
+    // An `incomplete` column marks the bucket still filling up (the one holding the "as of" moment).
+    var flag = tile.columns.indexOf("incomplete");
+    var buckets = [], series = [], values = {}, incomplete = {};
     tile.rows.forEach(function (row) {
       var bucket = row[0], name = row[1] === "" ? "(none)" : row[1];
       if (buckets.indexOf(bucket) < 0) buckets.push(bucket);
       if (series.indexOf(name) < 0) series.push(name);
       values[name + "\u0000" + bucket] = row[2];
+      if (flag >= 0 && row[flag] === true) incomplete[bucket] = true;
     });
     buckets.sort();
+    var partial = buckets.map(function (b) { return incomplete[b] === true; });
     var datasets = series.map(function (name, i) {
       var color = colors[i % colors.length];
+      var shades = partial.map(function (p) { return p ? lighter(color) : color; });
       return {
-        label: name, borderColor: color, backgroundColor: color, pointRadius: buckets.length > 60 ? 0 : 3,
+        label: name, borderColor: color, backgroundColor: buckets.length > 1 ? color : shades,
+        pointBackgroundColor: shades, pointBorderColor: shades, pointRadius: buckets.length > 60 ? 0 : 3,
+        // The line into an incomplete bucket is dashed and lighter: its value is still growing, not falling.
+        segment: {
+          borderDash: function (ctx) { return partial[ctx.p1DataIndex] ? [6, 4] : undefined; },
+          borderColor: function (ctx) { return partial[ctx.p1DataIndex] ? lighter(color) : undefined; },
+        },
         data: buckets.map(function (b) { return values[name + "\u0000" + b] || 0; }),
       };
     });
