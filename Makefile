@@ -14,7 +14,7 @@ BENCH_ARGS ?= --merged --repeat 2
 BENCH_BATCH_EVENTS ?= 10000000
 JSON_FIELD = $(BIN)/python -c 'import json,sys; print(json.load(open(sys.argv[2]))[sys.argv[1]])'
 
-.PHONY: install demo test faults dev bench bench-api vendor-charts dagster-home system-deps clean validate-deploy
+.PHONY: install demo test faults dev bench bench-api vendor-charts vendor-api-docs dagster-home system-deps clean validate-deploy
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -117,6 +117,23 @@ vendor-charts:
 	cp .vendor-charts/package/dist/chart.umd.min.js export_pipeline/embed/static/vendor/chart.umd.min.js
 	cp .vendor-charts/package/LICENSE.md export_pipeline/embed/static/vendor/chart.js.LICENSE.md
 	rm -rf .vendor-charts
+
+# Re-fetch what /docs (Swagger UI) and /redoc draw with, likewise: the API serves them itself, so its docs work
+# offline. ReDoc stays on 2.x: 3.x ships an ES module with telemetry, which FastAPI's page does not load.
+SWAGGER_UI_VERSION := 5.36.0
+REDOC_VERSION := 2.5.4
+API_DOCS_VENDOR := export_pipeline/api/static/vendor
+vendor-api-docs:
+	rm -rf .vendor-api-docs && mkdir -p .vendor-api-docs/swagger .vendor-api-docs/redoc $(API_DOCS_VENDOR)
+	cd .vendor-api-docs && npm pack --silent swagger-ui-dist@$(SWAGGER_UI_VERSION) redoc@$(REDOC_VERSION) \
+		&& tar xzf swagger-ui-dist-$(SWAGGER_UI_VERSION).tgz -C swagger && tar xzf redoc-$(REDOC_VERSION).tgz -C redoc
+	cp .vendor-api-docs/swagger/package/{swagger-ui-bundle.js,swagger-ui-bundle.js.LICENSE.txt,swagger-ui.css,favicon-32x32.png} \
+		$(API_DOCS_VENDOR)/
+	cp .vendor-api-docs/swagger/package/LICENSE $(API_DOCS_VENDOR)/swagger-ui-dist.LICENSE
+	cp .vendor-api-docs/swagger/package/NOTICE $(API_DOCS_VENDOR)/swagger-ui-dist.NOTICE
+	cp .vendor-api-docs/redoc/package/bundles/{redoc.standalone.js,redoc.standalone.js.LICENSE.txt} $(API_DOCS_VENDOR)/
+	cp .vendor-api-docs/redoc/package/LICENSE $(API_DOCS_VENDOR)/redoc.LICENSE
+	rm -rf .vendor-api-docs
 
 clean:
 	rm -rf .data .pytest_cache

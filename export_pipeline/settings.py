@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import secrets
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -13,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 GIB = 1024**3
 MIB = 1024**2
+MIN_SECRET_KEY_LENGTH = 32
 
 
 class Settings(BaseSettings):
@@ -76,7 +80,11 @@ class Settings(BaseSettings):
     # Embed/share pages: share links work only while sharing is enabled; pages may be framed by these origins.
     sharing_enabled: bool = Field(True, alias="EXPORT_SHARING_ENABLED")
     embed_allowed_origins_setting: str = Field("", alias="EXPORT_EMBED_ALLOWED_ORIGINS")
-    # Signs unsubscribe links. Unset: a random key is created once in the data folder (embedded default).
+    # Signs download links of exports in a local folder (storage/signed_links.py). Unset: a random key is created
+    # once in the data folder (embedded default); the API and the runs must share it.
+    secret_key_setting: SecretStr | None = Field(None, alias="EXPORT_SECRET_KEY")
+    # How long a signed download link opens, at most: never past its export's expiry.
+    download_link_hours: int = Field(24, alias="EXPORT_DOWNLOAD_LINK_HOURS", ge=1, le=24 * 365)
     # Subscriptions to Slack: one bot token per workspace, e.g. {"acme": "xoxb-…", "community": "xoxb-…"}.
     # A workspace without a token delivers to the outbox folder.
     slack_bot_tokens: dict[str, SecretStr] = Field(default_factory=dict, alias="SLACK_BOT_TOKENS")
@@ -99,6 +107,14 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute_home(cls, home: Path) -> Path:
         return home.expanduser().resolve()
+
+    @field_validator("secret_key_setting")
+    @classmethod
+    def _long_secret_key(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None and len(key.get_secret_value().strip()) < MIN_SECRET_KEY_LENGTH:
+            raise ValueError(f"EXPORT_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters: "
+                             "generate one with `openssl rand -hex 32`, or unset it to keep a key in the data folder")
+        return key
 
     @cached_property
     def clickhouse_url(self) -> str:
@@ -135,6 +151,22 @@ class Settings(BaseSettings):
     @property
     def embed_allowed_origins(self) -> tuple[str, ...]:
         return tuple(origin.strip() for origin in self.embed_allowed_origins_setting.split(",") if origin.strip())
+
+    @cached_property
+    def secret_key(self) -> bytes:
+        """The signing key: EXPORT_SECRET_KEY, else one created once under `home` (readable by its owner only)."""
+        if self.secret_key_setting is not None:
+            return self.secret_key_setting.get_secret_value().strip().encode()
+        path = self.home / "secret.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            draft = path.with_name(f".secret.key.{os.getpid()}.{secrets.token_hex(4)}")  # one per caller
+            with os.fdopen(os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as file:
+                file.write(secrets.token_hex(32))
+            with contextlib.suppress(FileExistsError):  # another process linked its key first: use theirs
+                os.link(draft, path)  # atomic: nobody ever reads a half-written key
+            draft.unlink()
+        return path.read_text().strip().encode()
 
 
 def redact_url(url: str) -> str:

@@ -11,7 +11,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from html import unescape
 
 import pytest
@@ -32,6 +32,7 @@ from export_pipeline.exports.manifest import read_manifest
 from export_pipeline.exports.requests import ExportRequest, ExportState
 from export_pipeline.exports.run import run_export
 from export_pipeline.storage import storage_from_url
+from export_pipeline.storage.signed_links import download_signature
 
 from .exportdata import insert_events, known_events
 from .net import free_port
@@ -90,24 +91,23 @@ def ready_payload(request: ExportRequest, to: str, files: list[tuple[str, int, i
                   *, local: bool, filters: str) -> dict:
     """The exact email for a succeeded export; `files` are (name, bytes, rows, url)."""
     expires = utc_seconds(request.expires_at)
+    links_expire = utc_seconds(request.finished_at + timedelta(hours=24))  # EXPORT_DOWNLOAD_LINK_HOURS
     rows = sum(f[2] for f in files)
     contents = (f"{rows:,} events in {len(files)} file{'' if len(files) == 1 else 's'} "
                 f"({request.spec.format.value}, {request.spec.compression.value}).")
     summary = f"Your export {request.id} of project {PROJECT} is ready: {contents}"
-    expiry = f"The links expire at {expires} (UTC); the files are deleted then."
-    token = "Downloading needs your API token: curl -fLOJ -H 'Authorization: Bearer <token>' <link>"
+    expiry = (f"The links expire at {links_expire} (UTC); the files are deleted at {expires} (UTC)." if local
+              else f"The links expire at {expires} (UTC); the files are deleted then.")
     listing = "".join(f"- {name}: {size(size_bytes)}, {n:,} rows\n  {url}\n" for name, size_bytes, n, url in files)
     text = (
         f"Hello {request.spec.requested_by},\n\n{summary}\n\nFiles:\n{listing}\n"
         f"Manifest (every file's rows, size and SHA-256):\n  {manifest_url}\n\n{expiry}\n"
-        + (f"{token}\n" if local else "")
-        + f"\nFilters: {filters}.{SIGNATURE}"
+        f"\nFilters: {filters}.{SIGNATURE}"
     )
     subject = f"Your export {request.id} of project {PROJECT} is ready"
     listed = " ".join(f"{name} [{url}] {size(size_bytes)} {n:,}" for name, size_bytes, n, url in files)
     html = (f"{subject} Hello {request.spec.requested_by}, {contents} File Size Rows {listed} "
-            f"Manifest [{manifest_url}] (every file's rows, size and SHA-256). {expiry} "
-            + (f"{token} " if local else "") + f"Filters: {filters}.")
+            f"Manifest [{manifest_url}] (every file's rows, size and SHA-256). {expiry} Filters: {filters}.")
     return envelope(request, to, subject, text, html)
 
 
@@ -139,20 +139,24 @@ def size(size_bytes: int) -> str:
     return f"{size_bytes / 1e6:.1f} MB ({size_bytes:,} bytes)"
 
 
-def api_link(request: ExportRequest, name: str) -> str:
-    return f"{API_BASE}/api/v1/projects/{PROJECT}/exports/{request.id}/files/{name}"
+def signed_link(deps: ExportDeps, request: ExportRequest, name: str) -> str:
+    """A local folder's link in the email: signed, opening for 24 hours after the export finished."""
+    expires = int((request.finished_at + timedelta(hours=24)).timestamp())
+    signature = download_signature(deps.settings.secret_key, export_id=request.id, name=name, expires=expires)
+    return f"{API_BASE}/downloads/{request.id}/{name}?expires={expires}&signature={signature}"
 
 
 def test_a_succeeded_export_emails_each_file_with_its_link_and_the_expiry(deps, sendgrid):
-    done = export(mailing(deps, sendgrid.url), notify_email=" ops@example.com ", format="ndjson",
+    deps = mailing(deps, sendgrid.url)
+    done = export(deps, notify_email=" ops@example.com ", format="ndjson",
                   compression="none", events=["signed_up"], date_from="2025-12-01", date_to="2026-02-28")
 
     assert done.state is ExportState.SUCCEEDED and done.row_count == 750
     [part] = read_manifest(deps.storage, done.manifest_key)["files"]
     assert [as_seen(mail) for mail in sendgrid.received] == [
         ready_payload(
-            done, "ops@example.com", [(part["name"], part["bytes"], 750, api_link(done, "part-00000.ndjson"))],
-            api_link(done, "manifest.json"), local=True,
+            done, "ops@example.com", [(part["name"], part["bytes"], 750, signed_link(deps, done, "part-00000.ndjson"))],
+            signed_link(deps, done, "manifest.json"), local=True,
             filters="2025-12-01T00:00:00Z to 2026-03-01T00:00:00Z (exclusive), events: signed_up",
         )
     ]
@@ -220,8 +224,8 @@ def test_without_a_key_the_same_payload_goes_to_the_outbox(deps, sendgrid, tmp_p
     assert written.name.endswith(f"-{done.id}.json") and written.name[:8].isdigit()
     [part] = read_manifest(deps.storage, done.manifest_key)["files"]
     assert as_seen(json.loads(written.read_text())) == ready_payload(
-        done, "ops@example.com", [(part["name"], part["bytes"], 750, api_link(done, "part-00000.ndjson"))],
-        api_link(done, "manifest.json"), local=True, filters="all time, events: signed_up",
+        done, "ops@example.com", [(part["name"], part["bytes"], 750, signed_link(deps, done, "part-00000.ndjson"))],
+        signed_link(deps, done, "manifest.json"), local=True, filters="all time, events: signed_up",
     )
     assert sendgrid.received == []
     assert done.notified_at is not None and done.notify_error is None

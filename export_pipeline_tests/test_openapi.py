@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -12,6 +13,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
 from export_pipeline.accounts.roles import Role, add_member
@@ -116,6 +118,74 @@ def test_the_export_request_body_is_the_request_model_with_lowercase_names(docum
         "Resource": ["events", "persons", "groups", "cohort", "recordings", "insight", "dashboard"],
         "Format": ["ndjson", "json", "csv", "parquet", "xlsx", "png"],
         "Compression": ["gzip", "zstd", "none"]}
+
+
+# Stable: generated clients name their methods by these, so a change here is a breaking change of the API.
+OPERATION_IDS = {
+    "backfill_batch_export", "create_batch_export", "create_cohort", "create_dashboard", "create_export",
+    "create_insight", "create_share_link", "create_subscription", "delete_batch_export", "delete_cohort",
+    "delete_dashboard", "delete_export", "delete_insight", "delete_subscription", "download_export_file",
+    "download_export_file_by_link", "get_batch_export", "get_cohort", "get_current_user", "get_dashboard",
+    "get_export", "get_insight", "get_insight_result", "get_person", "get_recording", "get_recording_snapshots",
+    "get_service_ping", "get_subscription", "list_batch_export_runs", "list_batch_exports", "list_cohort_persons",
+    "list_cohorts", "list_dashboards", "list_deliveries", "list_events", "list_exports", "list_groups",
+    "list_insights", "list_persons", "list_recordings", "list_share_links", "list_subscriptions",
+    "pause_batch_export", "resume_batch_export", "revoke_share_link", "revoke_unsubscribe_links",
+    "show_member_dashboard", "show_member_insight", "show_shared_dashboard", "show_shared_insight", "unsubscribe",
+    "update_cohort", "update_dashboard", "update_insight", "update_subscription", "upload_cohort_csv",
+}
+
+
+def test_every_operation_has_a_stable_id_a_summary_and_a_description(document):
+    ids = [operation["operationId"] for _path, _method, operation in operations(document)]
+    assert len(ids) == len(set(ids)) and set(ids) == OPERATION_IDS
+    for path, method, operation in operations(document):
+        assert re.fullmatch(r"[a-z]+(_[a-z]+)*", operation["operationId"]), (method, path)
+        assert operation["summary"].strip() and operation["summary"][0].isupper(), (method, path)
+        # A sentence or more, not FastAPI's title-cased function name.
+        assert len(operation["description"]) >= 20 and operation["description"].rstrip().endswith((".", ")")), (
+            method, path, operation["description"])
+
+
+def media_examples(operation: dict) -> Iterator[tuple[str, dict]]:
+    """(where, media type object) of every request body and success answer that has content."""
+    for media_type, media in operation.get("requestBody", {}).get("content", {}).items():
+        yield f"request {media_type}", media
+    for status, response in operation["responses"].items():
+        if status[0] in "23":
+            for media_type, media in response.get("content", {}).items():
+                yield f"{status} {media_type}", media
+
+
+def test_every_operation_has_an_example_that_matches_its_schema(document):
+    for path, method, operation in operations(document):
+        found = list(media_examples(operation))
+        if not found:  # takes and answers no body (a 204): its path parameters carry the example
+            assert all(p["schema"].get("examples") for p in operation["parameters"] if p["in"] == "path"), (method, path)
+            continue
+        if "requestBody" in operation:
+            assert all("example" in media for where, media in found if where.startswith("request")), (method, path)
+        assert any("example" in media for where, media in found if not where.startswith("request")), (method, path)
+        for where, media in found:
+            if "example" in media and "schema" in media:
+                validator = Draft202012Validator({**media["schema"], "components": document["components"]})
+                errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+                          for e in validator.iter_errors(media["example"])]
+                assert errors == [], (method, path, where)
+
+
+def test_the_docs_pages_load_only_what_the_api_serves(api):
+    http = api["http"]
+    for page, scripts in (("/docs", ["/api-docs/static/vendor/swagger-ui-bundle.js"]),
+                          ("/redoc", ["/api-docs/static/vendor/redoc.standalone.js"])):
+        html = http.get(page).text
+        assert re.findall(r'<script src="([^"]+)"', html) == scripts, page
+        assert not re.findall(r'(?:src|href)="(?:https?:)?//', html), page  # nothing from another site
+        assert "url: '/openapi.json'" in html or 'spec-url="/openapi.json"' in html
+        for asset in re.findall(r'(?:src|href)="(/[^"]+)"', html):
+            assert http.get(asset).status_code == 200, asset
+    for licence in ("swagger-ui-dist.LICENSE", "redoc.LICENSE"):
+        assert http.get(f"/api-docs/static/vendor/{licence}").status_code == 200
 
 
 def test_errors_answer_the_declared_shape(api):

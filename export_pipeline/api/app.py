@@ -15,7 +15,9 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from export_pipeline.api import (
+    api_docs,
     body_limit,
+    downloads,
     embed,
     events,
     export_page,
@@ -44,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1",
         description="Request exports of product-analytics events and page through events. "
         "Authenticate with `Authorization: Bearer <personal access token>`; Maintainer or higher on the project.",
+        docs_url=None, redoc_url=None, generate_unique_id_function=api_docs.operation_id,  # api/api_docs.py
     )
     app.state.deps = AppDeps.from_settings(settings)
     app.state.deps.clickhouse.keep_open("the HTTP API")
@@ -53,10 +56,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(body_limit.BodyLimit, max_bytes=settings.api_max_body_bytes)
     app.middleware("http")(usage.record_usage)
     app.mount("/embed/static", StaticFiles(directory=STATIC_DIR), name="embed-static")
-    for domain in (export_page, insights, embed, subscriptions, exports, events, people, cohorts, recordings, usage,
-                   batch_exports):
+    api_docs.serve_static(app)
+    for domain in (api_docs, export_page, insights, embed, subscriptions, exports, downloads, events, people, cohorts,
+                   recordings, usage, batch_exports):
         app.include_router(domain.router)
     declare_body_limit(app)
+    api_docs.restore_example_nulls(app)
     # FastAPI prepares included routes on first use; the schema walks them all, so the first request is not
     # ~100 ms slower than the rest (and a route FastAPI cannot describe fails here, at start).
     app.openapi()

@@ -16,7 +16,7 @@ from export_pipeline.exports.deps import ExportDeps
 from export_pipeline.insights.store import InsightStore
 
 # The role check below runs before the route's own parameters are validated, so the id carries its bounds.
-ProjectId = Annotated[int, Path(gt=0, lt=2**63)]
+ProjectId = Annotated[int, Path(gt=0, lt=2**63, examples=[1])]
 
 # Where the host product puts a logged-in user's token for the pages it frames (never read by the JSON API,
 # whose POSTs would otherwise be open to cross-site requests).

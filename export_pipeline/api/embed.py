@@ -33,6 +33,15 @@ from export_pipeline.api.dependencies import (
     require_project_role,
 )
 from export_pipeline.api.errors import message_of, status_of
+from export_pipeline.api.examples import examples
+from export_pipeline.api.examples.reports import (
+    CREATED_SHARE_LINK,
+    DASHBOARD_PAGE,
+    INSIGHT_PAGE,
+    REVOKED_SHARE_LINK,
+    SHARE_LINK_BODY,
+    SHARE_LINK_LIST,
+)
 from export_pipeline.api.responses import MEMBER_ERRORS, error_responses
 from export_pipeline.api.schemas import page_model, record_model
 from export_pipeline.embed.page import EmbedOptions, compute_view, error_page_html, page_headers, page_html
@@ -117,31 +126,39 @@ class EmbedPages:
 Pages = Annotated[EmbedPages, Depends(EmbedPages)]
 
 
-@router.get("/embed/insights/{token}", response_class=HTMLResponse, tags=["embed"],
-            responses=PAGE_ERRORS)
-def shared_insight(token: str, query: PageQuery, pages: Pages) -> HTMLResponse:
+@router.get("/embed/insights/{token}", response_class=HTMLResponse, tags=["embed"], responses=PAGE_ERRORS,
+            summary="Embed page of a shared insight",
+            openapi_extra=examples(response=INSIGHT_PAGE, response_type="text/html"))
+def show_shared_insight(token: str, query: PageQuery, pages: Pages) -> HTMLResponse:
     """The embed page of an insight, for anyone with its share token."""
     return pages.shared("insight", token, query)
 
 
-@router.get("/embed/dashboards/{token}", response_class=HTMLResponse, tags=["embed"],
-            responses=PAGE_ERRORS)
-def shared_dashboard(token: str, query: PageQuery, pages: Pages) -> HTMLResponse:
+@router.get("/embed/dashboards/{token}", response_class=HTMLResponse, tags=["embed"], responses=PAGE_ERRORS,
+            summary="Embed page of a shared dashboard",
+            openapi_extra=examples(response=DASHBOARD_PAGE, response_type="text/html"))
+def show_shared_dashboard(token: str, query: PageQuery, pages: Pages) -> HTMLResponse:
     """The embed page of a dashboard (every tile), for anyone with its share token."""
     return pages.shared("dashboard", token, query)
 
 
 @router.get("/projects/{project_id}/embed/insights/{insight_id}", response_class=HTMLResponse, tags=["embed"],
-            responses=PAGE_ERRORS)
-def member_insight(request: Request, project_id: ProjectId, insight_id: str, query: PageQuery,
-                   pages: Pages) -> HTMLResponse:
+            responses=PAGE_ERRORS, summary="Embed page of an insight, for members",
+            openapi_extra=examples(response=INSIGHT_PAGE, response_type="text/html"))
+def show_member_insight(request: Request, project_id: ProjectId, insight_id: str, query: PageQuery,
+                        pages: Pages) -> HTMLResponse:
+    """The embed page of an insight for members of the project (Guest or higher), signed in by the bearer token
+    or the `export_pipeline_token` cookie the host product sets; no share link needed."""
     return pages.for_member(request, project_id, "insight", insight_id, query)
 
 
 @router.get("/projects/{project_id}/embed/dashboards/{dashboard_id}", response_class=HTMLResponse, tags=["embed"],
-            responses=PAGE_ERRORS)
-def member_dashboard(request: Request, project_id: ProjectId, dashboard_id: str, query: PageQuery,
-                     pages: Pages) -> HTMLResponse:
+            responses=PAGE_ERRORS, summary="Embed page of a dashboard, for members",
+            openapi_extra=examples(response=DASHBOARD_PAGE, response_type="text/html"))
+def show_member_dashboard(request: Request, project_id: ProjectId, dashboard_id: str, query: PageQuery,
+                          pages: Pages) -> HTMLResponse:
+    """The embed page of a dashboard (every tile) for members of the project (Guest or higher), signed in by the
+    bearer token or the `export_pipeline_token` cookie the host product sets; no share link needed."""
     return pages.for_member(request, project_id, "dashboard", dashboard_id, query)
 
 
@@ -175,18 +192,25 @@ def _target(insights: InsightStore, project_id: int, kind: Kind, target_id: str)
 
 
 @router.get("/api/v1/projects/{project_id}/{kind}/{target_id}/share_links", tags=["sharing"],
-            responses=SHARING_ERRORS,            response_model=ShareLinkList)
+            responses=SHARING_ERRORS, response_model=ShareLinkList, summary="List share links",
+            openapi_extra=examples(response=SHARE_LINK_LIST))
 def list_share_links(project_id: ProjectId, kind: Kind, target_id: str, who: LinkReader, deps: Deps,
                      insights: Insights) -> dict:
+    """The share links of an insight or dashboard, revoked and expired ones too (`active` says which still
+    open), and whether sharing is enabled on this server; for every member. Tokens are never shown again."""
     resource = _target(insights, project_id, kind, target_id)
     return {"data": [link.to_json() for link in ShareLinks(deps.engine).list(project_id, resource, target_id)],
             "sharing_enabled": deps.settings.sharing_enabled}
 
 
 @router.post("/api/v1/projects/{project_id}/{kind}/{target_id}/share_links", status_code=201, tags=["sharing"],
-             responses=SHARING_ERRORS,             response_model=CreatedShareLink)
+             responses=SHARING_ERRORS, response_model=CreatedShareLink, summary="Share an insight or dashboard",
+             openapi_extra=examples(request=SHARE_LINK_BODY, response=CREATED_SHARE_LINK, status=201))
 def create_share_link(request: Request, project_id: ProjectId, kind: Kind, target_id: str, who: Sharer, deps: Deps,
                       insights: Insights, body: ShareLinkBody | None = None) -> dict:
+    """A new share link: anyone holding its `url` sees the embed page, without an account, until it expires or
+    is revoked. Maintainer or higher, while sharing is enabled (EXPORT_SHARING_ENABLED). The token is in this
+    answer only: it is stored as a hash."""
     if not deps.settings.sharing_enabled:
         raise SharingDisabled("Sharing is turned off on this server (EXPORT_SHARING_ENABLED=false).",
                               hint="Ask an administrator to turn it on.")
@@ -197,6 +221,9 @@ def create_share_link(request: Request, project_id: ProjectId, kind: Kind, targe
     return {**link.to_json(), "token": token, "url": url}
 
 
-@router.delete("/api/v1/projects/{project_id}/share_links/{link_id}", tags=["sharing"], responses=SHARING_ERRORS, response_model=ShareLinkOut)
+@router.delete("/api/v1/projects/{project_id}/share_links/{link_id}", tags=["sharing"], responses=SHARING_ERRORS,
+               response_model=ShareLinkOut, summary="Revoke a share link",
+               openapi_extra=examples(response=REVOKED_SHARE_LINK))
 def revoke_share_link(project_id: ProjectId, link_id: str, who: Revoker, deps: Deps) -> dict:
+    """The link stops opening at once (its page answers 410); Maintainer or higher. Revoking twice is fine."""
     return ShareLinks(deps.engine).revoke(project_id, link_id).to_json()

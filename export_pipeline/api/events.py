@@ -11,6 +11,8 @@ from pydantic import BaseModel, Field
 from export_pipeline.accounts.roles import EXPORT_ROLE
 from export_pipeline.api.cursors import aware_time, decode_cursor, encode_cursor, uuid_text
 from export_pipeline.api.dependencies import Caller, Deps, Events, ProjectId, require
+from export_pipeline.api.examples import examples
+from export_pipeline.api.examples.exports import EVENT_PAGE
 from export_pipeline.api.responses import MEMBER_ERRORS, error_responses
 from export_pipeline.clock import now_utc
 from export_pipeline.engine.encoders import concatenated
@@ -47,15 +49,20 @@ Maintainer = Annotated[Caller, require(EXPORT_ROLE, action="exporting events")]
 # The body is the export's own JSON lines, joined as they are: a response model would parse and re-encode them.
 @router.get("/api/v1/projects/{project_id}/events", tags=["events"], response_class=Response,
             responses={200: {"model": EventPage, "description": "A page of events, oldest first"},
-                       **error_responses(*MEMBER_ERRORS)})
+                       **error_responses(*MEMBER_ERRORS)},
+            summary="Page through events", openapi_extra=examples(response=EVENT_PAGE))
 def list_events(
     project_id: ProjectId, who: Maintainer, deps: Deps, table: Events,
-    date_from: Annotated[str | None, Query(max_length=40)] = None,
-    date_to: Annotated[str | None, Query(max_length=40)] = None,
-    event: Annotated[list[str] | None, Query(max_length=100)] = None,
+    date_from: Annotated[str | None, Query(max_length=40, description="ISO 8601, inclusive (UTC if naive)")] = None,
+    date_to: Annotated[str | None, Query(max_length=40, description="ISO 8601, exclusive; a bare date includes "
+                                                                    "that day")] = None,
+    event: Annotated[list[str] | None, Query(max_length=100, description="Only these events (repeatable)")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    cursor: Annotated[str | None, Query(max_length=500, description="`next_cursor` of the previous page")] = None,
 ) -> Response:
+    """The project's raw events as an NDJSON export writes them, oldest first; Maintainer or higher. Follow
+    `next_cursor` until it is null: the cursor also pins the moment the first page was read, so events
+    ingested meanwhile neither shift nor repeat rows."""
     spec = parse_spec(project_id=project_id, requested_by=who.user, date_from=date_from, date_to=date_to,
                       events=event or [])
     state = decode_cursor(cursor, {"as_of": aware_time, "ts": aware_time, "uuid": uuid_text}) if cursor else None

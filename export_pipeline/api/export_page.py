@@ -12,6 +12,8 @@ from pydantic import BaseModel
 
 from export_pipeline.accounts.emails import recipient_for
 from export_pipeline.api.dependencies import TOKEN_COOKIE, CurrentCaller, Deps, ProjectId
+from export_pipeline.api.examples import examples
+from export_pipeline.api.examples.exports import CURRENT_USER
 from export_pipeline.api.responses import error_responses
 
 router = APIRouter()
@@ -221,8 +223,9 @@ def export_page(project_id: ProjectId) -> str:
     return PAGE.format(project_id=html.escape(str(project_id)), cookie=TOKEN_COOKIE)
 
 
-@router.get("/api/v1/user", tags=["user"], responses=error_responses(401))
-def current_user(who: CurrentCaller, deps: Deps) -> CurrentUser:
+@router.get("/api/v1/user", tags=["user"], responses=error_responses(401), summary="Who am I",
+            openapi_extra=examples(response=CURRENT_USER))
+def get_current_user(who: CurrentCaller, deps: Deps) -> CurrentUser:
     """Who the token belongs to, and the address export emails go to (the page prefills it)."""
     recipient = recipient_for(deps.engine, who.user, None)
     return CurrentUser(user=who.user, email=recipient.email if recipient else None)

@@ -8,24 +8,32 @@ import logging
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from export_pipeline.accounts.roles import EXPORT_ROLE
 from export_pipeline.api.cursors import aware_time, decode_cursor, encode_cursor, identifier
 from export_pipeline.api.daemon import Daemon, DaemonWatch
 from export_pipeline.api.dependencies import Caller, Exports, ProjectId, require
+from export_pipeline.api.downloads import FILE_RESPONSES, export_file_response
 from export_pipeline.api.errors import ApiError
+from export_pipeline.api.examples import examples
+from export_pipeline.api.examples.exports import (
+    EXPORT_CANCELED,
+    EXPORT_CREATE,
+    EXPORT_PAGE,
+    EXPORT_QUEUED,
+    EXPORT_SUCCEEDED,
+)
 from export_pipeline.api.responses import MEMBER_ERRORS, error_responses
 from export_pipeline.clock import iso_utc, now_utc
 from export_pipeline.engine.request import ExportFields
 from export_pipeline.engine.spec import parse_spec
 from export_pipeline.errors import NotFound
 from export_pipeline.exports.deps import ExportDeps
-from export_pipeline.exports.manifest import MANIFEST_NAME, download_name, file_link, read_manifest
+from export_pipeline.exports.manifest import MANIFEST_NAME, download_name, read_manifest
 from export_pipeline.exports.reconcile import reconciled
 from export_pipeline.exports.requests import ExportRequest, ExportState
-from export_pipeline.storage.base import content_disposition
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/projects/{project_id}/exports", tags=["exports"],
@@ -113,9 +121,9 @@ DOWNLOAD_ERRORS = error_responses(
     e410="Expired: its files were deleted (`export_expired`)")
 
 
-@router.post("", status_code=202, response_model=Export, responses={
+@router.post("", status_code=202, response_model=Export, summary="Request an export", responses={
     200: {"model": Export, "description": "The same request is already queued or running: that export"},
-    **CREATE_ERRORS})
+    **CREATE_ERRORS}, openapi_extra=examples(request=EXPORT_CREATE, response=EXPORT_QUEUED, status=202))
 def create_export(project_id: ProjectId, body: ExportCreate, who: Maintainer, request: Request,
                   deps: Exports, daemon: Daemon) -> JSONResponse:
     """Queue an export (202 + Location); the Dagster daemon's sensor starts it."""
@@ -137,7 +145,7 @@ def create_export(project_id: ProjectId, body: ExportCreate, who: Maintainer, re
     return _export_response(deps, daemon, created, request, status=202)
 
 
-@router.get("")
+@router.get("", summary="List the project's exports", openapi_extra=examples(response=EXPORT_PAGE))
 def list_exports(
     project_id: ProjectId, who: Maintainer, request: Request, deps: Exports, daemon: Daemon,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -152,42 +160,28 @@ def list_exports(
     return ExportPage(data=[export_resource(deps, daemon, r, request) for r in page], next_cursor=next_cursor)
 
 
-@router.get("/{export_id}")
+@router.get("/{export_id}", summary="Follow an export", openapi_extra=examples(response=EXPORT_SUCCEEDED))
 def get_export(project_id: ProjectId, export_id: str, who: Maintainer, request: Request, deps: Exports,
                daemon: Daemon) -> Export:
     """State, rows so far, and once succeeded the files and manifest with their download links."""
     return export_resource(deps, daemon, _export_of(deps, project_id, export_id), request)
 
 
-@router.get("/{export_id}/files/{name}", response_class=Response, responses={
-    200: {"description": "The file (local storage)", "content": {"application/octet-stream": {}}},
-    302: {"description": "To a presigned URL (S3) that downloads the file under its download name"},
-    **DOWNLOAD_ERRORS})
-def download_file(project_id: ProjectId, export_id: str, name: str, who: MaintainerByLink,
-                  deps: Exports) -> Response:
+@router.get("/{export_id}/files/{name}", response_class=Response, responses={**FILE_RESPONSES, **DOWNLOAD_ERRORS},
+            summary="Download an export file")
+def download_export_file(project_id: ProjectId, export_id: str, name: str, who: MaintainerByLink,
+                         request: Request, deps: Exports) -> Response:
     """One file of a succeeded export (or `manifest.json`), saved as its download name. Besides the bearer token,
-    the token cookie the export page sets is accepted, so a plain link downloads."""
-    export = _export_of(deps, project_id, export_id)
-    if export.state in (ExportState.QUEUED, ExportState.RUNNING):
-        raise ApiError(409, "export_not_ready", f"Export {export_id} is {export.state.value}; files are not ready.",
-                       retry_after=5)
-    if export.state is ExportState.EXPIRED or (export.expires_at and export.expires_at <= now_utc()):
-        raise ApiError(410, "export_expired", f"Export {export_id} has expired and its files were deleted.",
-                       hint="Request the export again.")
-    if export.state is not ExportState.SUCCEEDED:
-        raise ApiError(409, "export_failed", f"Export {export_id} failed: {export.error}")
-    manifest = read_manifest(deps.storage, export.manifest_key)  # type: ignore[arg-type]
-    if name not in {f["name"] for f in manifest["files"]} | {MANIFEST_NAME}:
-        raise NotFound(f"Export {export_id} has no file {name!r}.")
-    if deps.storage.presigns_downloads:
-        return RedirectResponse(file_link(deps.storage, export, name), status_code=302)
-    reader = deps.storage.open_reader(f"{export.storage_prefix}/{name}")
-    media_type = "application/json" if name == MANIFEST_NAME else "application/octet-stream"
-    return StreamingResponse(iter(lambda: reader.read(1024 * 1024), b""), media_type=media_type,
-                             headers={"Content-Disposition": content_disposition(download_name(export, name))})
+    the token cookie the export page sets is accepted, so a plain link downloads. Local files answer with
+    `Content-Length` and honour one `Range`; `HEAD` answers the headers alone."""
+    return export_file_response(request, _export_of(deps, project_id, export_id), deps, name)
 
 
-@router.delete("/{export_id}")
+router.add_api_route("/{export_id}/files/{name}", download_export_file, methods=["HEAD"], include_in_schema=False)
+
+
+@router.delete("/{export_id}", summary="Cancel an export or delete its files",
+               openapi_extra=examples(response=EXPORT_CANCELED))
 def delete_export(project_id: ProjectId, export_id: str, who: Maintainer, request: Request, deps: Exports,
                   daemon: Daemon) -> Export:
     """Cancel a queued or running export, or delete a finished one's files now."""

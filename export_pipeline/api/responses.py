@@ -36,6 +36,7 @@ ERRORS: dict[int, str] = {
     409: "Conflicts with the resource's state (Retry-After when waiting helps)",
     410: "Gone: expired, revoked or deleted",
     413: "The request body is larger than EXPORT_API_MAX_BODY_BYTES",
+    416: "The byte range asked for starts past the end of the file (`Content-Range: bytes */size`)",
     422: "Invalid input: `details` maps each invalid field to its message",
     429: "Too many requests in flight (Retry-After)",
     503: "ClickHouse, the storage or the role source is unavailable (Retry-After when busy)",

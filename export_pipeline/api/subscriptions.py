@@ -18,6 +18,16 @@ from fastapi.responses import HTMLResponse
 
 from export_pipeline.accounts.roles import Role
 from export_pipeline.api.dependencies import Caller, Deps, Insights, ProjectId, require, require_project_role
+from export_pipeline.api.examples import examples
+from export_pipeline.api.examples.reports import (
+    DELIVERY_LIST,
+    REVOKED_LINKS,
+    SUBSCRIPTION,
+    SUBSCRIPTION_BODY,
+    SUBSCRIPTION_LIST,
+    SUBSCRIPTION_PATCH,
+    UNSUBSCRIBED_PAGE,
+)
 from export_pipeline.api.responses import MEMBER_ERRORS, error_responses
 from export_pipeline.api.subscription_schemas import (
     DeliveryList,
@@ -36,7 +46,7 @@ from export_pipeline.subscriptions.unsubscribe import (
 )
 from export_pipeline.subscriptions.views import deliveries_json
 
-SubscriptionId = Annotated[str, Path(min_length=1, max_length=64)]
+SubscriptionId = Annotated[str, Path(min_length=1, max_length=64, examples=["50e54c2560ca6949"])]
 
 # Headers of the unsubscribe pages: the form may post back to this site only, and no site may frame the page
 # (a framed unsubscribe button invites clickjacking). The token is in the URL: never send it elsewhere.
@@ -83,13 +93,15 @@ def _check_target(insights: InsightStore, project_id: int, resource: str, target
         insights.dashboard(project_id, target_id)
 
 
-@api.get(BASE, response_model=SubscriptionList)
+@api.get(BASE, response_model=SubscriptionList, summary="List subscriptions",
+         openapi_extra=examples(response=SUBSCRIPTION_LIST))
 def list_subscriptions(project_id: ProjectId, who: Member, store: Subscriptions) -> dict:
     """Every subscription of the project (members see them all)."""
     return {"data": [subscription.to_json() for subscription in store.list(project_id)]}
 
 
-@api.post(BASE, status_code=201, response_model=SubscriptionOut)
+@api.post(BASE, status_code=201, response_model=SubscriptionOut, summary="Subscribe to a report",
+          openapi_extra=examples(request=SUBSCRIPTION_BODY, response=SUBSCRIPTION, status=201))
 def create_subscription(project_id: ProjectId, who: Member, store: Subscriptions, insights: Insights,
                         body: Annotated[dict, Body(description="resource, target_id, title, message, "
                                                    "schedule, destinations, enabled")]) -> dict:
@@ -99,13 +111,17 @@ def create_subscription(project_id: ProjectId, who: Member, store: Subscriptions
     return store.create(project_id, parsed, created_by=who.user).to_json()
 
 
-@api.get(f"{BASE}/{{subscription_id}}", response_model=SubscriptionOut)
+@api.get(f"{BASE}/{{subscription_id}}", response_model=SubscriptionOut, summary="Get a subscription",
+         openapi_extra=examples(response=SUBSCRIPTION))
 def get_subscription(project_id: ProjectId, subscription_id: SubscriptionId, who: Member,
                      store: Subscriptions) -> dict:
+    """One subscription with its schedule (also as an RFC 5545 rule and in words), its next delivery and its
+    destinations; for every member."""
     return store.get(project_id, subscription_id).to_json()
 
 
-@api.patch(f"{BASE}/{{subscription_id}}", response_model=SubscriptionOut)
+@api.patch(f"{BASE}/{{subscription_id}}", response_model=SubscriptionOut, summary="Change a subscription",
+           openapi_extra=examples(request=SUBSCRIPTION_PATCH, response={**SUBSCRIPTION, **SUBSCRIPTION_PATCH}))
 def update_subscription(project_id: ProjectId, subscription_id: SubscriptionId, who: Member, deps: Deps,
                         store: Subscriptions,
                         body: Annotated[dict, Body(description="title, message, schedule, destinations, "
@@ -116,7 +132,7 @@ def update_subscription(project_id: ProjectId, subscription_id: SubscriptionId, 
     return store.update(project_id, subscription_id, patch).to_json()
 
 
-@api.delete(f"{BASE}/{{subscription_id}}", status_code=204)
+@api.delete(f"{BASE}/{{subscription_id}}", status_code=204, summary="Delete a subscription")
 def delete_subscription(project_id: ProjectId, subscription_id: SubscriptionId, who: Member, deps: Deps,
                         store: Subscriptions) -> Response:
     """Delete a subscription: your own, or anyone's as a Maintainer or higher."""
@@ -125,7 +141,8 @@ def delete_subscription(project_id: ProjectId, subscription_id: SubscriptionId, 
     return Response(status_code=204)
 
 
-@api.get(f"{BASE}/{{subscription_id}}/deliveries", response_model=DeliveryList)
+@api.get(f"{BASE}/{{subscription_id}}/deliveries", response_model=DeliveryList, summary="List deliveries",
+         openapi_extra=examples(response=DELIVERY_LIST))
 def list_deliveries(project_id: ProjectId, subscription_id: SubscriptionId, who: Member, store: Subscriptions,
                     limit: Annotated[int, Query(ge=1, le=50)] = 20) -> dict:
     """The latest deliveries (newest slot first), each with its outcome per destination."""
@@ -133,7 +150,8 @@ def list_deliveries(project_id: ProjectId, subscription_id: SubscriptionId, who:
     return {"data": deliveries_json(store, subscription, limit=limit)}
 
 
-@api.post(f"{BASE}/{{subscription_id}}/unsubscribe_links/revoke", response_model=RevokedLinks)
+@api.post(f"{BASE}/{{subscription_id}}/unsubscribe_links/revoke", response_model=RevokedLinks,
+          summary="Revoke the unsubscribe links", openapi_extra=examples(response=REVOKED_LINKS))
 def revoke_unsubscribe_links(project_id: ProjectId, subscription_id: SubscriptionId, who: Member, deps: Deps,
                              store: Subscriptions) -> dict:
     """Every unsubscribe link sent so far stops working; the next emails carry new ones."""
@@ -195,7 +213,8 @@ def unsubscribe_form(request: Request, token: str, deps: Deps, store: Subscripti
 
 @pages.post("/unsubscribe/{token}", response_class=HTMLResponse, tags=["unsubscribe"], responses={
     "4XX": {"description": "A page saying why the link does not work (400 invalid, 410 revoked)",
-            "content": {"text/html": {}}}})
+            "content": {"text/html": {}}}}, summary="Unsubscribe an address",
+            openapi_extra=examples(response=UNSUBSCRIBED_PAGE, response_type="text/html"))
 def unsubscribe(token: str, deps: Deps, store: Subscriptions) -> HTMLResponse:
     """Unsubscribe the link's address: the page's button, or a mail app's RFC 8058 one-click POST
     (`List-Unsubscribe=One-Click`). Unsubscribing again is fine."""

@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict
 
 from export_pipeline.api.dependencies import CurrentCaller, Deps
 from export_pipeline.api.errors import ApiError
+from export_pipeline.api.examples import examples
+from export_pipeline.api.examples.exports import SERVICE_PING
 from export_pipeline.api.responses import error_responses
 from export_pipeline.clock import now_utc
 from export_pipeline.errors import NotFound
@@ -28,8 +30,11 @@ class ServicePing(BaseModel):
 
 @router.get("/api/v1/usage/service_ping", tags=["usage"], response_model=ServicePing,
             responses=error_responses(401, 403, 404, e403="Not an instance administrator (EXPORT_ADMIN_USERS)",
-                                      e404="No Service Ping computed yet"))
+                                      e404="No Service Ping computed yet"),
+            summary="Read the latest Service Ping", openapi_extra=examples(response=SERVICE_PING))
 def get_service_ping(who: CurrentCaller, deps: Deps) -> dict:
+    """The usage payload computed last (weekly, by Dagster's `service_ping` asset): metrics nested by their key
+    path (usage/metrics/*.yml). Instance administrators only (EXPORT_ADMIN_USERS)."""
     if who.user not in deps.settings.admin_users:
         raise ApiError(403, "forbidden", "Only instance administrators (EXPORT_ADMIN_USERS) may read Service Ping.")
     payload = latest_payload(deps.engine)

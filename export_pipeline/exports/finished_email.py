@@ -12,13 +12,13 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
-from urllib.parse import quote
 
 from export_pipeline.accounts.emails import recipient_for
 from export_pipeline.channels.email import Email, EmailOutcome, EmailSender, Logger
 from export_pipeline.channels.email_html import ALERT, MUTED, NOTICE, html_email, link, paragraph, table
 from export_pipeline.exports.deps import ExportDeps
-from export_pipeline.exports.manifest import MANIFEST_NAME, file_link
+from export_pipeline.exports.download_links import links_expire_at, signed_file_link
+from export_pipeline.exports.manifest import MANIFEST_NAME
 from export_pipeline.exports.requests import ExportRequest, ExportState
 from export_pipeline.settings import Settings
 
@@ -98,14 +98,8 @@ class ExportMailer:
                      custom_args=(("export_id", request.id), ("project_id", str(request.spec.project_id))))
 
     def download_link(self, request: ExportRequest, deps: ExportDeps, name: str) -> str:
-        """A presigned URL for S3; otherwise the API's download endpoint (local files are served by the API)."""
-        if deps.storage.presigns_downloads:
-            return file_link(deps.storage, request, name)
-        base = self.settings.api_base_url.rstrip("/")
-        return (
-            f"{base}/api/v1/projects/{request.spec.project_id}/exports/{quote(request.id, safe='')}"
-            f"/files/{quote(name, safe='')}"
-        )
+        """A link a mail app opens as it is: presigned by S3, or signed by us for a local folder."""
+        return signed_file_link(deps.storage, self.settings, request, name)
 
     def file_links(self, request: ExportRequest, deps: ExportDeps) -> list[FileLink]:
         assert request.manifest_key is not None
@@ -124,11 +118,9 @@ class ExportMailer:
         contents = (f"{request.row_count:,} {spec.resource.noun} in "
                     f"{len(files)} file{'' if len(files) == 1 else 's'} ({kind}).")
         summary = f"Your export {request.id} of project {spec.project_id} is ready: {contents}"
-        expiry = f"The links expire at {expires} (UTC); the files are deleted then."
-        token_note = (
-            None if deps.storage.presigns_downloads
-            else "Downloading needs your API token: curl -fLOJ -H 'Authorization: Bearer <token>' <link>"
-        )
+        links_expire = email_time(links_expire_at(deps.storage, self.settings, request))
+        expiry = (f"The links expire at {expires} (UTC); the files are deleted then." if links_expire == expires
+                  else f"The links expire at {links_expire} (UTC); the files are deleted at {expires} (UTC).")
         filters = describe_filters(request)
         subject = f"Your export {request.id} of project {spec.project_id} is ready"
 
@@ -136,8 +128,6 @@ class ExportMailer:
         for f in files:
             lines += [f"- {f.name}: {size_text(f.bytes)}, {f.rows:,} rows", f"  {f.url}"]
         lines += ["", "Manifest (every file's rows, size and SHA-256):", f"  {manifest_url}", "", expiry]
-        if token_note:
-            lines.append(token_note)
         lines += ["", f"Filters: {filters}.", "", "-- ", self.settings.email_from_name or "Export pipeline", ""]
         text = "\n".join(lines)
 
@@ -148,7 +138,6 @@ class ExportMailer:
             + table(["File", "Size", "Rows"], rows)
             + paragraph(f"{link(manifest_url, 'Manifest')} (every file's rows, size and SHA-256).")
             + paragraph(f"<strong>{escape(expiry)}</strong>", NOTICE)
-            + (paragraph(f'<code>{escape(token_note)}</code>', MUTED) if token_note else "")
             + paragraph(f"Filters: {escape(filters)}.", MUTED)
         ))
         return subject, text, html

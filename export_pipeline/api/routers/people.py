@@ -14,6 +14,8 @@ from pydantic import BaseModel
 from export_pipeline.accounts.roles import EXPORT_ROLE
 from export_pipeline.api.cursors import aware_time, decode_cursor, encode_cursor, uuid_text
 from export_pipeline.api.dependencies import Caller, Deps, Events, ProjectId, require
+from export_pipeline.api.examples import examples
+from export_pipeline.api.examples.exports import GROUP_PAGE, PERSON, PERSON_PAGE
 from export_pipeline.api.responses import MEMBER_ERRORS, error_responses
 from export_pipeline.clickhouse.connection import Session
 from export_pipeline.clickhouse.schema import EventsTable
@@ -88,21 +90,27 @@ def person_page(deps: AppDeps, table: EventsTable, spec: ExportSpec, *, limit: i
     return PersonPage(data=[Person(**row) for row in rows], next_cursor=next_cursor)
 
 
-@router.get("/persons", response_model=PersonPage)
+@router.get("/persons", response_model=PersonPage, summary="Page through persons",
+            openapi_extra=examples(response=PERSON_PAGE))
 def list_persons(project_id: ProjectId, who: PeopleReader, deps: Deps, table: Events, limit: Limit = 100,
                  cursor: Cursor = None,
                  created_from: Annotated[str | None, Query(max_length=40)] = None,
                  created_to: Annotated[str | None, Query(max_length=40)] = None,
                  properties: Annotated[str | None, Query(max_length=5000, description='JSON: [{"key", "operator", "value"}]')] = None,
                  cohort_id: Annotated[int | None, Query(gt=0)] = None) -> PersonPage:
+    """The project's persons (latest version, every distinct id), as a persons export writes them; Maintainer
+    or higher (personal data). Filter by creation time, properties (all must match) or cohort; follow
+    `next_cursor` until it is null."""
     spec = parse_spec(project_id=project_id, requested_by=who.user, resource="persons", date_from=created_from,
                       date_to=created_to, properties=_json_list(properties), cohort_id=cohort_id)
     return person_page(deps, table, resolve_spec(spec, deps.engine), limit=limit, cursor=cursor)
 
 
-@router.get("/persons/{person_id}", response_model=Person)
+@router.get("/persons/{person_id}", response_model=Person, summary="Get a person",
+            openapi_extra=examples(response=PERSON))
 def get_person(project_id: ProjectId, person_id: Annotated[str, Path(max_length=64)], who: PeopleReader, deps: Deps,
                table: Events) -> Person:
+    """One person by id (a UUID): the latest version, with every distinct id; Maintainer or higher."""
     try:
         canonical = uuid_text(person_id)
     except ValueError:
@@ -115,10 +123,13 @@ def get_person(project_id: ProjectId, person_id: Annotated[str, Path(max_length=
     return Person(**row)
 
 
-@router.get("/groups", response_model=GroupPage)
+@router.get("/groups", response_model=GroupPage, summary="Page through groups",
+            openapi_extra=examples(response=GROUP_PAGE))
 def list_groups(project_id: ProjectId, who: GroupReader, deps: Deps, table: Events,
-                group_type: Annotated[str, Query(min_length=1, max_length=64)], limit: Limit = 100,
-                cursor: Cursor = None) -> GroupPage:
+                group_type: Annotated[str, Query(min_length=1, max_length=64, description="Type name or index (0-4)")],
+                limit: Limit = 100, cursor: Cursor = None) -> GroupPage:
+    """The project's groups of one type (e.g. organizations), latest version each; Maintainer or higher. Follow
+    `next_cursor` until it is null."""
     spec = resolve_spec(parse_spec(project_id=project_id, requested_by=who.user, resource="groups",
                                    group_type=group_type), deps.engine)
     state = decode_cursor(cursor, {"as_of": aware_time, "key": str}) if cursor else None

@@ -13,6 +13,8 @@ from pydantic import BaseModel, Field
 from export_pipeline.accounts.roles import EXPORT_ROLE
 from export_pipeline.api.cursors import aware_time, decode_cursor, encode_cursor, identifier
 from export_pipeline.api.dependencies import Caller, Deps, Events, ProjectId, require
+from export_pipeline.api.examples import examples
+from export_pipeline.api.examples.exports import RECORDING, RECORDING_FILE, RECORDING_PAGE
 from export_pipeline.api.responses import MEMBER_ERRORS, error_responses
 from export_pipeline.api.routers.people import read_one, read_rows
 from export_pipeline.clickhouse.schema import EventsTable
@@ -30,7 +32,7 @@ from export_pipeline.storage import storage_from_url
 router = APIRouter(prefix="/api/v1/projects/{project_id}/recordings", tags=["recordings"],
                    responses=error_responses(*MEMBER_ERRORS))
 Reader = Annotated[Caller, require(EXPORT_ROLE, action="reading recordings")]
-SessionId = Annotated[str, Path(max_length=128)]
+SessionId = Annotated[str, Path(max_length=128, examples=["0117b85b69e1b108"])]
 
 
 class Recording(BaseModel):
@@ -69,15 +71,19 @@ def _one(deps: AppDeps, table: EventsTable, project_id: int, user: str, session_
     return row
 
 
-@router.get("", response_model=RecordingPage)
+@router.get("", response_model=RecordingPage, summary="Page through recordings",
+            openapi_extra=examples(response=RECORDING_PAGE))
 def list_recordings(project_id: ProjectId, who: Reader, deps: Deps, table: Events,
                     date_from: Annotated[str | None, Query(max_length=40)] = None,
                     date_to: Annotated[str | None, Query(max_length=40)] = None,
                     distinct_id: Annotated[str | None, Query(max_length=400)] = None,
                     person_id: Annotated[str | None, Query(max_length=64)] = None,
-                    min_duration: Annotated[int | None, Query(ge=0)] = None,
+                    min_duration: Annotated[int | None, Query(ge=0, description="Seconds")] = None,
                     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                     cursor: Annotated[str | None, Query(max_length=500)] = None) -> RecordingPage:
+    """The project's session recordings (one summary each: duration, activity, first URL, size), filtered by
+    start time, distinct id, person or minimum duration; Maintainer or higher (personal data). Follow
+    `next_cursor` until it is null."""
     spec = parse_spec(project_id=project_id, requested_by=who.user, resource="recordings", date_from=date_from,
                       date_to=date_to, distinct_id=distinct_id, person_id=person_id, min_duration=min_duration)
     state = decode_cursor(cursor, {"as_of": aware_time, "session": identifier}) if cursor else None
@@ -89,8 +95,10 @@ def list_recordings(project_id: ProjectId, who: Reader, deps: Deps, table: Event
     return RecordingPage(data=[Recording(**row) for row in rows], next_cursor=next_cursor)
 
 
-@router.get("/{session_id}", response_model=Recording)
+@router.get("/{session_id}", response_model=Recording, summary="Get a recording",
+            openapi_extra=examples(response=RECORDING))
 def get_recording(project_id: ProjectId, session_id: SessionId, who: Reader, deps: Deps, table: Events) -> Recording:
+    """One recording's summary; its rrweb events are at `…/snapshots`. Maintainer or higher."""
     return Recording(**_one(deps, table, project_id, who.user, session_id))
 
 
@@ -109,9 +117,11 @@ class RecordingFile(BaseModel):
 
 @router.get("/{session_id}/snapshots", response_class=StreamingResponse,
             responses={200: {"model": RecordingFile, "description": "The recording file, streamed"}},
-            description="The recording in PostHog's file format (version 2023-04-28), streamed.")
-def recording_snapshots(project_id: ProjectId, session_id: SessionId, who: Reader, deps: Deps,
-                        table: Events) -> StreamingResponse:
+            summary="Download a recording's snapshots",
+            description="The recording in PostHog's file format (version 2023-04-28), streamed, which PostHog's "
+            "file playback imports; Maintainer or higher.", openapi_extra=examples(response=RECORDING_FILE))
+def get_recording_snapshots(project_id: ProjectId, session_id: SessionId, who: Reader, deps: Deps,
+                            table: Events) -> StreamingResponse:
     row = _one(deps, table, project_id, who.user, session_id)
     blobs = RecordingBlobs(storage_from_url(deps.settings.recordings_storage_url))
     person = recording_person(row["person_id"], row["distinct_id"], row["person_properties"])
