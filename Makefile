@@ -83,7 +83,7 @@ test: install dagster-home system-deps
 # Deployment files, offline: deploy/kubernetes rendered by `kubectl kustomize` and checked against the Kubernetes
 # schemas and Dagster's (K8sRunLauncher) config schema; the compose stack and Dockerfile against the code.
 validate-deploy: install
-	$(BIN)/python -m pytest -q export_pipeline_tests/test_kubernetes.py export_pipeline_tests/test_deploy.py
+	$(BIN)/python -m pytest -q export_pipeline_tests/deploy/test_kubernetes.py export_pipeline_tests/deploy/test_deploy.py
 
 # Crash and outage faults (kill -9 of the CLI, the run worker and the S3 server mid-export; reconcile; resume).
 faults: install dagster-home system-deps

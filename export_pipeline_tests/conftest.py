@@ -31,10 +31,10 @@ from export_pipeline.exports.deps import ExportDeps  # noqa: E402
 from export_pipeline.exports.store import ExportStore  # noqa: E402
 from export_pipeline.settings import Settings  # noqa: E402
 from export_pipeline.storage import storage_from_url  # noqa: E402
-from export_pipeline_tests.clickhouse_http import clickhouse_http  # noqa: E402, F401
-from export_pipeline_tests.dagster_services import dagster_services  # noqa: E402
-from export_pipeline_tests.net import free_port  # noqa: E402
-from export_pipeline_tests.postgres import app_engine, postgres_app_url, postgres_server  # noqa: E402, F401
+from export_pipeline_tests.fakes.clickhouse_http import clickhouse_http  # noqa: E402, F401
+from export_pipeline_tests.fakes.dagster_services import dagster_services  # noqa: E402
+from export_pipeline_tests.fakes.net import free_port  # noqa: E402
+from export_pipeline_tests.fakes.postgres import app_engine, postgres_app_url, postgres_server  # noqa: E402, F401
 
 
 @pytest.fixture(scope="session")

@@ -104,7 +104,7 @@ def measure_size(events: int, args: argparse.Namespace, settings, env: dict[str,
 def measure_over_http(events: int, args: argparse.Namespace, settings, env: dict[str, str], workdir: Path):
     """The export in its own process against ClickHouse's HTTP interface, served here from the embedded engine."""
     from export_pipeline.clickhouse.connection import ClickHouse
-    from export_pipeline_tests.clickhouse_http import ClickHouseHTTPServer, ServerCredentials
+    from export_pipeline_tests.fakes.clickhouse_http import ClickHouseHTTPServer, ServerCredentials
 
     server = ClickHouseHTTPServer(ClickHouse.from_settings(settings), ServerCredentials("bench", "bench")).start()
     try:

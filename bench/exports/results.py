@@ -184,7 +184,7 @@ def render_http(http: Measurement) -> str:
     return (
         f"Over `http://` (ndjson, the export work alone): {http.seconds:.2f} s, peak RSS {http.peak_rss_mb:,.0f} MB. "
         "The server is the bench process serving ClickHouse's HTTP interface from its embedded engine "
-        "(`export_pipeline_tests/clickhouse_http.py`, Python on the same two cores), so the engine's memory is not "
+        "(`export_pipeline_tests/fakes/clickhouse_http.py`, Python on the same two cores), so the engine's memory is not "
         "in this process and the seconds are that server's, not a ClickHouse server's."
     )
 
