@@ -27,10 +27,12 @@ from export_pipeline.api.examples.exports import (
 )
 from export_pipeline.api.responses import MEMBER_ERRORS, error_responses
 from export_pipeline.clock import iso_utc, now_utc
+from export_pipeline.defs.instance import terminate_run
 from export_pipeline.engine.request import ExportFields
 from export_pipeline.engine.spec import parse_spec
 from export_pipeline.errors import NotFound
 from export_pipeline.exports.deps import ExportDeps
+from export_pipeline.exports.lifecycle import withdraw
 from export_pipeline.exports.manifest import MANIFEST_NAME, download_name, read_manifest
 from export_pipeline.exports.reconcile import reconciled
 from export_pipeline.exports.requests import ExportRequest, ExportState
@@ -186,13 +188,8 @@ def delete_export(project_id: ProjectId, export_id: str, who: Maintainer, reques
                   daemon: Daemon) -> Export:
     """Cancel a queued or running export, or delete a finished one's files now."""
     export = _export_of(deps, project_id, export_id)
-    if export.state in (ExportState.QUEUED, ExportState.RUNNING):
-        deps.store.cancel(export_id)
-        if export.run_id:
-            _terminate_run(export.run_id)
-    deps.storage.delete_prefix(export.storage_prefix)
-    if export.state is ExportState.SUCCEEDED:
-        deps.store.mark_expired(export_id)
+    if run_id := withdraw(deps.store, deps.storage, export):
+        terminate_run(run_id, log)
     return export_resource(deps, daemon, deps.store.require(export_id), request)
 
 
@@ -238,16 +235,3 @@ def _export_of(deps: ExportDeps, project_id: int, export_id: str) -> ExportReque
     if export is None or export.spec.project_id != project_id:
         raise NotFound(f"Export {export_id!r} not found in project {project_id}.")
     return reconciled(deps, export, log=log)
-
-
-def _terminate_run(run_id: str) -> None:
-    """Best effort: stop the Dagster run writing a canceled export (its cleanup removes partial files)."""
-    try:
-        from dagster import DagsterInstance
-
-        instance = DagsterInstance.get()
-        if instance.run_launcher.terminate(run_id):
-            return
-        log.warning("Dagster could not terminate run %s", run_id)
-    except Exception:  # the export is canceled in our state either way
-        log.exception("terminating run %s failed", run_id)

@@ -13,6 +13,7 @@ from export_pipeline.cli.common import ExplainedErrors
 
 
 @click.group(cls=ExplainedErrors)
+@click.version_option(package_name="export_pipeline", prog_name="export-pipeline")
 def main() -> None:
     """Export product-analytics events from ClickHouse to files, through Dagster."""
 

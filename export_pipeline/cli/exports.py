@@ -14,14 +14,16 @@ import zstandard
 
 from export_pipeline.accounts.emails import optional_email
 from export_pipeline.accounts.roles import require_role
-from export_pipeline.cli.common import app_deps, emit, job_loader, say
+from export_pipeline.cli.common import app_deps, echo_rows, emit, job_loader, say
 from export_pipeline.cli.progress import ProgressDisplay
-from export_pipeline.defs.instance import add_partition, run_unless_daemon
+from export_pipeline.clock import iso_utc
+from export_pipeline.defs.instance import add_partition, run_unless_daemon, terminate_run
 from export_pipeline.defs.names import EXPORT_JOB
 from export_pipeline.engine.request import REQUEST_FIELDS, RequestField
 from export_pipeline.engine.spec import parse_spec
 from export_pipeline.errors import AccessDenied, ExportPipelineError, InvalidRequest, NotFound
 from export_pipeline.exports.deps import ExportDeps
+from export_pipeline.exports.lifecycle import withdraw
 from export_pipeline.exports.reconcile import reconciled
 from export_pipeline.exports.requests import ExportRequest, ExportState
 from export_pipeline.exports.run import describe
@@ -183,4 +185,30 @@ def preview(export_id: str, lines: int) -> None:
         click.echo(line[:PREVIEW_LINE_CHARS] + (" …" if cut else ""), nl=not line.endswith("\n") or cut)
 
 
-COMMANDS = [export, status, preview]
+@click.group("exports")
+def exports_group() -> None:
+    """List a project's exports, cancel one."""
+
+
+@exports_group.command("list")
+@click.option("--project-id", type=click.IntRange(min=1), required=True)
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+def list_exports(project_id: int, limit: int) -> None:
+    """The project's exports, newest first, one a line: id, status, resource, format, rows, created (UTC)."""
+    deps = ExportDeps.of(app_deps())
+    echo_rows((request.id, request.state.value, request.spec.resource.value, request.spec.format.value,
+               request.row_count, iso_utc(request.created_at))
+              for request in deps.store.project_page(project_id, after=None, limit=limit))
+
+
+@exports_group.command("cancel")
+@click.argument("export_id")
+def cancel_export(export_id: str) -> None:
+    """Cancel a queued or running export, or delete a finished one's files now; prints it as JSON."""
+    deps = ExportDeps.of(app_deps())
+    if run_id := withdraw(deps.store, deps.storage, _require(deps, export_id)):
+        terminate_run(run_id, logging.getLogger(__name__))
+    emit(describe(deps.store.require(export_id), deps))
+
+
+COMMANDS = [export, status, preview, exports_group]

@@ -81,3 +81,15 @@ def run_unless_daemon(instance: dg.DagsterInstance, load_job: Callable[[], dg.Jo
     if not in_background:
         runner.join()
     return runner
+
+
+def terminate_run(run_id: str, log) -> None:
+    """Best effort: stop the Dagster run writing a canceled export (its cleanup removes partial files)."""
+    try:
+        from dagster import DagsterInstance
+
+        if DagsterInstance.get().run_launcher.terminate(run_id):
+            return
+        log.warning("Dagster could not terminate run %s", run_id)
+    except Exception:  # the export is canceled in our state either way
+        log.exception("terminating run %s failed", run_id)

@@ -276,3 +276,26 @@ def test_without_export_pipeline_home_the_data_folder_is_dot_data_in_the_working
     assert done.stdout.splitlines() == ["ana\towner\t50"]
     assert (workdir / ".data" / "app.db").is_file()
     assert list(home.iterdir()) == []
+
+
+def test_version_and_exports_list_and_cancel(session_home):
+    version = run_cli("--version")
+    assert version.returncode == 0 and version.stdout.startswith("export-pipeline, version ")
+    done = run_cli("export", "--project-id", str(PROJECT), "--requested-by", "maria", "--format", "csv",
+                   "--event", "signed_up", "--wait")
+    assert done.returncode == 0, done.stderr
+    export_id = json.loads(done.stdout)["export_id"]
+    folder = session_home / "exports" / str(PROJECT) / export_id
+    assert (folder / "manifest.json").is_file()
+
+    listed = run_cli("exports", "list", "--project-id", str(PROJECT), "--limit", "1")
+    assert listed.returncode == 0, listed.stderr
+    [line] = listed.stdout.splitlines()
+    assert line.split("\t")[:5] == [export_id, "succeeded", "events", "csv", "750"]
+
+    canceled = run_cli("exports", "cancel", export_id)
+    assert canceled.returncode == 0, canceled.stderr
+    assert json.loads(canceled.stdout)["status"] == "expired"  # a finished export's files are deleted now
+    assert not folder.exists() or list(folder.iterdir()) == []
+    unknown = run_cli("exports", "cancel", "exp_unknown")
+    assert unknown.returncode == 2 and "No export request 'exp_unknown'." in unknown.stderr
