@@ -38,6 +38,11 @@ BATCH_PARTITIONS = dg.MultiPartitionsDefinition({
     "interval": dg.HourlyPartitionsDefinition(start_date="2020-01-01-00:00", timezone="UTC"),
 })
 DESTINATION_TAG = "export-pipeline/batch-export"
+# What a run did, on the run itself so the runs list tells an exported interval from an empty one, and the
+# destination's name beside its `be_…` id.
+OUTCOME_TAG = "export-pipeline/interval-outcome"
+DESTINATION_NAME_TAG = "export-pipeline/destination-name"
+MAX_TAG_VALUE = 63
 BATCH_JOB = "batch_export_job"
 
 
@@ -62,7 +67,9 @@ def batch_export(
     start = parse_partition_key(key["interval"])
     try:
         destination = deps.destinations.require(key["destination"])
+        named = {DESTINATION_NAME_TAG: destination.name[:MAX_TAG_VALUE]}
         if not _is_interval_start(destination, start):
+            context.instance.add_run_tags(context.run_id, {**named, OUTCOME_TAG: "not-an-interval"})
             context.log.info("%s is not the start of an interval of %s (%s intervals in %s); nothing to do.",
                              key["interval"], destination.id, destination.interval.value, destination.timezone)
             return dg.MaterializeResult(metadata={"not_an_interval": True})
@@ -70,6 +77,8 @@ def batch_export(
                                  run_is_active=lambda run_id: run_is_active(context.instance, run_id), log=context.log)
     except ExportPipelineError as error:
         raise failure(context, error) from None
+    context.instance.add_run_tags(context.run_id, {**named, OUTCOME_TAG: "skipped-empty" if result.skipped
+                                                   else "exported"})
     return dg.MaterializeResult(metadata=_metadata(result))
 
 
@@ -91,6 +100,9 @@ def _metadata(result: IntervalResult) -> dict[str, object]:
     record = result.record
     return {
         "destination": result.destination.id,
+        "destination_name": result.destination.name,
+        # An interval with no rows writes nothing; the run succeeds, marked here and in its tags.
+        "skipped": dg.MetadataValue.bool(result.skipped),
         "data_interval_start": iso_utc(result.interval.start),
         "data_interval_end": iso_utc(result.interval.end),
         "state": record.state.value,

@@ -20,7 +20,13 @@ from export_pipeline.batch_exports.store import DestinationStore
 from export_pipeline.batch_exports.targets import open_target
 from export_pipeline.db import get_engine
 from export_pipeline.definitions import defs
-from export_pipeline.defs.batch_exports import BATCH_JOB, DESTINATIONS, batch_export_sensor
+from export_pipeline.defs.batch_exports import (
+    BATCH_JOB,
+    DESTINATION_NAME_TAG,
+    DESTINATIONS,
+    OUTCOME_TAG,
+    batch_export_sensor,
+)
 from export_pipeline.defs.graphql import DagsterGraphQL
 from export_pipeline.defs.resources import AppDatabaseResource
 from export_pipeline.defs.runs import CLICKHOUSE_TAG
@@ -69,6 +75,21 @@ def test_a_run_exports_one_interval_with_the_engine_tag_and_metadata(settings, t
     assert metadata["bytes"].value > 0
     assert metadata["manifest"].value == "9985/events/2026/11/02/20261102T000000Z-20261102T010000Z/manifest.json"
     assert run.tags["dagster/partition/destination"] == destination.id
+    assert (metadata["skipped"].value, metadata["destination_name"].value) == (False, destination.name)
+    assert (run.tags[OUTCOME_TAG], run.tags[DESTINATION_NAME_TAG]) == ("exported", destination.name[:63])
+
+
+def test_an_empty_interval_is_marked_skipped_in_dagster(settings, tmp_path):
+    destination = _create(get_engine(settings.database_url), tmp_path / "empty", name="Nightly archive")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(DESTINATIONS.name, [destination.id])
+        key = dg.MultiPartitionKey({"destination": destination.id, "interval": "2026-11-02-07:00"})  # no events
+        result = defs.resolve_job_def(BATCH_JOB).execute_in_process(instance=instance, partition_key=key)
+        metadata = result.asset_materializations_for_node("batch_export")[0].metadata
+        run = instance.get_run_by_id(result.run_id)
+    assert (metadata["skipped"].value, metadata["state"].value, metadata["rows"].value) == (True, "skipped", 0)
+    assert (run.tags[OUTCOME_TAG], run.tags[DESTINATION_NAME_TAG]) == ("skipped-empty", "Nightly archive")
+    assert not (tmp_path / "empty").exists()
 
 
 def test_an_hour_that_is_not_a_daily_destinations_interval_start_does_nothing(settings, tmp_path):
