@@ -1,7 +1,7 @@
 """`export-pipeline`: set up, seed, manage members, request exports and follow them.
 
-Exit codes: 0 success, 1 the export (or command) failed, 2 invalid input or refused access, 3 `export --wait
---timeout` stopped waiting (the export goes on).
+Exit codes: 0 success, 1 the export (or command) failed, 2 invalid input (an unknown id too) or refused access,
+3 `export --wait --timeout` stopped waiting (the export goes on).
 """
 
 from __future__ import annotations

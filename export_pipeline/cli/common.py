@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 
 from export_pipeline.db import get_engine
 from export_pipeline.deps import AppDeps
-from export_pipeline.errors import AccessDenied, ExportPipelineError, InvalidRequest
+from export_pipeline.errors import AccessDenied, ExportPipelineError, InvalidRequest, NotFound
 from export_pipeline.settings import Settings
 
 if TYPE_CHECKING:
@@ -26,8 +26,25 @@ def target_options(command: Callable) -> Callable:
     return click.option("--resource", type=click.Choice(["insight", "dashboard"]), required=True)(command)
 
 
+class HiddenAliases(click.Option):
+    """An option shown, in --help and in errors, under its first spelling only; the others still parse, so
+    scripts written before a rename keep working."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        aliases, self.opts = self.opts, self.opts[:1]
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.opts = aliases
+
+    def get_error_hint(self, ctx: click.Context) -> str:
+        return f"'{self.opts[0]}'"
+
+
 class ExplainedErrors(click.Group):
-    """Print errors we can explain as one clear message (and the hint), never as a traceback."""
+    """Print errors we can explain as one clear message (and the hint), never as a traceback.
+
+    An unknown id is the user's input, so not found exits 2 like any invalid input."""
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
@@ -36,7 +53,7 @@ class ExplainedErrors(click.Group):
             click.secho(f"error: {error.message}", fg="red", err=True)
             if error.hint:
                 click.echo(f"hint: {error.hint}", err=True)
-            ctx.exit(2 if isinstance(error, (InvalidRequest, AccessDenied)) else 1)
+            ctx.exit(2 if isinstance(error, (InvalidRequest, AccessDenied, NotFound)) else 1)
 
 
 def emit(payload: dict) -> None:

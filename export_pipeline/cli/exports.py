@@ -14,7 +14,7 @@ import zstandard
 
 from export_pipeline.accounts.emails import optional_email
 from export_pipeline.accounts.roles import require_role
-from export_pipeline.cli.common import app_deps, echo_rows, emit, job_loader, say
+from export_pipeline.cli.common import HiddenAliases, app_deps, echo_rows, emit, job_loader, say
 from export_pipeline.cli.progress import ProgressDisplay
 from export_pipeline.clock import iso_utc
 from export_pipeline.defs.instance import add_partition, run_unless_daemon, terminate_run
@@ -31,6 +31,8 @@ from export_pipeline.models.events import unknown_events
 
 PREVIEW_LINE_CHARS = 400
 METAVARS = {"integer": "INTEGER", "moment": "DATE", "objects": "JSON"}
+# `--user` names who acts in every command; `--requested-by`, export's spelling before, is still accepted.
+RENAMED_FLAGS = {"requested_by": ("--user", "--requested-by")}
 
 
 def _json_objects(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> list[object]:
@@ -49,13 +51,13 @@ def _request_option(field: RequestField) -> Callable[[Callable], Callable]:
     in any case. Other values reach parse_spec as typed, so every bad one is reported at once."""
     listed = field.kind in ("texts", "objects")
     name = field.name.removesuffix("ies") + "y" if field.name.endswith("ies") else field.name.removesuffix("s")
-    flag = "--" + (name if listed else field.name).replace("_", "-")
+    flags = RENAMED_FLAGS.get(field.name, ("--" + (name if listed else field.name).replace("_", "-"),))
     help_text = field.description + ("; one per option, repeatable" if listed else "")
     if field.kind == "enum":
         assert field.choices is not None
-        return click.option(flag, field.name, type=click.Choice([c.value for c in field.choices], case_sensitive=False),
+        return click.option(*flags, field.name, type=click.Choice([c.value for c in field.choices], case_sensitive=False),
                             default=field.default, show_default=field.default is not None, help=help_text)
-    return click.option(flag, field.name, required=field.required, multiple=listed, help=help_text,
+    return click.option(*flags, field.name, cls=HiddenAliases, required=field.required, multiple=listed, help=help_text,
                         metavar=METAVARS.get(field.kind, "TEXT"),
                         callback=_json_objects if field.kind == "objects" else None)
 
@@ -134,12 +136,11 @@ def _warn_about_unknown_events(deps: ExportDeps, project_id: int, names: tuple[s
 
 
 def _require(deps: ExportDeps, export_id: str) -> ExportRequest:
-    """An unknown id is the user's input, so it exits 2 like any invalid input."""
+    """The export, or not found with a hint at where its ids come from."""
     try:
         return deps.store.require(export_id)
     except NotFound as missing:
-        raise InvalidRequest(missing.message, hint="Use an export_id printed by `export-pipeline export`.",
-                             details={"export_id": "unknown"}) from None
+        raise NotFound(missing.message, hint="Use an export_id printed by `export-pipeline export`.") from None
 
 
 @click.command()
@@ -194,7 +195,9 @@ def exports_group() -> None:
 @click.option("--project-id", type=click.IntRange(min=1), required=True)
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
 def list_exports(project_id: int, limit: int) -> None:
-    """The project's exports, newest first, one a line: id, status, resource, format, rows, created (UTC)."""
+    """A project's exports, newest first.
+
+    One a line: id, status, resource, format, rows, created (UTC)."""
     deps = ExportDeps.of(app_deps())
     echo_rows((request.id, request.state.value, request.spec.resource.value, request.spec.format.value,
                request.row_count, iso_utc(request.created_at))
@@ -204,7 +207,9 @@ def list_exports(project_id: int, limit: int) -> None:
 @exports_group.command("cancel")
 @click.argument("export_id")
 def cancel_export(export_id: str) -> None:
-    """Cancel a queued or running export, or delete a finished one's files now; prints it as JSON."""
+    """Cancel an export, or delete its files now.
+
+    A queued or running export is canceled, a finished one's files are deleted; prints it as JSON."""
     deps = ExportDeps.of(app_deps())
     if run_id := withdraw(deps.store, deps.storage, _require(deps, export_id)):
         terminate_run(run_id, logging.getLogger(__name__))

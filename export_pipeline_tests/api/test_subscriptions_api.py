@@ -374,9 +374,9 @@ def test_subscriptions_from_the_cli(settings, client, data, monkeypatch):
     assert bad_zone.exit_code == 2 and "unknown time zone 'Nowhere/Land'" in bad_zone.output
     elsewhere = run("create", *project, "--user", "rita", "--resource", "insight", "--target-id",
                     data["elsewhere"].id, "--title", "x", "--schedule", json.dumps(WEEKLY), "--email", "a@example.com")
-    assert elsewhere.exit_code == 1 and "not found" in elsewhere.output
+    assert elsewhere.exit_code == 2 and "not found" in elsewhere.output  # an unknown id is invalid input
 
     deleted = run("delete", *project, made["id"])
     assert deleted.exit_code == 0 and json.loads(deleted.output) == {"id": made["id"], "deleted": True}
     assert client.get(f"{BASE}/{made['id']}", headers=as_(data, "sam")).status_code == 404
-    assert run("show", *project, made["id"]).exit_code == 1
+    assert run("show", *project, made["id"]).exit_code == 2

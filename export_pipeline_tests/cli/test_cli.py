@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 
 from export_pipeline_tests.fakes.exportdata import insert_events, known_events
@@ -33,7 +34,7 @@ def test_members_list_shows_roles_by_level():
 
 
 def test_export_wait_prints_the_result_and_exits_zero(session_home):
-    done = run_cli("export", "--project-id", str(PROJECT), "--requested-by", "maria", "--format", "json",
+    done = run_cli("export", "--project-id", str(PROJECT), "--user", "maria", "--format", "json",
                    "--event", "signed_up", "--wait")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
@@ -82,15 +83,32 @@ def test_the_export_options_are_the_request_model_fields():
     options = export.params[:len(REQUEST_FIELDS)]
     assert [o.name for o in options] == [f.name for f in REQUEST_FIELDS]
     assert [o.opts[0] for o in options] == [
-        "--project-id", "--requested-by", "--resource", "--target-id", "--format", "--width", "--compression",
+        "--project-id", "--user", "--resource", "--target-id", "--format", "--width", "--compression",
         "--date-from", "--date-to", "--event", "--property", "--cohort-id", "--group-type", "--distinct-id",
         "--person-id", "--min-duration", "--notify-email"]
     assert [o.opts[0] for o in options if o.multiple] == ["--event", "--property"]
+    assert [o.opts for o in options if o.name == "requested_by"] == [["--user", "--requested-by"]]  # old scripts
     assert [o.name for o in options if o.required] == ["project_id", "requested_by"]
     assert all(o.help.startswith(f.description) for f, o in zip(REQUEST_FIELDS, options, strict=True))
     fmt = next(o for o in options if o.name == "format")
     assert (fmt.type.choices, fmt.default, fmt.type.convert("CSV", fmt, None)) == (
         ("ndjson", "json", "csv", "parquet", "xlsx", "png"), "ndjson", "csv")  # any case, as before
+
+
+def test_user_names_who_acts_in_every_command_and_requested_by_is_a_hidden_alias():
+    shown = run_cli("export", "--help", env={"COLUMNS": "200"})
+    assert shown.returncode == 0 and "  --user TEXT " in shown.stdout and "--requested-by" not in shown.stdout
+    missing = run_cli("export", "--project-id", str(PROJECT))
+    assert missing.returncode == 2 and missing.stderr.splitlines()[-1] == "Error: Missing option '--user'."
+    from export_pipeline.cli import main
+
+    def acting(command: click.Command) -> list[click.Command]:
+        if isinstance(command, click.Group):
+            return [c for sub in command.commands.values() for c in acting(sub)]
+        return [command] if any(p.name in ("user", "requested_by") for p in command.params) else []
+
+    spellings = {p.opts[0] for c in acting(main) for p in c.params if p.name in ("user", "requested_by")}
+    assert spellings == {"--user"}
 
 
 def test_unreachable_clickhouse_fails_with_exit_1_and_names_the_cluster():
@@ -207,6 +225,18 @@ def test_an_unknown_export_id_exits_2_as_invalid_input():
         ]
 
 
+def test_every_unknown_id_exits_2_with_an_error_and_a_hint():
+    runs = run_cli("batch-exports", "runs", "--project-id", str(PROJECT), "--user", "maria", "bex_missing")
+    assert runs.returncode == 2 and runs.stdout == ""
+    assert runs.stderr.splitlines() == [
+        f"error: There is no batch export 'bex_missing' in project {PROJECT}.",
+        "hint: List them with `export-pipeline batch-exports list --project-id …`.",
+    ]
+    shown = run_cli("subscriptions", "show", "--project-id", str(PROJECT), "sub_missing")
+    assert shown.returncode == 2 and shown.stdout == ""
+    assert shown.stderr.splitlines() == [f"error: Subscription 'sub_missing' not found in project {PROJECT}."]
+
+
 def _help_rows(*group: str) -> dict[str, str]:
     shown = run_cli(*group, "--help", env={"COLUMNS": "80"})
     assert shown.returncode == 0, shown.stderr
@@ -217,10 +247,11 @@ def _help_rows(*group: str) -> dict[str, str]:
 
 def test_every_command_and_group_has_a_help_line_that_fits():
     top = _help_rows()
-    groups = ["members", "users", "tokens", "insights", "dashboards", "share-links", "subscriptions", "batch-exports"]
+    groups = ["exports", "members", "users", "tokens", "insights", "dashboards", "share-links", "subscriptions",
+              "batch-exports"]
     assert set(groups) < set(top) and {"export", "status", "preview", "init", "seed", "sweep", "api"} < set(top)
     rows = {**top, **{f"{group} {name}": line for group in groups for name, line in _help_rows(group).items()}}
-    assert len(rows) == 47
+    assert len(rows) == 50
     incomplete = {name: line for name, line in rows.items() if not line or line.endswith("...")}
     assert incomplete == {}
 

@@ -364,7 +364,7 @@ def test_cli_sets_and_shows_a_users_address(store):
     refused = runner.invoke(cli, ["users", "set-email", "--user", "kim", "--email", "kim at example"])
     assert refused.exit_code == 2 and "must be an email address" in refused.output
     missing = runner.invoke(cli, ["users", "show", "--user", "nobody-here"])
-    assert missing.exit_code == 1 and "users set-email --user nobody-here" in missing.output
+    assert missing.exit_code == 2 and "users set-email --user nobody-here" in missing.output
     assert runner.invoke(cli, ["users", "show", "--user", "x@example.com"]).output == (
         "x@example.com\tx@example.com\tthe user name (no address stored)\n"
     )
