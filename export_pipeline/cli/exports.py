@@ -30,6 +30,7 @@ from export_pipeline.exports.run import describe
 from export_pipeline.models.events import unknown_events
 
 PREVIEW_LINE_CHARS = 400
+PREVIEW_UUID_CHARS = 36
 METAVARS = {"integer": "INTEGER", "moment": "DATE", "objects": "JSON"}
 # `--user` names who acts in every command; `--requested-by`, export's spelling before, is still accepted.
 RENAMED_FLAGS = {"requested_by": ("--user", "--requested-by")}
@@ -167,10 +168,7 @@ def preview(export_id: str, lines: int) -> None:
     manifest = json.loads(deps.storage.read_bytes(request.manifest_key))
     first = manifest["files"][0]["name"]
     if first.endswith(".parquet"):
-        import polars as pl
-
-        frame = pl.read_parquet(io.BytesIO(deps.storage.read_bytes(f"{request.storage_prefix}/{first}")))
-        click.echo(frame.head(lines))
+        click.echo(_parquet_head(deps.storage.read_bytes(f"{request.storage_prefix}/{first}"), lines))
         return
     raw = deps.storage.open_reader(f"{request.storage_prefix}/{first}")
     if first.endswith(".gz"):
@@ -184,6 +182,22 @@ def preview(export_id: str, lines: int) -> None:
             break
         cut = len(line) > PREVIEW_LINE_CHARS
         click.echo(line[:PREVIEW_LINE_CHARS] + (" …" if cut else ""), nl=not line.endswith("\n") or cut)
+
+
+def _parquet_head(data: bytes, lines: int) -> str:
+    """The first rows as a table, every column and whole UUIDs: a UUID column (16 bytes in Parquet) shows as
+    its 8-4-4-4-12 text."""
+    import polars as pl
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    head = pq.read_table(io.BytesIO(data)).slice(0, lines)
+    for index, field in enumerate(head.schema):
+        if field.type == pa.uuid():
+            texts = [None if value is None else str(value) for value in head.column(index).to_pylist()]  # UUIDs
+            head = head.set_column(index, pa.field(field.name, pa.string(), field.nullable), pa.array(texts, pa.string()))
+    with pl.Config(tbl_cols=-1, tbl_width_chars=-1, fmt_str_lengths=PREVIEW_UUID_CHARS):
+        return str(pl.from_arrow(head))
 
 
 @click.group("exports")

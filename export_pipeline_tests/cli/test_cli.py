@@ -330,3 +330,18 @@ def test_version_and_exports_list_and_cancel(session_home):
     assert not folder.exists() or list(folder.iterdir()) == []
     unknown = run_cli("exports", "cancel", "exp_unknown")
     assert unknown.returncode == 2 and "No export request 'exp_unknown'." in unknown.stderr
+
+
+def test_preview_of_a_parquet_export_shows_uuids_as_text():
+    done = run_cli("export", "--project-id", str(PROJECT), "--user", "maria", "--format", "parquet",
+                   "--event", "signed_up", "--wait")
+    assert done.returncode == 0, done.stderr
+    preview = run_cli("preview", json.loads(done.stdout)["export_id"], "--lines", "1")
+    assert preview.returncode == 0, preview.stderr
+    lines = preview.stdout.splitlines()
+    first_row = lines[lines.index(next(line for line in lines if line.startswith("╞"))) + 1]
+    # The earliest signed_up event (its timestamp is unique), whose uuid and person_id are UUIDs in Parquet.
+    project_id, event_uuid, event, moment, distinct_id, person_id, _ = min(
+        (row for row in known_events(PROJECT) if row[2] == "signed_up"), key=lambda row: row[3])
+    assert [cell.strip(" │") for cell in first_row.split("┆")[:6]] == [
+        str(project_id), str(event_uuid), event, f"{moment:%Y-%m-%d %H:%M:%S.%f} UTC", distinct_id, str(person_id)]
