@@ -5,6 +5,7 @@ for a personal access token once per browser tab (sessionStorage); the host prod
 """
 
 import html
+import json
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
@@ -15,8 +16,11 @@ from export_pipeline.api.dependencies import TOKEN_COOKIE, CurrentCaller, Deps, 
 from export_pipeline.api.examples import examples
 from export_pipeline.api.examples.exports import CURRENT_USER
 from export_pipeline.api.responses import error_responses
+from export_pipeline.engine.resources import Resource
 
 router = APIRouter()
+# What one row of each resource is, for the page's labels; null where the files are not rows to count.
+RESOURCE_NOUNS = json.dumps({resource.value: resource.noun if resource.rows else None for resource in Resource})
 
 PAGE = """<!doctype html>
 <html lang="en">
@@ -95,6 +99,15 @@ const show = (text, isError = false) => {{
   document.getElementById("progress").hidden = true;
 }};
 const count = (n) => n.toLocaleString("en-US");
+// What an export holds, by its resource: "2,510 events", "cohort: 40 persons", "dashboard" (an insight's or
+// a dashboard's files are tables or an image: no rows to count).
+const nouns = {nouns};
+const holds = (export_) => {{
+  const noun = nouns[export_.resource];
+  if (noun === null) return export_.resource;
+  const counted = `${{count(export_.row_count)}} ${{noun}}`;
+  return noun === export_.resource ? counted : `${{export_.resource}}: ${{counted}}`;
+}};
 
 // The project's latest exports, newest first; a click follows one.
 async function listRecent() {{
@@ -112,7 +125,7 @@ async function listRecent() {{
                                 {{className: `state ${{export_.status}}`, textContent: export_.status}});
     item.dataset.exportId = export_.export_id;
     item.append(link, ` · ${{export_.format}} · `, state,
-                ` · ${{count(export_.row_count)}} events · ${{new Date(export_.created_at).toUTCString()}}`);
+                ` · ${{holds(export_)}} · ${{new Date(export_.created_at).toUTCString()}}`);
     list.append(item);
   }}
 }}
@@ -177,7 +190,7 @@ async function follow(url) {{
     const status = document.getElementById("status");
     status.className = "";
     document.getElementById("progress").hidden = true;
-    status.textContent = `Export ${{export_.export_id}} is ready: ${{count(export_.row_count)}} events. `;
+    status.textContent = `Export ${{export_.export_id}} is ready: ${{holds(export_)}}. `;
     for (const file of export_.files) {{
       const link = Object.assign(document.createElement("a"), {{
         href: file.url, download: file.download_name, className: "download", textContent: `Download ${{file.name}}`}});
@@ -193,7 +206,8 @@ async function follow(url) {{
   const total = export_.row_total;
   const doing = export_.status === "queued"
     ? "is queued: it starts when the engine is free."
-    : `is running: ${{count(export_.row_count)}}${{total === null ? "" : ` of ${{count(total)}}`}} events written…`;
+    : `is running: ${{count(export_.row_count)}}${{total === null ? "" : ` of ${{count(total)}}`}} ` +
+      `${{nouns[export_.resource] ?? "rows"}} written…`;
   show(`Export ${{export_.export_id}} ${{doing}}` + (export_.hint ? ` ${{export_.hint}}` : ""));
   const progress = document.getElementById("progress");
   progress.hidden = false;
@@ -220,7 +234,7 @@ class CurrentUser(BaseModel):
 
 @router.get("/projects/{project_id}/export", response_class=HTMLResponse, include_in_schema=False)
 def export_page(project_id: ProjectId) -> str:
-    return PAGE.format(project_id=html.escape(str(project_id)), cookie=TOKEN_COOKIE)
+    return PAGE.format(project_id=html.escape(str(project_id)), cookie=TOKEN_COOKIE, nouns=RESOURCE_NOUNS)
 
 
 @router.get("/api/v1/user", tags=["user"], responses=error_responses(401), summary="Who am I",

@@ -132,6 +132,21 @@ def test_export_page_requests_an_export_and_shows_the_download_link(site, tmp_pa
 
 
 @needs_chromium
+def test_export_page_labels_each_export_by_its_resource(site):
+    """The page's label of an export, as the recent list and the status line show it, from the API's JSON."""
+    exports = [{"resource": resource, "row_count": 1234} for resource in
+               ("events", "persons", "groups", "cohort", "recordings", "insight", "dashboard")]
+
+    async def scenario() -> list[str]:
+        async with browser_page(f"{site['url']}/projects/{PROJECT}/export") as page:
+            return await page.evaluate("(exports) => exports.map(holds)", exports)
+
+    assert asyncio.run(scenario()) == [
+        "1,234 events", "1,234 persons", "1,234 groups", "cohort: 1,234 persons",
+        "recordings: 1,234 rows (sessions and snapshots)", "insight", "dashboard"]
+
+
+@needs_chromium
 def test_export_page_says_when_the_token_is_refused(site):
     async def scenario() -> str:
         async with browser_page(f"{site['url']}/projects/{PROJECT}/export") as page:
