@@ -30,10 +30,12 @@ def site(settings) -> Iterator[dict]:
         yield {"url": url, "operations": sum(len(item) for item in document["paths"].values())}
 
 
-async def offline_page(url: str, script: str, *args: object, screenshot: Path | None = None) -> dict:
+async def offline_page(url: str, script: str, *args: object, screenshot: Path | None = None,
+                       timeout: int = 60_000) -> dict:
     """Open `url` in Chromium with no network but the API's own address: every other request is refused
     (and listed), and a proxy that is not there stands behind the rest. What the function `script` returns
-    (called with `args`) once it returns something true, the requests refused, and the page's script errors."""
+    (called with `args`) once it returns something true, within `timeout` ms, the requests refused, and the page's
+    script errors."""
     from pyppeteer import launch
 
     api = urlsplit(url).netloc
@@ -65,7 +67,7 @@ async def offline_page(url: str, script: str, *args: object, screenshot: Path | 
         await session.send("Fetch.enable", {"patterns": [{"urlPattern": "*"}]})
         page.on("pageerror", lambda error: errors.append(str(error)))
         await page.goto(url)
-        drawn = await page.waitForFunction(script, {"timeout": 60_000}, *args)
+        drawn = await page.waitForFunction(script, {"timeout": timeout}, *args)
         seen = await drawn.jsonValue()
         if screenshot is not None:
             await page.screenshot(path=str(screenshot))
