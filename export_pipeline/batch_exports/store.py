@@ -28,9 +28,11 @@ class DestinationStore:
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    def create(self, project_id: int, created_by: str, fields: dict, *, probe: bool = False) -> Destination:
+    def create(self, project_id: int, created_by: str, fields: dict, *, probe: bool = False,
+               paused_reason: str | None = None) -> Destination:
         """With `probe`, the destination must first pass its connection test from this process (whose
-        environment may lack the credentials the runs get); a failure raises and stores nothing."""
+        environment may lack the credentials the runs get); a failure raises and stores nothing. With
+        `paused_reason` it is stored paused: no sensor tick ever sees it live."""
         errors: dict[str, str] = {}
         values = validate_new(fields, errors)
         if errors:
@@ -38,7 +40,7 @@ class DestinationStore:
             raise InvalidRequest(f"Invalid batch export: {listed}.", details=errors)
         now = now_utc()
         row = {**values, "id": new_destination_id(), "project_id": project_id,
-               "created_by": created_by, "paused": False, "paused_reason": None, "consecutive_failures": 0,
+               "created_by": created_by, "paused": paused_reason is not None, "paused_reason": paused_reason, "consecutive_failures": 0,
                "created_at": now, "updated_at": now}
         if probe:
             open_target(_destination(row)).probe()

@@ -49,9 +49,10 @@ def two_hours_of_events(clickhouse, events_table) -> None:
         session.client.insert(events_table.table, rows, column_names=INGESTED_COLUMNS, database=events_table.database)
 
 
-def _create(engine, tmp_path, **fields):
+def _create(engine, tmp_path, paused_reason=None, **fields):
     return DestinationStore(engine).create(PROJECT, "sam", {
-        "url": f"file://{tmp_path}", "interval": "hour", "start_at": DAY0.isoformat(), "settle_seconds": 0, **fields})
+        "url": f"file://{tmp_path}", "interval": "hour", "start_at": DAY0.isoformat(), "settle_seconds": 0, **fields},
+        paused_reason=paused_reason)
 
 
 @pytest.mark.parametrize("config", ["dagster.yaml", "deploy/dagster.yaml"])
@@ -143,7 +144,7 @@ def test_a_graphql_backfill_is_run_by_the_daemon_at_low_priority(deployment, set
     services, dagster_home, database_url = deployment
     engine = get_engine(database_url)
     # Paused, so that only the backfill (an operator's explicit request) exports it, not the live sensor.
-    destination = DestinationStore(engine).set_paused(_create(engine, tmp_path / "out").id, True, "backfill only")
+    destination = _create(engine, tmp_path / "out", paused_reason="backfill only")
     deps = build_batch_deps(settings, engine, clickhouse)
     client = DagsterGraphQL(f"http://127.0.0.1:{services.port}")
 
@@ -179,7 +180,7 @@ def test_canceling_a_graphql_backfill_cancels_its_queued_runs_and_leaves_the_int
         deployment, settings, clickhouse, tmp_path):
     services, dagster_home, database_url = deployment
     engine = get_engine(database_url)
-    destination = DestinationStore(engine).set_paused(_create(engine, tmp_path / "out").id, True, "backfill only")
+    destination = _create(engine, tmp_path / "out", paused_reason="backfill only")
     deps = build_batch_deps(settings, engine, clickhouse)
     # Hour 0 was exported by a live run before the backfill re-runs it.
     exported = export_interval(destination.id, DAY0, deps, run_id="live-0")

@@ -77,8 +77,7 @@ def test_the_partitions_view_of_batch_export_shows_a_destinations_intervals(ui, 
     # Paused: the deployment's sensor registers it but launches nothing; the intervals are run below.
     destination = DestinationStore(engine).create(PROJECT, "sam", {
         "name": "Hourly archive", "url": f"file://{tmp_path / 'out'}", "interval": "hour",
-        "start_at": DAY0.isoformat(), "settle_seconds": 0})
-    DestinationStore(engine).set_paused(destination.id, True, "screenshot only")
+        "start_at": DAY0.isoformat(), "settle_seconds": 0}, paused_reason="screenshot only")
     with dg.DagsterInstance.from_config(str(ui["dagster_home"])) as instance:
         instance.add_dynamic_partitions(DESTINATIONS.name, [destination.id])
         for hour in ("2026-10-05-00:00", "2026-10-05-01:00", "2026-10-05-03:00"):  # 02:00 and later: not run
