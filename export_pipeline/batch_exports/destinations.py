@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo
 
 from export_pipeline.batch_exports.intervals import Interval, IntervalUnit
 from export_pipeline.clock import as_utc
-from export_pipeline.engine.spec import Compression, ExportFormat
+from export_pipeline.engine.compression import Compression
+from export_pipeline.engine.formats import Format
 from export_pipeline.errors import InvalidRequest
 
 
@@ -37,7 +38,7 @@ class Destination:
     endpoint_url: str | None
     credentials_ref: str | None
     key_template: str
-    format: ExportFormat
+    format: Format
     compression: Compression
     file_size_bytes: int
     split_by_event: bool

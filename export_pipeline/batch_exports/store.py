@@ -16,7 +16,8 @@ from export_pipeline.batch_exports.validation import validate_new
 from export_pipeline.clock import as_utc, now_utc
 from export_pipeline.db import batch_export_destinations as table
 from export_pipeline.db import batch_export_runs
-from export_pipeline.engine.spec import Compression, ExportFormat
+from export_pipeline.engine.compression import Compression
+from export_pipeline.engine.formats import Format
 from export_pipeline.errors import InvalidRequest, NotFound
 
 
@@ -115,7 +116,7 @@ def _destination(row) -> Destination:
     return Destination(
         id=row["id"], project_id=int(row["project_id"]), name=row["name"], model=row["model"], url=row["url"],
         endpoint_url=row["endpoint_url"], credentials_ref=row["credentials_ref"], key_template=row["key_template"],
-        format=ExportFormat(row["format"]), compression=Compression(row["compression"]),
+        format=Format(row["format"]), compression=Compression(row["compression"]),
         file_size_bytes=int(row["file_size_bytes"]), split_by_event=bool(row["split_by_event"]),
         interval=IntervalUnit(row["interval"]), timezone=row["timezone"], start_at=as_utc(row["start_at"]),
         settle_seconds=int(row["settle_seconds"]), max_failures=int(row["max_failures"]), paused=bool(row["paused"]),

@@ -12,7 +12,8 @@ from export_pipeline.batch_exports.intervals import Interval, IntervalUnit
 from export_pipeline.batch_exports.targets import validate_url
 from export_pipeline.clickhouse.schema import EventsTable
 from export_pipeline.clock import as_utc
-from export_pipeline.engine.spec import Compression, ExportFormat
+from export_pipeline.engine.compression import Compression
+from export_pipeline.engine.formats import Format
 from export_pipeline.models import BATCH_MODELS
 from export_pipeline.storage.base import key_parts
 
@@ -24,7 +25,7 @@ DEFAULT_SETTLE_SECONDS = 15 * 60
 DEFAULT_MAX_FAILURES = 3
 # The Dagster asset's time dimension starts here (defs/batch_exports.py); no interval can start earlier.
 EARLIEST_START = datetime(2020, 1, 1, tzinfo=UTC)
-BATCH_FORMATS = (ExportFormat.NDJSON, ExportFormat.CSV, ExportFormat.PARQUET)
+BATCH_FORMATS = (Format.NDJSON, Format.CSV, Format.PARQUET)
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 
 
@@ -89,7 +90,7 @@ def validate_new(fields: dict, errors: dict[str, str]) -> dict:
     if ref is not None and not _ENV_NAME.match(str(ref)):
         errors["credentials_ref"] = "must be the NAME of an environment variable holding the credentials (A-Z, 0-9, _)"
     template = validate_template(str(fields.get("key_template") or DEFAULT_KEY_TEMPLATE), errors)
-    fmt = _choice(ExportFormat, fields.get("format") or "ndjson", "format", errors, BATCH_FORMATS)
+    fmt = _choice(Format, fields.get("format") or "ndjson", "format", errors, BATCH_FORMATS)
     raw_compression = fields.get("compression")
     compression = (_choice(Compression, raw_compression, "compression", errors, tuple(Compression))
                    if raw_compression else (fmt.default_compression if fmt else Compression.GZIP))

@@ -85,6 +85,5 @@ class Format(WithTraits):
         return self.encoder is not None
 
 
-ExportFormat = Format  # its earlier name, which batch exports and tests still use
 ROW_FORMATS = tuple(fmt for fmt in Format if fmt.is_row)  # what a model's rows come in
 TABLE_FORMATS = (Format.PNG, Format.CSV, Format.XLSX, Format.JSON)  # what an insight or a dashboard comes in

@@ -12,9 +12,6 @@ from typing import TypeVar
 from export_pipeline.clock import FIRST_YEAR, LAST_YEAR, as_utc, iso_utc
 from export_pipeline.engine.compression import Compression
 from export_pipeline.engine.filters import PropertyFilter, parse_property_filters
-
-# ExportFormat is re-exported: batch exports and tests import it from here.
-from export_pipeline.engine.formats import ExportFormat as ExportFormat
 from export_pipeline.engine.formats import Format
 from export_pipeline.engine.resources import Resource, takers
 from export_pipeline.errors import InvalidRequest

@@ -7,7 +7,9 @@ import sys
 from datetime import UTC, datetime
 
 from export_pipeline.cli.progress import ProgressDisplay, bar_line, plain_line
-from export_pipeline.engine.spec import Compression, ExportFormat, ExportSpec
+from export_pipeline.engine.compression import Compression
+from export_pipeline.engine.formats import Format
+from export_pipeline.engine.spec import ExportSpec
 from export_pipeline.exports.requests import ExportRequest, ExportState
 
 WHEN = datetime(2026, 11, 30, tzinfo=UTC)
@@ -30,7 +32,7 @@ def test_the_bar_is_cut_to_the_terminal_width():
 
 
 def _request(state: ExportState, rows: int, total: int | None) -> ExportRequest:
-    spec = ExportSpec(project_id=1, requested_by="maria", format=ExportFormat.CSV, compression=Compression.NONE)
+    spec = ExportSpec(project_id=1, requested_by="maria", format=Format.CSV, compression=Compression.NONE)
     return ExportRequest(id="e1", spec=spec, as_of=WHEN, source="cli", state=state, created_at=WHEN,
                          row_count=rows, row_total=total, byte_count=2_000_000)
 

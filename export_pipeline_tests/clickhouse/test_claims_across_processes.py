@@ -19,7 +19,9 @@ from export_pipeline.batch_exports.destinations import RunState
 from export_pipeline.batch_exports.intervals import Interval, IntervalUnit
 from export_pipeline.batch_exports.records import RunStore
 from export_pipeline.db import get_engine
-from export_pipeline.engine.spec import Compression, ExportFormat, ExportSpec
+from export_pipeline.engine.compression import Compression
+from export_pipeline.engine.formats import Format
+from export_pipeline.engine.spec import ExportSpec
 from export_pipeline.errors import ExportConflict, IntervalBusy
 from export_pipeline.exports.requests import ExportState
 from export_pipeline.exports.store import ExportStore
@@ -90,7 +92,7 @@ def _race(url: str, claim: str, keys: list) -> list[int]:
 def test_processes_racing_for_an_export_claim_have_exactly_one_winner_every_round(postgres_server):
     url = postgres_server.create_database("claims_across_processes")
     store = ExportStore(get_engine(url))
-    spec = ExportSpec(project_id=4343, requested_by="ana", format=ExportFormat.CSV, compression=Compression.NONE)
+    spec = ExportSpec(project_id=4343, requested_by="ana", format=Format.CSV, compression=Compression.NONE)
     export_ids = [store.create(spec, source="api").id for _ in range(RACE_ROUNDS)]
 
     winners = _race(url, "export", export_ids)

@@ -28,7 +28,9 @@ from export_pipeline.accounts.roles import (
 from export_pipeline.accounts.tokens import authenticate, create_token, list_tokens, revoke_token
 from export_pipeline.db import access_refusals, access_tokens, export_requests
 from export_pipeline.db import subscriptions as subscriptions_table
-from export_pipeline.engine.spec import Compression, ExportFormat, ExportSpec
+from export_pipeline.engine.compression import Compression
+from export_pipeline.engine.formats import Format
+from export_pipeline.engine.spec import ExportSpec
 from export_pipeline.errors import AccessDenied, ExportConflict, NotFound
 from export_pipeline.exports.requests import ExportState
 from export_pipeline.exports.store import ExportStore
@@ -38,7 +40,7 @@ from export_pipeline.subscriptions.store import SubscriptionStore
 RACE_ROUNDS = int(os.environ.get("RACE_ROUNDS", "3"))
 RACERS = 8
 PROJECT = 4242
-SPEC = ExportSpec(project_id=PROJECT, requested_by="ana", format=ExportFormat.CSV, compression=Compression.GZIP,
+SPEC = ExportSpec(project_id=PROJECT, requested_by="ana", format=Format.CSV, compression=Compression.GZIP,
                   date_from=datetime(2026, 3, 1, tzinfo=UTC), date_to=datetime(2026, 3, 4, tzinfo=UTC),
                   events=("alpha", "beta"))
 WEEKLY = {"frequency": "weekly", "weekdays": ["MO"], "hour": 9, "timezone": "Europe/Berlin", "start": "2026-11-01T00:00"}

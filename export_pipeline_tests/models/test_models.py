@@ -18,12 +18,13 @@ import pytest
 
 from export_pipeline.accounts.roles import Role, add_member
 from export_pipeline.clickhouse.schema import EventsTable
+from export_pipeline.engine.compression import Compression
 from export_pipeline.engine.extract import ExportQuery, iter_chunks
 from export_pipeline.engine.formats import ROW_FORMATS, Format
 from export_pipeline.engine.model import Column, ExportModel, KeyColumn
 from export_pipeline.engine.resources import Resource, register_models
 from export_pipeline.engine.serialize import PartWriter, file_name
-from export_pipeline.engine.spec import Compression, ExportFormat, parse_spec
+from export_pipeline.engine.spec import parse_spec
 from export_pipeline.exports.manifest import read_manifest
 from export_pipeline.exports.run import run_export
 from export_pipeline.models import MODELS
@@ -99,7 +100,7 @@ def test_each_resource_has_its_model_or_its_file_writer_registered_once():
 
 
 def test_formats_name_their_files_and_keep_their_earlier_name():
-    assert ExportFormat is Format and ExportFormat("csv") is Format.CSV is Format["CSV"]
+    assert Format("csv") is Format.CSV is Format["CSV"]
     assert [(f.value, f.extension, f.content_type, f.default_compression.value, f.is_row) for f in Format] == [
         ("ndjson", "ndjson", "application/x-ndjson", "gzip", True),
         ("json", "json", "application/json", "gzip", True),
@@ -111,7 +112,7 @@ def test_formats_name_their_files_and_keep_their_earlier_name():
         "part-00003.ndjson.zst", "part-00003.json.zst", "part-00003.csv.zst", "part-00003.parquet"]
 
 
-@pytest.mark.parametrize("fmt", [ExportFormat.NDJSON, ExportFormat.CSV, ExportFormat.PARQUET])
+@pytest.mark.parametrize("fmt", [Format.NDJSON, Format.CSV, Format.PARQUET])
 def test_a_new_model_is_exported_by_the_generic_path_without_losing_or_repeating_rows(deps, fmt):
     model = sessions_model(deps.table)
     query = ExportQuery(model, parse_spec(project_id=PROJECT, requested_by="maria", format=fmt.value), AS_OF)
@@ -126,7 +127,7 @@ def test_a_new_model_is_exported_by_the_generic_path_without_losing_or_repeating
     assert chunks >= 3 and written.rows == 3_002
     rows = _read_rows(fmt, deps.storage.read_bytes(written.key))
     assert [list(row) for row in rows[:1]] == [["uuid", "distinct_id", "properties"]]
-    json_output = fmt is ExportFormat.NDJSON
+    json_output = fmt is Format.NDJSON
     expected = Counter(
         json.dumps([str(uuid), distinct_id, expected_json_properties(text) if json_output else text])
         for _, uuid, _, _, distinct_id, _, text in known_events(PROJECT)
@@ -134,10 +135,10 @@ def test_a_new_model_is_exported_by_the_generic_path_without_losing_or_repeating
     assert Counter(json.dumps([row["uuid"], row["distinct_id"], row["properties"]]) for row in rows) == expected
 
 
-def _read_rows(fmt: ExportFormat, data: bytes) -> list[dict]:
-    if fmt is ExportFormat.NDJSON:
+def _read_rows(fmt: Format, data: bytes) -> list[dict]:
+    if fmt is Format.NDJSON:
         return [json.loads(line) for line in data.decode().splitlines()]
-    if fmt is ExportFormat.CSV:
+    if fmt is Format.CSV:
         return list(csv.DictReader(io.StringIO(data.decode(), newline="")))
     return pl.read_parquet(io.BytesIO(data)).to_dicts()
 
